@@ -135,13 +135,13 @@ func (f *frame) isHeartbeat() bool { return f.Type == typeData && f.FrameLength 
 type dropReason uint8
 
 const (
-	dropNone       dropReason = iota
-	dropShort                 // under 8 bytes, or a frame shorter than its type's minimum
-	dropVersion               // version != 0
-	dropUnknown               // unknown or unsupported frame type
-	dropTruncated             // frame_length beyond the datagram
-	dropOversized             // datagram longer than 65504, or frame_length absurd
-	dropBadLength             // frame_length inconsistent with its type
+	dropNone      dropReason = iota
+	dropShort                // under 8 bytes, or a frame shorter than its type's minimum
+	dropVersion              // version != 0
+	dropUnknown              // unknown or unsupported frame type
+	dropTruncated            // frame_length beyond the datagram
+	dropOversized            // datagram longer than 65504, or frame_length absurd
+	dropBadLength            // frame_length inconsistent with its type
 	numDropReasons
 )
 
