@@ -40,7 +40,7 @@ func DecodeBatch(msg []byte, b *Batch) error {
 	if n := r.arrayHeader(); r.err == nil && n != 4 {
 		r.fail("batch: want 4 fields")
 	}
-	b.Publisher = r.str(MaxIDLen)
+	b.Publisher = r.strReuse(MaxIDLen, b.Publisher) // steady streams: no allocation
 	b.Epoch = r.uint()
 	b.FirstSeq = r.uint()
 	n := r.arrayHeader()

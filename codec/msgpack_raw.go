@@ -114,7 +114,10 @@ func (r *reader) arrayHeader() int {
 	return 0
 }
 
-func (r *reader) str(maxLen int) string {
+func (r *reader) str(maxLen int) string { return r.strReuse(maxLen, "") }
+
+// strReuse returns prev, without allocating, when the string read equals it.
+func (r *reader) strReuse(maxLen int, prev string) string {
 	c := r.byte1()
 	var n int
 	switch {
@@ -140,9 +143,12 @@ func (r *reader) str(maxLen int) string {
 	if !r.need(n) {
 		return ""
 	}
-	s := string(r.b[r.off : r.off+n])
+	raw := r.b[r.off : r.off+n]
 	r.off += n
-	return s
+	if string(raw) == prev {
+		return prev
+	}
+	return string(raw)
 }
 
 func (r *reader) uint() uint64 {
