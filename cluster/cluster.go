@@ -1,0 +1,735 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/steadfast-pods/steadfast/codec"
+	"github.com/steadfast-pods/steadfast/nodeid"
+)
+
+// Cluster is one node's membership and snapshot replication. Create it with
+// New, call Start once, then use Members/Changes/Events to follow the live
+// view and Save to make snapshots durable. Close stops it. All methods are
+// safe for concurrent use.
+//
+// Lock order: mu, then store.mu / EpochTracker.mu / metaMu / reqMu (the
+// latter are leaves and never held together).
+type Cluster struct {
+	cfg    Config
+	log    *slog.Logger
+	ml     *memberlist.Memberlist
+	name   string // memberlist name, "<node id>#<boot id>"
+	store  *store
+	epochs *EpochTracker
+
+	metaMu sync.Mutex
+	meta   []byte // guarded by metaMu; returned by NodeMeta
+
+	mu            sync.Mutex
+	started       bool              // guarded by mu; Start was called
+	epoch         uint64            // guarded by mu; 0 until Start chose it
+	nodes         map[string]*node  // guarded by mu; alive memberlist nodes by name
+	view          map[string]Member // guarded by mu; live view by name
+	pending       []Event           // guarded by mu; coalesced, at most one per name
+	fencedErr     error             // guarded by mu; set once when fenced
+	restoreSource string            // guarded by mu
+
+	wake   chan struct{} // capacity 1: "the view changed"
+	fenced chan struct{} // closed when fenced
+	inbox  chan []byte   // inbound requests for the worker
+	sends  chan struct{} // semaphore for reply senders
+
+	reqMu   sync.Mutex
+	nextReq uint64                 // guarded by reqMu
+	waiting map[uint64]chan []byte // guarded by reqMu; replies by request id
+
+	lifeMu sync.Mutex
+	closed bool // guarded by lifeMu
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	st counters
+}
+
+// node is what the Cluster knows of one memberlist node.
+type node struct {
+	name           string
+	ip             net.IP
+	port           uint16
+	meta           meta
+	valid          bool // meta decoded
+	fencedReported bool
+}
+
+func (n *node) addr() string { return net.JoinHostPort(n.ip.String(), strconv.Itoa(int(n.port))) }
+
+type counters struct {
+	events, fencedMembers, invalidMeta, joinAttempts       atomic.Uint64
+	messagesIn, messagesDropped, badMessages               atomic.Uint64
+	saved, sent, acked, received, bytesSent, bytesReceived atomic.Uint64
+	inboxBytes                                             atomic.Int64
+	lastSave                                               atomic.Int64
+	lastSaveBytes                                          atomic.Int64
+
+	rejectMu sync.Mutex
+	rejects  map[string]uint64 // guarded by rejectMu
+}
+
+func (s *counters) reject(reason string) {
+	s.rejectMu.Lock()
+	s.rejects[reason]++
+	s.rejectMu.Unlock()
+}
+
+// Internal limits.
+const (
+	inboxDepth      = 64
+	maxReplySenders = 8
+)
+
+// New validates cfg, opens the data dir (loading this node's snapshot and
+// the replicas it holds; corrupt files are logged and moved aside) and
+// creates the memberlist instance, which starts listening. The node is not
+// part of any cluster until Start.
+func New(cfg Config) (*Cluster, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	lg = lg.With("node_id", cfg.NodeID)
+	st, err := openStore(cfg.DataDir, cfg.MaxSnapshotBytes, lg)
+	if err != nil {
+		return nil, err
+	}
+	var boot [4]byte
+	if _, err := rand.Read(boot[:]); err != nil {
+		return nil, fmt.Errorf("cluster: boot id: %w", err)
+	}
+	c := &Cluster{
+		cfg:     cfg,
+		log:     lg,
+		name:    cfg.NodeID + "#" + hex.EncodeToString(boot[:]),
+		store:   st,
+		epochs:  NewEpochTracker(),
+		nodes:   make(map[string]*node),
+		view:    make(map[string]Member),
+		wake:    make(chan struct{}, 1),
+		fenced:  make(chan struct{}),
+		inbox:   make(chan []byte, inboxDepth),
+		sends:   make(chan struct{}, maxReplySenders),
+		waiting: make(map[uint64]chan []byte),
+		done:    make(chan struct{}),
+	}
+	c.st.rejects = make(map[string]uint64)
+	c.setMeta(0)
+
+	base := cfg.Memberlist
+	if base == nil {
+		base = DefaultConfig().Memberlist
+	}
+	mlc := *base
+	mlc.Name = c.name
+	mlc.BindAddr = cfg.BindAddr
+	mlc.BindPort = cfg.BindPort
+	mlc.AdvertiseAddr = cfg.AdvertiseAddr
+	mlc.AdvertisePort = cfg.AdvertisePort
+	mlc.Label = cfg.Label
+	mlc.SecretKey = cfg.ClusterKey
+	mlc.Keyring = nil
+	mlc.LogOutput = nil
+	mlc.Logger = log.New(slogWriter{log: lg}, "", 0)
+	d := &delegate{c: c}
+	mlc.Delegate = d
+	mlc.Events = d
+	mlc.Conflict = d
+	ml, err := memberlist.Create(&mlc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: memberlist: %w", err)
+	}
+	c.ml = ml
+	c.goTracked(c.worker)
+	return c, nil
+}
+
+// Name returns this incarnation's memberlist name, "<node id>#<boot id>".
+func (c *Cluster) Name() string { return c.name }
+
+// LocalAddr returns the advertised gossip address, host:port (the actual
+// port when BindPort was 0). Give it to other nodes as a seed.
+func (c *Cluster) LocalAddr() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Epoch returns this incarnation's epoch, 0 before Start chose it.
+func (c *Cluster) Epoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// Epochs returns the tracker of the highest epoch seen per node id. Pods
+// call Epochs().Accept(id, epoch) on each message from a peer and drop the
+// message when it returns false.
+func (c *Cluster) Epochs() *EpochTracker { return c.epochs }
+
+// Members returns the live view, sorted by node id: per node id, the
+// incarnation with the highest epoch, not fenced, with its epoch chosen.
+// It includes this node (Self) once Start has announced its epoch.
+func (c *Cluster) Members() []Member {
+	c.mu.Lock()
+	out := make([]Member, 0, len(c.view))
+	for _, m := range c.view {
+		out = append(out, m)
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int {
+		if a.NodeID < b.NodeID {
+			return -1
+		} else if a.NodeID > b.NodeID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Changes returns a channel that receives a value (capacity 1, never
+// closed) after the live view changed. It is a wake-up only: after
+// receiving, read Members and/or Events. Several changes may coalesce into
+// one wake-up; none is lost, because the state is read afresh.
+func (c *Cluster) Changes() <-chan struct{} { return c.wake }
+
+// Events returns and clears the pending events, oldest first. Events are
+// coalesced per incarnation: if an incarnation changed several times since
+// the last call, only its latest event is kept, so the queue is bounded by
+// the number of incarnations and never drops a change of state.
+func (c *Cluster) Events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ev := c.pending
+	c.pending = nil
+	return ev
+}
+
+// Fenced returns a channel closed when this incarnation learns of a higher
+// epoch of its own node id. The pod must then stop (Err says why); Save
+// fails from then on.
+func (c *Cluster) Fenced() <-chan struct{} { return c.fenced }
+
+// Err returns the error that fenced this incarnation (wrapping ErrFenced),
+// or nil.
+func (c *Cluster) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fencedErr
+}
+
+// goTracked runs f in a goroutine that Close waits for. It returns false
+// (and does not run f) once Close has begun.
+func (c *Cluster) goTracked(f func()) bool {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close leaves the cluster gracefully (if started and not fenced), shuts
+// memberlist down and waits for every goroutine the Cluster started.
+// memberlist's own goroutines may outlive it briefly; the Cluster ignores
+// their callbacks from then on. Close is safe to call twice.
+func (c *Cluster) Close() error {
+	c.lifeMu.Lock()
+	if c.closed {
+		c.lifeMu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	c.lifeMu.Unlock()
+
+	c.mu.Lock()
+	leave := c.started && c.fencedErr == nil
+	c.mu.Unlock()
+	var err error
+	if leave && c.cfg.LeaveTimeout > 0 {
+		if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil {
+			c.log.Debug("cluster: leave", "err", lerr)
+		}
+	}
+	if serr := c.ml.Shutdown(); serr != nil {
+		err = fmt.Errorf("cluster: shutdown: %w", serr)
+	}
+	c.wg.Wait()
+	return err
+}
+
+func (c *Cluster) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Cluster) setMeta(epoch uint64) {
+	b := meta{
+		role:         c.cfg.Role,
+		epoch:        epoch,
+		nodeID:       c.cfg.NodeID,
+		dataEndpoint: c.cfg.DataEndpoint,
+		metricsAddr:  c.cfg.MetricsAddr,
+	}.encode()
+	c.metaMu.Lock()
+	c.meta = b
+	c.metaMu.Unlock()
+}
+
+// Start joins the cluster, chooses this incarnation's epoch and finds the
+// newest snapshot of this node id. The sequence:
+//
+//  1. Join through the seeds (retrying with backoff until one answers or
+//     ctx ends) under the boot-unique name, with epoch 0 in the metadata:
+//     peers see the node but keep it out of their live view.
+//  2. Gather: ask every other node, over the reliable path and within
+//     GatherTimeout, for the highest epoch it knows for this node id and
+//     the newest snapshot of it that it holds.
+//  3. Epoch = nodeid.Next(local epoch file and local snapshot, highest
+//     from peers and from the metadata seen). Persist it.
+//  4. Announce: publish the epoch in the metadata (UpdateNode). Peers now
+//     list this node, and fence any lower incarnation of the id at once,
+//     without waiting for memberlist to declare it dead.
+//  5. Pick the newest of the local and the peers' snapshots (local wins a
+//     tie) and save a peer's copy locally.
+//
+// Start is called once. On error the Cluster should be closed.
+func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
+	t0 := time.Now()
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("cluster: Start called twice")
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	if err := c.join(ctx); err != nil {
+		return nil, err
+	}
+	localEpoch, err := nodeid.LoadEpoch(c.cfg.DataDir)
+	if err != nil {
+		c.log.Warn("cluster: ignoring local epoch file", "err", err)
+		localEpoch = 0
+	}
+	own := c.store.ownSnapshot()
+	best, source := own.snap, "none"
+	if best != nil {
+		source = "local"
+		localEpoch = max(localEpoch, best.Epoch)
+	}
+	var bestRaw []byte
+	replies := c.gather(ctx)
+	peerEpoch := c.epochs.Highest(c.cfg.NodeID)
+	for _, r := range replies {
+		peerEpoch = max(peerEpoch, r.highest)
+		if r.snap != nil {
+			peerEpoch = max(peerEpoch, r.snap.Epoch)
+			if codec.Newer(r.snap, best) {
+				best, bestRaw, source = r.snap, r.raw, "peer:"+r.from
+			}
+		}
+	}
+	epoch := nodeid.Next(localEpoch, peerEpoch)
+	if c.cfg.epochOverride != 0 {
+		epoch = c.cfg.epochOverride
+	}
+	if err := nodeid.SaveEpoch(c.cfg.DataDir, epoch); err != nil {
+		return nil, fmt.Errorf("cluster: save epoch: %w", err)
+	}
+	if bestRaw != nil {
+		if err := c.store.saveOwn(best, bestRaw); err != nil {
+			c.log.Warn("cluster: could not keep the restored snapshot locally", "err", err)
+		}
+	}
+
+	c.mu.Lock()
+	c.epoch = epoch
+	c.restoreSource = source
+	c.mu.Unlock()
+	c.epochs.Observe(c.cfg.NodeID, epoch)
+	c.setMeta(epoch)
+	if err := c.ml.UpdateNode(c.cfg.AnnounceTimeout); err != nil {
+		c.log.Warn("cluster: announcing epoch", "err", err)
+	}
+	c.mu.Lock()
+	c.recompute()
+	c.mu.Unlock()
+
+	b := &Boot{Epoch: epoch, Snapshot: best, Source: source, Peers: len(replies), Took: time.Since(t0)}
+	args := []any{"epoch", epoch, "source", source, "peers", len(replies), "took", b.Took}
+	if best != nil {
+		args = append(args, "snapshot_epoch", best.Epoch, "snapshot_version", best.Version)
+	}
+	c.log.Info("cluster: started", args...)
+	return b, nil
+}
+
+// join retries memberlist's Join through the seeds until one answers.
+func (c *Cluster) join(ctx context.Context) error {
+	seeds := c.otherSeeds()
+	if len(seeds) == 0 {
+		c.log.Info("cluster: no other seed, starting a new cluster", "addr", c.LocalAddr())
+		return nil
+	}
+	delay := c.cfg.JoinRetry
+	for {
+		c.st.joinAttempts.Add(1)
+		n, err := c.ml.Join(seeds)
+		if n > 0 {
+			c.log.Info("cluster: joined", "contacted", n, "seeds", seeds)
+			return nil
+		}
+		c.log.Debug("cluster: join failed, retrying", "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: seeds %v: %w (last: %v)", ErrJoin, seeds, ctx.Err(), err)
+		case <-c.done:
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+		delay = min(2*delay, c.cfg.JoinRetryMax)
+	}
+}
+
+// otherSeeds drops seeds that are this node's own address.
+func (c *Cluster) otherSeeds() []string {
+	self := c.ml.LocalNode()
+	var out []string
+	for _, s := range c.cfg.Seeds {
+		if s == "" {
+			continue
+		}
+		if a, err := net.ResolveTCPAddr("tcp", s); err == nil && a.Port == int(self.Port) &&
+			(a.IP.Equal(self.Addr) || a.IP.IsLoopback() && self.Addr.IsLoopback()) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+type gathered struct {
+	from    string // node id of the peer
+	highest uint64
+	snap    *codec.Snapshot
+	raw     []byte
+}
+
+// gather asks every other node for what it knows of this node id and
+// returns the answers that came back within GatherTimeout.
+func (c *Cluster) gather(ctx context.Context) []gathered {
+	c.mu.Lock()
+	var targets []*node
+	for _, n := range c.nodes {
+		if n.name != c.name && n.valid {
+			cp := *n
+			targets = append(targets, &cp)
+		}
+	}
+	c.mu.Unlock()
+	if len(targets) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.GatherTimeout)
+	defer cancel()
+	results := make(chan *gathered, len(targets))
+	for _, n := range targets {
+		ok := c.goTracked(func() {
+			raw, err := c.request(ctx, n, func(req uint64) []byte {
+				return (&gatherMsg{req: req, from: c.replyTo(), nodeID: c.cfg.NodeID}).encode()
+			})
+			if err != nil {
+				c.log.Debug("cluster: gather", "peer", n.name, "err", err)
+				results <- nil
+				return
+			}
+			rep, err := decodeGatherRep(raw, c.cfg.MaxSnapshotBytes)
+			if err != nil {
+				c.log.Warn("cluster: bad gather reply", "peer", n.name, "err", err)
+				results <- nil
+				return
+			}
+			g := &gathered{from: n.meta.nodeID, highest: rep.highest}
+			if len(rep.snapshot) > 0 {
+				snap, err := codec.DecodeSnapshot(rep.snapshot, c.cfg.MaxSnapshotBytes)
+				switch {
+				case err != nil:
+					c.log.Warn("cluster: peer sent a bad snapshot", "peer", n.name, "err", err)
+				case snap.NodeID != c.cfg.NodeID:
+					c.log.Warn("cluster: peer sent a snapshot of another node", "peer", n.name, "snapshot_node", snap.NodeID)
+				default:
+					g.snap, g.raw = snap, rep.snapshot
+				}
+			}
+			results <- g
+		})
+		if !ok {
+			results <- nil
+		}
+	}
+	var out []gathered
+	for range targets {
+		if g := <-results; g != nil {
+			out = append(out, *g)
+		}
+	}
+	return out
+}
+
+func (c *Cluster) replyTo() replyTo { return replyTo{name: c.name, addr: c.LocalAddr()} }
+
+// request sends a request built with a fresh id to n over the reliable
+// path and waits for the reply with that id.
+func (c *Cluster) request(ctx context.Context, n *node, build func(req uint64) []byte) ([]byte, error) {
+	ch := make(chan []byte, 1)
+	c.reqMu.Lock()
+	c.nextReq++
+	req := c.nextReq
+	c.waiting[req] = ch
+	c.reqMu.Unlock()
+	defer func() {
+		c.reqMu.Lock()
+		delete(c.waiting, req)
+		c.reqMu.Unlock()
+	}()
+	msg := build(req)
+	if err := c.ml.SendReliable(&memberlist.Node{Name: n.name, Addr: n.ip, Port: n.port}, msg); err != nil {
+		return nil, err
+	}
+	c.st.bytesSent.Add(uint64(len(msg)))
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, ErrClosed
+	}
+}
+
+// Save writes snap to the data dir and pushes it to up to Replicas live
+// peers. It returns once the snapshot is written locally and at least one
+// peer has acknowledged that it persisted it, or, when there is no live
+// peer and Config.DurableAlone is set, once it is written locally. Pushes to
+// further peers continue in the background.
+//
+// snap must carry this node's id and the epoch chosen by Start, and must
+// not be older than the last saved one. Errors: ErrNotStarted, ErrFenced
+// (wrapped), ErrSnapshot, codec.ErrTooLarge, ErrNoReplica (the local write
+// happened), ctx.Err(), ErrClosed.
+func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, error) {
+	t0 := time.Now()
+	c.mu.Lock()
+	epoch, fenced := c.epoch, c.fencedErr
+	c.mu.Unlock()
+	switch {
+	case c.isClosed():
+		return Durable{}, ErrClosed
+	case fenced != nil:
+		return Durable{}, fenced
+	case epoch == 0:
+		return Durable{}, ErrNotStarted
+	case snap == nil || snap.NodeID != c.cfg.NodeID || snap.Epoch != epoch:
+		return Durable{}, fmt.Errorf("%w: want node id %q epoch %d", ErrSnapshot, c.cfg.NodeID, epoch)
+	}
+	raw, err := codec.EncodeSnapshot(snap)
+	if err != nil {
+		return Durable{}, fmt.Errorf("cluster: encode snapshot: %w", err)
+	}
+	if len(raw) > c.cfg.MaxSnapshotBytes {
+		return Durable{}, fmt.Errorf("cluster: %w: snapshot of %d bytes exceeds %d", codec.ErrTooLarge, len(raw), c.cfg.MaxSnapshotBytes)
+	}
+	if err := c.store.saveOwn(snap, raw); err != nil {
+		return Durable{}, err
+	}
+	c.st.saved.Add(1)
+	defer func() {
+		c.st.lastSave.Store(int64(time.Since(t0)))
+		c.st.lastSaveBytes.Store(int64(len(raw)))
+	}()
+
+	d := Durable{Epoch: snap.Epoch, Version: snap.Version}
+	peers := c.replicaPeers()
+	if len(peers) == 0 {
+		if c.cfg.DurableAlone {
+			d.Alone = true
+			return d, nil
+		}
+		return d, fmt.Errorf("%w: no live peer", ErrNoReplica)
+	}
+	type result struct {
+		id  string
+		err error
+	}
+	results := make(chan result, len(peers))
+	for _, p := range peers {
+		ok := c.goTracked(func() {
+			pctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicaTimeout)
+			defer cancel()
+			results <- result{p.meta.nodeID, c.push(pctx, p, snap, raw)}
+		})
+		if !ok {
+			results <- result{p.meta.nodeID, ErrClosed}
+		}
+	}
+	var errs []error
+	for range peers {
+		select {
+		case r := <-results:
+			if r.err == nil {
+				d.Replicas = append(d.Replicas, r.id)
+				return d, nil
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", r.id, r.err))
+		case <-ctx.Done():
+			return d, ctx.Err()
+		}
+	}
+	return d, fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
+}
+
+// push sends one snapshot to one peer and waits for its acknowledgement.
+func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw []byte) error {
+	c.st.sent.Add(1)
+	rep, err := c.request(ctx, p, func(req uint64) []byte {
+		return (&pushMsg{req: req, from: c.replyTo(), nodeID: snap.NodeID, epoch: snap.Epoch, snapshot: raw}).encode()
+	})
+	if err != nil {
+		return err
+	}
+	ack, err := decodePushAck(rep)
+	if err != nil {
+		return err
+	}
+	if ack.status != ackOK {
+		return fmt.Errorf("rejected: %s (peer holds %d/%d)", ack.reason, ack.heldEpoch, ack.heldVersion)
+	}
+	c.st.acked.Add(1)
+	return nil
+}
+
+// replicaPeers picks up to Replicas live peers by rendezvous hashing on
+// (this node id, peer node id), so that a node keeps its replicas on the
+// same peers while membership is stable.
+func (c *Cluster) replicaPeers() []*node {
+	c.mu.Lock()
+	var peers []*node
+	for name, m := range c.view {
+		if m.Self {
+			continue
+		}
+		if n := c.nodes[name]; n != nil {
+			cp := *n
+			peers = append(peers, &cp)
+		}
+	}
+	c.mu.Unlock()
+	score := func(n *node) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(c.cfg.NodeID))
+		h.Write([]byte{0})
+		h.Write([]byte(n.meta.nodeID))
+		return h.Sum64()
+	}
+	slices.SortFunc(peers, func(a, b *node) int {
+		sa, sb := score(a), score(b)
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return 0
+	})
+	if len(peers) > c.cfg.Replicas {
+		peers = peers[:c.cfg.Replicas]
+	}
+	return peers
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Cluster) Stats() Stats {
+	c.mu.Lock()
+	s := Stats{
+		NodeID:        c.cfg.NodeID,
+		Epoch:         c.epoch,
+		Fenced:        c.fencedErr != nil,
+		Members:       len(c.view),
+		RestoreSource: c.restoreSource,
+	}
+	c.mu.Unlock()
+	s.Events = c.st.events.Load()
+	s.FencedMembers = c.st.fencedMembers.Load()
+	s.InvalidMeta = c.st.invalidMeta.Load()
+	s.JoinAttempts = c.st.joinAttempts.Load()
+	s.MessagesIn = c.st.messagesIn.Load()
+	s.MessagesDropped = c.st.messagesDropped.Load()
+	s.BadMessages = c.st.badMessages.Load()
+	s.SnapshotsSaved = c.st.saved.Load()
+	s.SnapshotsSent = c.st.sent.Load()
+	s.SnapshotsAcked = c.st.acked.Load()
+	s.SnapshotsReceived = c.st.received.Load()
+	s.BytesSent = c.st.bytesSent.Load()
+	s.BytesReceived = c.st.bytesReceived.Load()
+	s.LastSave = time.Duration(c.st.lastSave.Load())
+	s.LastSaveBytes = int(c.st.lastSaveBytes.Load())
+	s.ReplicasHeld, s.ReplicaBytes = c.store.replicaStats()
+	s.EpochRejects = c.epochs.Rejects()
+	c.st.rejectMu.Lock()
+	s.SnapshotRejects = make(map[string]uint64, len(c.st.rejects))
+	for k, v := range c.st.rejects {
+		s.SnapshotRejects[k] = v
+	}
+	c.st.rejectMu.Unlock()
+	return s
+}
+
+// reqID reads the request id of a reply without decoding the rest.
+func reqID(b []byte) (uint64, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	v, n := binary.Uvarint(b[3:])
+	return v, n > 0
+}

@@ -1,0 +1,245 @@
+package cluster
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/steadfast-pods/steadfast/codec"
+	"github.com/steadfast-pods/steadfast/nodeid"
+)
+
+// KeyEnvVar is the environment variable KeyFrom consults when the flag is empty.
+const KeyEnvVar = "CLUSTER_KEY"
+
+// DefaultLabel separates steadfast gossip from other memberlist clusters on
+// the same network. It is not authentication; the cluster key is.
+const DefaultLabel = "steadfast"
+
+// Config configures a Cluster. Start from DefaultConfig (production LAN) or
+// DefaultLocalConfig (one machine, tests) and fill in the node's fields.
+type Config struct {
+	// NodeID is the stable node id (see package nodeid). Required.
+	NodeID string
+	// Role is what the node is; carried in its metadata. Required.
+	Role Role
+	// DataDir holds the node's epoch, its own snapshot and the replicas it
+	// keeps for peers. Required.
+	DataDir string
+	// DataEndpoint is the host:port of the node's data transport, published
+	// to peers. At most MaxEndpointLen bytes.
+	DataEndpoint string
+	// MetricsAddr is the host:port of the node's metrics endpoint, published
+	// to peers. At most MaxEndpointLen bytes. May be empty.
+	MetricsAddr string
+
+	// BindAddr and BindPort are where gossip listens (UDP and TCP). Port 0
+	// picks a free port; LocalAddr reports it.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what peers dial; empty/0 means
+	// the bind address and the actual bound port.
+	AdvertiseAddr string
+	AdvertisePort int
+
+	// Seeds are host:port gossip addresses to join through. Addresses equal
+	// to this node's own are ignored. With no other seed the node starts a
+	// cluster of its own.
+	Seeds []string
+	// JoinRetry is the first delay between join attempts; it doubles up to
+	// JoinRetryMax. Start keeps trying until a seed answers or its context
+	// ends.
+	JoinRetry    time.Duration
+	JoinRetryMax time.Duration
+
+	// ClusterKey is the gossip encryption key (AES, 16, 24 or 32 bytes);
+	// see KeyFrom. Nil disables encryption, which lets anyone on the
+	// network join and inject messages: only for tests and local runs.
+	ClusterKey []byte
+	// Label is put on every gossip packet and stream; nodes with another
+	// label ignore them. Defaults to DefaultLabel.
+	Label string
+
+	// Replicas is how many peers each snapshot is pushed to (K). With fewer
+	// live peers, all of them are used. Default 2.
+	Replicas int
+	// MaxSnapshotBytes caps an encoded snapshot, both when saving and when
+	// receiving a replica. Default codec.DefaultMaxSnapshot (16 MiB).
+	// memberlist itself refuses stream messages over 20 MiB.
+	MaxSnapshotBytes int
+	// ReplicaTimeout bounds one push of a snapshot to a peer and the wait
+	// for its acknowledgement.
+	ReplicaTimeout time.Duration
+	// GatherTimeout bounds how long Start waits for peers to report the
+	// highest epoch and the newest snapshot they know for this node id.
+	GatherTimeout time.Duration
+	// AnnounceTimeout bounds how long Start waits for the broadcast of the
+	// chosen epoch to leave this node.
+	AnnounceTimeout time.Duration
+	// LeaveTimeout bounds the graceful leave broadcast in Close.
+	LeaveTimeout time.Duration
+	// DurableAlone makes Save report a snapshot durable once it is written
+	// locally when there is no live peer at all (a cluster of one cannot
+	// replicate). When false, Save returns ErrNoReplica in that case.
+	// Default true. With at least one live peer, Save always needs a
+	// replica's acknowledgement.
+	DurableAlone bool
+
+	// Logger receives the cluster's own log lines and memberlist's, mapped
+	// to slog levels (memberlist's DEBUG lines are many). Nil discards all.
+	Logger *slog.Logger
+
+	// Memberlist is the base memberlist configuration. New copies it and
+	// overrides Name, bind/advertise addresses, SecretKey, Label, Logger and
+	// the delegates. Nil means DefaultConfig's.
+	Memberlist *memberlist.Config
+
+	// epochOverride forces the chosen epoch (tests that replay a stale
+	// incarnation). 0 means choose normally.
+	epochOverride uint64
+}
+
+// DefaultConfig returns a configuration for a LAN: memberlist's
+// DefaultLANConfig with DeadNodeReclaimTime 1 s and TCPTimeout 5 s, join
+// retry every 1 s (backing off to 8 s), K = 2, 16 MiB snapshots.
+func DefaultConfig() Config {
+	ml := memberlist.DefaultLANConfig()
+	ml.DeadNodeReclaimTime = time.Second
+	ml.TCPTimeout = 5 * time.Second
+	return Config{
+		BindAddr:         "0.0.0.0",
+		BindPort:         7946,
+		JoinRetry:        time.Second,
+		JoinRetryMax:     8 * time.Second,
+		Label:            DefaultLabel,
+		Replicas:         2,
+		MaxSnapshotBytes: codec.DefaultMaxSnapshot,
+		ReplicaTimeout:   10 * time.Second,
+		GatherTimeout:    2 * time.Second,
+		AnnounceTimeout:  2 * time.Second,
+		LeaveTimeout:     time.Second,
+		DurableAlone:     true,
+		Memberlist:       ml,
+	}
+}
+
+// DefaultLocalConfig returns a configuration for nodes on one machine and
+// for tests: 127.0.0.1 on a free port, ProbeInterval 200 ms, ProbeTimeout
+// 200 ms, SuspicionMult 2, GossipInterval 50 ms (kill → dead in under a
+// second), join retry every 250 ms.
+func DefaultLocalConfig() Config {
+	c := DefaultConfig()
+	ml := memberlist.DefaultLocalConfig()
+	ml.ProbeInterval = 200 * time.Millisecond
+	ml.ProbeTimeout = 200 * time.Millisecond
+	ml.SuspicionMult = 2
+	ml.SuspicionMaxTimeoutMult = 2
+	ml.GossipInterval = 50 * time.Millisecond
+	ml.PushPullInterval = 2 * time.Second
+	ml.GossipToTheDeadTime = 2 * time.Second
+	ml.DeadNodeReclaimTime = time.Millisecond
+	ml.TCPTimeout = 2 * time.Second
+	c.Memberlist = ml
+	c.BindAddr = "127.0.0.1"
+	c.BindPort = 0
+	c.JoinRetry = 250 * time.Millisecond
+	c.JoinRetryMax = time.Second
+	c.ReplicaTimeout = 5 * time.Second
+	c.GatherTimeout = time.Second
+	c.AnnounceTimeout = time.Second
+	c.LeaveTimeout = 500 * time.Millisecond
+	return c
+}
+
+// MaxEndpointLen bounds DataEndpoint and MetricsAddr so that node metadata
+// stays within memberlist's 512 bytes.
+const MaxEndpointLen = 190
+
+// ParseKey decodes a base64 (standard or URL alphabet, padded or not)
+// cluster key of 16, 24 or 32 bytes. An empty string yields a nil key.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	var key []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if key, err = enc.DecodeString(s); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: not base64: %v", ErrBadKey, err)
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// KeyFrom parses the --cluster-key flag value, or $CLUSTER_KEY when the
+// flag is empty. Both empty yields a nil key (no encryption).
+func KeyFrom(flag string) ([]byte, error) {
+	if flag == "" {
+		flag = os.Getenv(KeyEnvVar)
+	}
+	return ParseKey(flag)
+}
+
+func checkKey(key []byte) error {
+	switch len(key) {
+	case 0, 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("%w: %d bytes, want 16, 24 or 32", ErrBadKey, len(key))
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if err := nodeid.Validate(c.NodeID); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Role != RolePublisher && c.Role != RoleSubscriber {
+		errs = append(errs, fmt.Errorf("role %d: want publisher or subscriber", c.Role))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required"))
+	}
+	if len(c.DataEndpoint) > MaxEndpointLen || len(c.MetricsAddr) > MaxEndpointLen {
+		errs = append(errs, fmt.Errorf("data endpoint and metrics address must be at most %d bytes", MaxEndpointLen))
+	}
+	if err := checkKey(c.ClusterKey); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("replicas %d: want at least 1", c.Replicas))
+	}
+	if c.MaxSnapshotBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max snapshot bytes %d: want > 0", c.MaxSnapshotBytes))
+	}
+	for name, d := range map[string]time.Duration{
+		"join retry": c.JoinRetry, "replica timeout": c.ReplicaTimeout,
+		"gather timeout": c.GatherTimeout, "announce timeout": c.AnnounceTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v: want > 0", name, d))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.JoinRetryMax < c.JoinRetry {
+		c.JoinRetryMax = c.JoinRetry
+	}
+	if c.Label == "" {
+		c.Label = DefaultLabel
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package cluster is a pod's cluster membership (hashicorp/memberlist) and
+// the replication of its state snapshots, built so that a pod killed and
+// replaced under the same node id — new address, empty disk — rejoins at
+// once and restores its newest replicated snapshot.
+//
+// # Identity and epochs
+//
+// Every incarnation joins memberlist under a unique name, "<node id>#<boot
+// id>", and publishes its stable node id, epoch, role, data endpoint and
+// metrics address in its metadata. A replacement therefore never fights the
+// dead incarnation for its name (memberlist would lock a known name to the
+// old address until the dead entry is reaped: 20–60 s); it takes over by
+// epoch as soon as it announces one.
+//
+// Start runs this sequence (see Start for details): join the seeds with
+// epoch 0 (peers see the node but keep it out of their live view); ask
+// every other node for the highest epoch and newest snapshot it knows for
+// this node id; choose epoch = max(local, peers) + 1 and persist it;
+// announce it; return the newest snapshot (Boot.Source is "local",
+// "peer:<node id>" or "none").
+//
+// The higher epoch wins everywhere: per node id the live view (Members)
+// lists only the incarnation with the highest (epoch, name); a lower one is
+// fenced (EventFenced) even while memberlist still thinks it alive. An
+// incarnation that sees a higher epoch of its own id closes Fenced() and
+// reports Err() wrapping ErrFenced: the pod must stop. Replica pushes from a
+// fenced epoch are rejected and counted; pods fence their own traffic (data
+// batches, acks) with Epochs().Accept.
+//
+// # Events
+//
+// memberlist's callbacks never block on the pod. Changes() is a wake-up
+// channel of capacity 1; after a wake-up the pod reads the live view with
+// Members() (always current) and, if it wants the transitions, drains
+// Events(). Events are coalesced per incarnation, never dropped. There is no
+// "suspect" event: memberlist does not report suspicion, so a killed node
+// leaves the view after the suspicion timeout (under 1 s with
+// DefaultLocalConfig, ~5 s with DefaultConfig), whereas a replacement
+// displaces it as soon as it announces its epoch (EventFenced for the old,
+// EventJoined for the new).
+//
+// # Snapshots
+//
+// Save(ctx, snap) writes the snapshot atomically to the data dir (temp
+// file, fsync, rename, fsync dir) and pushes it over memberlist's reliable
+// path to up to Replicas live peers, chosen by rendezvous hashing. A push is
+// a request with an id and a reply address; the peer verifies the checksum,
+// the size cap, the node id and the epoch, keeps it only if it is newer
+// (epoch, version) than what it holds, persists it in its own data dir and
+// acknowledges. Save returns once at least one peer acknowledged (or, with
+// no live peer and Config.DurableAlone, once written locally): only then is
+// the state in snap durable, and only then may a subscriber acknowledge what
+// it covers. A torn or corrupt snapshot file is detected by its checksum,
+// logged, moved aside and never loaded.
+//
+// # Usage
+//
+//	key, err := cluster.KeyFrom(*flagClusterKey) // or $CLUSTER_KEY
+//	if err != nil {
+//		return err
+//	}
+//	cfg := cluster.DefaultConfig() // DefaultLocalConfig() on one machine
+//	cfg.NodeID, cfg.Role, cfg.DataDir = id, cluster.RoleSubscriber, *flagDataDir
+//	cfg.DataEndpoint, cfg.MetricsAddr = *flagData, *flagMetrics
+//	cfg.BindAddr, cfg.BindPort = "0.0.0.0", 7946
+//	cfg.Seeds = strings.Split(*flagJoin, ",")
+//	cfg.ClusterKey, cfg.Logger = key, logger
+//	c, err := cluster.New(cfg)
+//	if err != nil {
+//		return err
+//	}
+//	defer c.Close()
+//	boot, err := c.Start(ctx) // blocks until joined, epoch chosen
+//	if err != nil {
+//		return err
+//	}
+//	restore(boot.Snapshot) // nil: fresh state; then start the actors
+//
+//	// later, periodically:
+//	snap := &codec.Snapshot{NodeID: id, Epoch: boot.Epoch, Version: v, States: states}
+//	if d, err := c.Save(ctx, snap); err == nil {
+//		ackUpTo(d.Version) // state in snap is durable
+//	}
+//
+//	// membership:
+//	for {
+//		select {
+//		case <-c.Changes():
+//			for _, m := range c.Members() { /* m.Role, m.DataEndpoint, m.Epoch */ }
+//		case <-c.Fenced():
+//			return c.Err() // a newer incarnation of this node id is live
+//		}
+//	}
+package cluster
