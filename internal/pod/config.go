@@ -1,0 +1,401 @@
+package pod
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/steadfast-pods/steadfast/cluster"
+	"github.com/steadfast-pods/steadfast/nodeid"
+)
+
+// ErrUsage wraps every flag or environment error: the main prints the
+// one-line message and exits with status 2.
+var ErrUsage = errors.New("pod: usage")
+
+// Role says which pod a Config is for.
+type Role = cluster.Role
+
+// The two pod roles.
+const (
+	Publisher  = cluster.RolePublisher
+	Subscriber = cluster.RoleSubscriber
+)
+
+// Config is a pod's configuration, filled from flags and environment
+// variables by ParseFlags (a flag wins over its variable, the variable over
+// the default).
+type Config struct {
+	Role Role
+
+	// Identity, storage and membership.
+	NodeID     string   // --node-id [NODE_ID]; empty: nodeid.Resolve decides
+	DataDir    string   // --data-dir [DATA_DIR]
+	Join       []string // --join [JOIN]: memberlist seeds host:port
+	ClusterKey []byte   // --cluster-key [CLUSTER_KEY]: base64 16/24/32 bytes
+	Bind       string   // --bind [BIND]: memberlist host:port
+	Advertise  string   // --advertise [ADVERTISE]: host or host:port peers dial
+	Membership string   // --membership [MEMBERSHIP]: lan or local timings
+
+	// Data transport and observability.
+	DataEndpoint string     // --data-endpoint [DATA_ENDPOINT]: UDP host:port
+	MetricsAddr  string     // --metrics-addr [METRICS_ADDR]
+	LogLevel     slog.Level // --log-level [LOG_LEVEL]
+	LogFormat    string     // --log-format [LOG_FORMAT]: text or json
+
+	SnapshotInterval time.Duration // --snapshot-interval [SNAPSHOT_INTERVAL]
+
+	// Publisher.
+	Rate           time.Duration // --rate [RATE]: one beat per Rate
+	Beats          uint64        // --beats [BEATS]: 0 = until stopped
+	Batch          int           // --batch [BATCH]: values per beat
+	OutboxCapacity int           // --outbox [OUTBOX]: values held until acked
+	MinSubscribers int           // --min-subscribers [MIN_SUBSCRIBERS]
+
+	// Subscriber.
+	PanicEvery    uint64 // --panic-every [PANIC_EVERY]: worker panics every N values (0 = never)
+	Showstopper   uint64 // --showstopper [SHOWSTOPPER]: value that always crashes the worker (0 = none)
+	MinPublishers int    // --min-publishers [MIN_PUBLISHERS]
+	ExitWhenDone  bool   // --exit-when-done [EXIT_WHEN_DONE]
+}
+
+// DefaultConfig returns the defaults for a role.
+func DefaultConfig(r Role) Config {
+	return Config{
+		Role:             r,
+		DataDir:          "data",
+		Bind:             "0.0.0.0:7946",
+		Membership:       "lan",
+		DataEndpoint:     "0.0.0.0:40123",
+		MetricsAddr:      ":9090",
+		LogLevel:         slog.LevelInfo,
+		LogFormat:        "text",
+		SnapshotInterval: 500 * time.Millisecond,
+		Rate:             10 * time.Millisecond,
+		Beats:            1000,
+		Batch:            64,
+		OutboxCapacity:   1 << 16,
+		MinSubscribers:   1,
+		MinPublishers:    1,
+		ExitWhenDone:     true,
+	}
+}
+
+// flagDef is one flag with its environment variable.
+type flagDef struct {
+	name, env string
+	value     flag.Value
+}
+
+type stringVal struct {
+	p     *string
+	check func(string) error
+}
+
+func (v stringVal) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v stringVal) Set(s string) error {
+	if v.check != nil {
+		if err := v.check(s); err != nil {
+			return err
+		}
+	}
+	*v.p = s
+	return nil
+}
+
+type funcVal struct {
+	get func() string
+	set func(string) error
+}
+
+func (v funcVal) String() string {
+	if v.get == nil {
+		return ""
+	}
+	return v.get()
+}
+func (v funcVal) Set(s string) error { return v.set(s) }
+
+func hostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port: %v", err)
+	}
+	_ = host
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q: want 0..65535", port)
+	}
+	return nil
+}
+
+func positiveDuration(p *time.Duration) funcVal {
+	return funcVal{
+		get: func() string { return p.String() },
+		set: func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("want a duration like 10ms or 1s")
+			}
+			if d <= 0 {
+				return fmt.Errorf("want a duration > 0")
+			}
+			*p = d
+			return nil
+		},
+	}
+}
+
+func uintVal(p *uint64) funcVal {
+	return funcVal{
+		get: func() string { return strconv.FormatUint(*p, 10) },
+		set: func(s string) error {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("want a whole number >= 0")
+			}
+			*p = n
+			return nil
+		},
+	}
+}
+
+func intVal(p *int, lo, hi int) funcVal {
+	return funcVal{
+		get: func() string { return strconv.Itoa(*p) },
+		set: func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < lo || n > hi {
+				return fmt.Errorf("want a whole number in %d..%d", lo, hi)
+			}
+			*p = n
+			return nil
+		},
+	}
+}
+
+func boolVal(p *bool) funcVal {
+	return funcVal{
+		get: func() string { return strconv.FormatBool(*p) },
+		set: func(s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("want true or false")
+			}
+			*p = b
+			return nil
+		},
+	}
+}
+
+type boolFlag struct{ funcVal }
+
+func (boolFlag) IsBoolFlag() bool { return true }
+
+// ParseFlags fills a Config for role from args (without the program name)
+// and the environment (getenv, e.g. os.Getenv). --help prints the usage to
+// out and returns flag.ErrHelp. Any bad value returns an error wrapping
+// ErrUsage whose message is one line naming the flag (and the variable when
+// the value came from it).
+func ParseFlags(role Role, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := DefaultConfig(role)
+	var key string
+	defs := []flagDef{
+		{"node-id", "NODE_ID", stringVal{&c.NodeID, func(s string) error {
+			if s == "" {
+				return nil
+			}
+			return nodeid.Validate(s)
+		}}},
+		{"data-dir", "DATA_DIR", stringVal{&c.DataDir, func(s string) error {
+			if s == "" {
+				return fmt.Errorf("must not be empty")
+			}
+			return nil
+		}}},
+		{"join", "JOIN", funcVal{
+			get: func() string { return strings.Join(c.Join, ",") },
+			set: func(s string) error {
+				c.Join = nil
+				for _, seed := range strings.Split(s, ",") {
+					seed = strings.TrimSpace(seed)
+					if seed == "" {
+						continue
+					}
+					if err := hostPort(seed); err != nil {
+						return fmt.Errorf("seed %q: %v", seed, err)
+					}
+					c.Join = append(c.Join, seed)
+				}
+				return nil
+			},
+		}},
+		{"cluster-key", "CLUSTER_KEY", funcVal{
+			get: func() string { return "" },
+			set: func(s string) error {
+				k, err := cluster.ParseKey(s)
+				if err != nil {
+					return err
+				}
+				c.ClusterKey, key = k, s
+				return nil
+			},
+		}},
+		{"bind", "BIND", stringVal{&c.Bind, hostPort}},
+		{"advertise", "ADVERTISE", stringVal{&c.Advertise, func(s string) error {
+			if s == "" || net.ParseIP(s) != nil {
+				return nil
+			}
+			return hostPort(s)
+		}}},
+		{"membership", "MEMBERSHIP", stringVal{&c.Membership, func(s string) error {
+			if s != "lan" && s != "local" {
+				return fmt.Errorf("want lan or local")
+			}
+			return nil
+		}}},
+		{"data-endpoint", "DATA_ENDPOINT", stringVal{&c.DataEndpoint, hostPort}},
+		{"metrics-addr", "METRICS_ADDR", stringVal{&c.MetricsAddr, func(s string) error {
+			if s == "" {
+				return nil
+			}
+			return hostPort(s)
+		}}},
+		{"log-level", "LOG_LEVEL", funcVal{
+			get: func() string { return strings.ToLower(c.LogLevel.String()) },
+			set: func(s string) error { return c.LogLevel.UnmarshalText([]byte(s)) },
+		}},
+		{"log-format", "LOG_FORMAT", stringVal{&c.LogFormat, func(s string) error {
+			if s != "text" && s != "json" {
+				return fmt.Errorf("want text or json")
+			}
+			return nil
+		}}},
+		{"snapshot-interval", "SNAPSHOT_INTERVAL", positiveDuration(&c.SnapshotInterval)},
+	}
+	if role == Publisher {
+		defs = append(defs,
+			flagDef{"rate", "RATE", positiveDuration(&c.Rate)},
+			flagDef{"beats", "BEATS", uintVal(&c.Beats)},
+			flagDef{"batch", "BATCH", intVal(&c.Batch, 1, 1<<16)},
+			flagDef{"outbox", "OUTBOX", intVal(&c.OutboxCapacity, 1, 1<<24)},
+			flagDef{"min-subscribers", "MIN_SUBSCRIBERS", intVal(&c.MinSubscribers, 0, 1<<16)},
+		)
+	} else {
+		defs = append(defs,
+			flagDef{"panic-every", "PANIC_EVERY", uintVal(&c.PanicEvery)},
+			flagDef{"showstopper", "SHOWSTOPPER", uintVal(&c.Showstopper)},
+			flagDef{"min-publishers", "MIN_PUBLISHERS", intVal(&c.MinPublishers, 1, 1<<16)},
+			flagDef{"exit-when-done", "EXIT_WHEN_DONE", boolFlag{boolVal(&c.ExitWhenDone)}},
+		)
+	}
+	fs := flag.NewFlagSet(role.String(), flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, d := range defs {
+		fs.Var(d.value, d.name, usage[d.name])
+	}
+	fs.Usage = func() {} // errors are reported by the caller, in one line
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			if out != nil {
+				writeUsage(out, role, fs, defs)
+			}
+			return c, flag.ErrHelp
+		}
+		return c, fmt.Errorf("%w: %s", ErrUsage, oneLine(err.Error()))
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, d := range defs {
+		if set[d.name] || getenv == nil {
+			continue
+		}
+		if v, ok := lookup(getenv, d.env); ok {
+			if err := d.value.Set(v); err != nil {
+				return c, fmt.Errorf("%w: invalid value %q for %s (from --%s's variable): %s", ErrUsage, v, d.env, d.name, oneLine(err.Error()))
+			}
+		}
+	}
+	_ = key
+	if role == Publisher && c.OutboxCapacity < c.Batch {
+		return c, fmt.Errorf("%w: --outbox %d must hold at least one batch (--batch %d)", ErrUsage, c.OutboxCapacity, c.Batch)
+	}
+	return c, nil
+}
+
+// lookup treats an empty variable as unset (compose writes VAR= for unset
+// values).
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+var usage = map[string]string{
+	"node-id":           "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
+	"data-dir":          "directory for the node id, epoch, own snapshot and peers' replicas",
+	"join":              "comma-separated memberlist seeds host:port (empty: start a new cluster)",
+	"cluster-key":       "gossip encryption key, base64 of 16, 24 or 32 bytes (empty: no encryption)",
+	"bind":              "memberlist gossip address host:port (UDP and TCP)",
+	"advertise":         "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
+	"membership":        "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
+	"data-endpoint":     "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
+	"metrics-addr":      "HTTP address for /metrics and /healthz (empty: off)",
+	"log-level":         "debug, info, warn or error (debug prints every FizzBuzz line)",
+	"log-format":        "text or json",
+	"snapshot-interval": "how often the pod snapshots its actors' state and replicates it",
+	"rate":              "heartbeat period: one beat (one batch) every RATE",
+	"beats":             "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
+	"batch":             "values generated per beat",
+	"outbox":            "values kept until every subscriber acknowledged them; when full the generator waits",
+	"min-subscribers":   "subscribers that must have joined before any value is released from the outbox",
+	"panic-every":       "failure injection: the worker panics every N values (0: never)",
+	"showstopper":       "failure injection: this value always crashes the worker, so it goes to the dead letters (0: none)",
+	"min-publishers":    "publishers whose end of stream the subscriber waits for before it finishes",
+	"exit-when-done":    "exit 0 after every publisher's stream ended and the final snapshot is durable",
+}
+
+func writeUsage(out io.Writer, role Role, fs *flag.FlagSet, defs []flagDef) {
+	fmt.Fprintf(out, "Usage: %s [flags]\n       %s healthcheck [URL]\n\n", role, role)
+	switch role {
+	case Publisher:
+		fmt.Fprintln(out, "The steadfast publisher pod: a heartbeat paces a generator of sequence-numbered\nvalues (value = seq), published to every live subscriber over the Aeron-protocol\ntransport, kept in an outbox until acknowledged and replayed after failures.")
+	default:
+		fmt.Fprintln(out, "The steadfast subscriber pod: receives every publisher's stream, dedups it,\nruns FizzBuzz in a supervised worker and counts in a logger; acknowledges only\nwhat a durable (replicated) snapshot holds.")
+	}
+	fmt.Fprintln(out, "\nEvery flag can also be set by the environment variable in brackets; a flag\nwins over its variable.")
+	fmt.Fprintln(out, "\nFlags:")
+	for _, d := range defs {
+		f := fs.Lookup(d.name)
+		def := f.DefValue
+		if d.name == "cluster-key" {
+			def = ""
+		}
+		fmt.Fprintf(out, "  --%s [%s]\n        %s", d.name, d.env, f.Usage)
+		if def != "" {
+			fmt.Fprintf(out, " (default %s)", def)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "\nhealthcheck [URL]: GET URL (default http://127.0.0.1:<port of METRICS_ADDR>/healthz),\nexit 0 on 200, else 1. Also spelled --healthcheck.\n")
+}

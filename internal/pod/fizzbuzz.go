@@ -1,0 +1,317 @@
+package pod
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Category is FizzBuzz's classification of a value.
+type Category uint8
+
+const (
+	Plain Category = iota
+	Fizz
+	Buzz
+	FizzBuzz
+)
+
+func (c Category) String() string {
+	switch c {
+	case Plain:
+		return "value"
+	case Fizz:
+		return "fizz"
+	case Buzz:
+		return "buzz"
+	case FizzBuzz:
+		return "fizzbuzz"
+	}
+	return "category(?)"
+}
+
+// Classify is FizzBuzz: 15 → FizzBuzz, 3 → Fizz, 5 → Buzz, else the value.
+func Classify(v uint64) Category {
+	switch {
+	case v%15 == 0:
+		return FizzBuzz
+	case v%3 == 0:
+		return Fizz
+	case v%5 == 0:
+		return Buzz
+	}
+	return Plain
+}
+
+// Line renders a value the way the logger prints it.
+func Line(v uint64, c Category) string {
+	switch c {
+	case Fizz:
+		return "Fizz"
+	case Buzz:
+		return "Buzz"
+	case FizzBuzz:
+		return "FizzBuzz"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+// maxDeadListed bounds the dead-lettered values a tally lists (it counts all).
+const maxDeadListed = 1024
+
+// PubTally is the logger's state for one publisher's stream. Every field is
+// a fact about what was applied, so the closed-form check (Check) can tell a
+// complete, duplicate-free stream from a broken one.
+type PubTally struct {
+	Epoch    uint64 `msgpack:"epoch" json:"epoch"`         // highest publisher epoch applied
+	FirstSeq uint64 `msgpack:"first_seq" json:"first_seq"` // first seq applied (1 for a complete stream)
+	LastSeq  uint64 `msgpack:"last_seq" json:"last_seq"`   // last seq applied or dead-lettered
+	EndSeq   uint64 `msgpack:"end_seq" json:"end_seq"`     // the publisher's end of stream (0: not ended)
+
+	Count    uint64 `msgpack:"count" json:"count"` // values applied
+	Fizz     uint64 `msgpack:"fizz" json:"fizz"`
+	Buzz     uint64 `msgpack:"buzz" json:"buzz"`
+	FizzBuzz uint64 `msgpack:"fizzbuzz" json:"fizzbuzz"`
+	Plain    uint64 `msgpack:"plain" json:"plain"`
+	PlainSum uint64 `msgpack:"plain_sum" json:"plain_sum"` // sum of the plain values
+
+	DeadCount    uint64   `msgpack:"dead_count" json:"dead_count"` // values dead-lettered by the worker
+	DeadLettered []uint64 `msgpack:"dead" json:"dead"`             // the first maxDeadListed of them
+	Skipped      uint64   `msgpack:"skipped" json:"skipped"`       // values the publisher no longer had (lost)
+	OutOfOrder   uint64   `msgpack:"out_of_order" json:"out_of_order"`
+}
+
+// Tally is the logger's persistent state: one PubTally per publisher.
+type Tally struct {
+	Pubs map[string]*PubTally `msgpack:"pubs" json:"pubs"`
+}
+
+// NewTally returns an empty tally.
+func NewTally() *Tally { return &Tally{Pubs: map[string]*PubTally{}} }
+
+func (t *Tally) pub(p string) *PubTally {
+	if t.Pubs == nil {
+		t.Pubs = map[string]*PubTally{}
+	}
+	pt := t.Pubs[p]
+	if pt == nil {
+		pt = &PubTally{}
+		t.Pubs[p] = pt
+	}
+	return pt
+}
+
+func (pt *PubTally) step(epoch, seq uint64) {
+	if epoch > pt.Epoch {
+		pt.Epoch = epoch
+	}
+	if pt.FirstSeq == 0 {
+		pt.FirstSeq = seq
+	}
+	if seq != pt.LastSeq+1 {
+		pt.OutOfOrder++
+	}
+	if seq > pt.LastSeq {
+		pt.LastSeq = seq
+	}
+}
+
+// Apply counts one value. It applies whatever it is given (no filtering:
+// dedup happens upstream, and the closed-form check must see its mistakes),
+// noting any seq that does not follow the previous one.
+func (t *Tally) Apply(pub string, epoch, seq, value uint64, c Category) {
+	pt := t.pub(pub)
+	pt.step(epoch, seq)
+	pt.Count++
+	switch c {
+	case Fizz:
+		pt.Fizz++
+	case Buzz:
+		pt.Buzz++
+	case FizzBuzz:
+		pt.FizzBuzz++
+	default:
+		pt.Plain++
+		pt.PlainSum += value
+	}
+}
+
+// DeadLetter records a value the worker could not process (a showstopper).
+func (t *Tally) DeadLetter(pub string, epoch, seq, value uint64) {
+	pt := t.pub(pub)
+	pt.step(epoch, seq)
+	pt.DeadCount++
+	if len(pt.DeadLettered) < maxDeadListed {
+		pt.DeadLettered = append(pt.DeadLettered, value)
+	}
+}
+
+// Skip records that the publisher no longer had values from..to for this
+// subscriber (they are lost; the check reports them).
+func (t *Tally) Skip(pub string, epoch, from, to uint64) {
+	if to < from {
+		return
+	}
+	pt := t.pub(pub)
+	if epoch > pt.Epoch {
+		pt.Epoch = epoch
+	}
+	if pt.FirstSeq == 0 {
+		pt.FirstSeq = from
+	}
+	pt.Skipped += to - from + 1
+	if to > pt.LastSeq {
+		pt.LastSeq = to
+	}
+}
+
+// End records the publisher's end of stream at seq.
+func (t *Tally) End(pub string, epoch, seq uint64) {
+	pt := t.pub(pub)
+	if epoch > pt.Epoch {
+		pt.Epoch = epoch
+	}
+	pt.EndSeq = seq
+}
+
+// Ended reports whether pub's stream has ended and everything up to its end
+// has been applied or dead-lettered.
+func (t *Tally) Ended(pub string) bool {
+	pt := t.Pubs[pub]
+	return pt != nil && pt.EndSeq > 0 && pt.LastSeq >= pt.EndSeq
+}
+
+// Committed returns the last seq of pub the tally covers (its dedup
+// watermark).
+func (t *Tally) Committed(pub string) uint64 {
+	if pt := t.Pubs[pub]; pt != nil {
+		return pt.LastSeq
+	}
+	return 0
+}
+
+// Clone returns a deep copy.
+func (t *Tally) Clone() *Tally {
+	c := NewTally()
+	for k, v := range t.Pubs {
+		cp := *v
+		cp.DeadLettered = slices.Clone(v.DeadLettered)
+		c.Pubs[k] = &cp
+	}
+	return c
+}
+
+// Expect is the closed form of a complete stream 1..N.
+type Expect struct {
+	Count, Fizz, Buzz, FizzBuzz, Plain, PlainSum uint64
+}
+
+func tri(k uint64) uint64 { return k * (k + 1) / 2 }
+
+// Expected returns the counts for values 1..n, minus the excluded values
+// (dead letters, each a distinct value in 1..n).
+func Expected(n uint64, excluded []uint64) Expect {
+	e := Expect{
+		Count:    n,
+		FizzBuzz: n / 15,
+		Fizz:     n/3 - n/15,
+		Buzz:     n/5 - n/15,
+		Plain:    n - n/3 - n/5 + n/15,
+		PlainSum: tri(n) - 3*tri(n/3) - 5*tri(n/5) + 15*tri(n/15),
+	}
+	for _, v := range excluded {
+		e.Count--
+		switch Classify(v) {
+		case Fizz:
+			e.Fizz--
+		case Buzz:
+			e.Buzz--
+		case FizzBuzz:
+			e.FizzBuzz--
+		default:
+			e.Plain--
+			e.PlainSum -= v
+		}
+	}
+	return e
+}
+
+// CheckResult is the verdict of the closed-form check for one publisher's stream at one
+// subscriber.
+type CheckResult struct {
+	Delivered  uint64   `json:"delivered"`  // values applied
+	Lost       uint64   `json:"lost"`       // values missing (at least)
+	Duplicated uint64   `json:"duplicated"` // values applied twice (at least)
+	Dead       uint64   `json:"dead_letters"`
+	Problems   []string `json:"problems,omitempty"`
+}
+
+// OK reports whether nothing was lost or duplicated.
+func (r CheckResult) OK() bool { return r.Lost == 0 && r.Duplicated == 0 && len(r.Problems) == 0 }
+
+// Check compares a tally against the closed form for n values. allowedDead
+// lists the values that may legitimately be dead-lettered (the
+// showstoppers); any other dead letter counts as lost. Lost and duplicated
+// are derived from the applied counts, not from the tally's own anomaly
+// counters.
+func Check(pt *PubTally, n uint64, allowedDead []uint64) CheckResult {
+	if pt == nil {
+		pt = &PubTally{}
+	}
+	var r CheckResult
+	r.Delivered = pt.Count
+	r.Dead = pt.DeadCount
+	// Dead letters: only distinct allowed values in 1..n are excluded.
+	var excluded []uint64
+	seen := map[uint64]bool{}
+	for _, v := range pt.DeadLettered {
+		switch {
+		case v < 1 || v > n:
+			r.Problems = append(r.Problems, fmt.Sprintf("dead letter %d outside 1..%d", v, n))
+		case seen[v]:
+			r.Problems = append(r.Problems, fmt.Sprintf("value %d dead-lettered twice", v))
+		case !slices.Contains(allowedDead, v):
+			// Not excluded from the closed form: the count check below
+			// reports it as lost.
+			r.Problems = append(r.Problems, fmt.Sprintf("value %d dead-lettered but is not a showstopper", v))
+		default:
+			excluded = append(excluded, v)
+		}
+		seen[v] = true
+	}
+	if pt.DeadCount != uint64(len(pt.DeadLettered)) {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d dead letters, %d listed", pt.DeadCount, len(pt.DeadLettered)))
+	}
+	for _, v := range allowedDead {
+		if v >= 1 && v <= n && !seen[v] {
+			r.Problems = append(r.Problems, fmt.Sprintf("showstopper %d was not dead-lettered", v))
+		}
+	}
+	e := Expected(n, excluded)
+	got := Expect{Count: pt.Count, Fizz: pt.Fizz, Buzz: pt.Buzz, FizzBuzz: pt.FizzBuzz, Plain: pt.Plain, PlainSum: pt.PlainSum}
+	switch {
+	case got.Count < e.Count:
+		r.Lost += e.Count - got.Count
+	case got.Count > e.Count:
+		r.Duplicated += got.Count - e.Count
+	}
+	if got != e {
+		r.Problems = append(r.Problems, fmt.Sprintf("counts %+v, closed form %+v", got, e))
+		if got.Count == e.Count {
+			// Same number of values but different ones: at least one lost
+			// and one applied twice.
+			r.Lost++
+			r.Duplicated++
+		}
+	}
+	if pt.LastSeq != n {
+		r.Problems = append(r.Problems, fmt.Sprintf("last seq %d, want %d", pt.LastSeq, n))
+	}
+	if pt.EndSeq != n {
+		r.Problems = append(r.Problems, fmt.Sprintf("end of stream at %d, want %d", pt.EndSeq, n))
+	}
+	if pt.Skipped > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d values skipped (publisher no longer had them)", pt.Skipped))
+	}
+	return r
+}
