@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,14 +19,27 @@ func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("CLUSTER_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+	w := &tWriter{t: t}
+	t.Cleanup(func() { // memberlist's goroutines may log after Shutdown
+		w.mu.Lock()
+		w.off = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-type tWriter struct{ t testing.TB }
+type tWriter struct {
+	t   testing.TB
+	mu  sync.Mutex
+	off bool // guarded by mu
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p[:len(p)-1]))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.off {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
