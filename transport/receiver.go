@@ -1,0 +1,435 @@
+package transport
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// Pure receiver state of one bound endpoint and its images (aeron-wire.md
+// §4–§7, the C receiver's behaviour). The runner calls onDatagram for
+// every datagram read from the endpoint's socket and doWork when a timer is
+// due, passing the current time; control frames (SM, NAK) are handed to
+// out. Image events are queued in events for the runner to dispatch.
+//
+// Concurrency: everything is owned by the endpoint's runner (under its
+// lock) except image.rebuild (stored here, loaded by the subscriber) and
+// image.subPos (stored by the subscriber, loaded here), which are atomics.
+// The subscriber only reads log bytes below rebuild; this code only
+// writes at or above rebuild, and cleans a partition only once the
+// subscriber's position has left it (guaranteed by the over-run bound).
+
+type outFunc func(b []byte, to netip.AddrPort)
+
+type recvParams struct {
+	window    int   // configured receiver window (capped at T/2 per image)
+	nakDelay  int64 // ns
+	nakRetry  int64
+	smTimeout int64
+	liveness  int64 // image liveness
+	connLive  int64 // SMs/NAKs only to senders heard within this
+	setupHold int64
+	drainHold int64
+	soRcvBuf  int // SETUP mtu must not exceed it (0: unchecked)
+}
+
+// streamSub is a subscribed stream on an endpoint.
+type streamSub struct {
+	streamID  int32
+	p         recvParams
+	hasFilter bool
+	sessionID int32 // session-id filter
+	closed    bool
+}
+
+type imageKey struct{ session, stream int32 }
+
+type imgState uint8
+
+const (
+	imgActive imgState = iota
+	imgDraining
+	imgGone
+)
+
+type imageCounters struct {
+	frames, bytes, datagrams, heartbeats, setups uint64
+	sms, naks, duplicates, overruns              uint64
+}
+
+type image struct {
+	sessionID int32
+	streamID  int32
+	log       *logBuffer
+	mtu       int32
+	window    int32
+	src       netip.AddrPort
+	joinPos   int64
+	p         recvParams
+	sub       *streamSub
+
+	rebuild atomic.Int64 // published rebuild position (subscriber's limit)
+	subPos  atomic.Int64 // subscriber position, stored by the subscriber
+	smPos   atomic.Int64 // last SM position, read by the subscriber to nudge SMs
+
+	rebuildPos int64
+	hwm        int64
+	lastSMPos  int64
+	lastSMTime int64
+	smSent     bool
+	cleanedTC  int64 // term counts up to this are clean for use
+
+	gapActive bool
+	gapTermID int32
+	gapOff    int32
+	gapLen    int32
+	nakAt     int64
+
+	eos        bool
+	state      imgState
+	drainSince int64
+	lastPacket int64
+
+	c imageCounters
+}
+
+type imageEvent struct {
+	img       *image
+	available bool
+}
+
+type endpointCounters struct {
+	invalid       [numDropReasons]uint64
+	unknownStream uint64
+	setupRequests uint64
+	rejectedSetup uint64
+	datagrams     uint64
+}
+
+type recvEndpoint struct {
+	receiverID int64
+	streams    map[int32]*streamSub
+	images     map[imageKey]*image
+	hold       map[imageKey]int64
+	events     []imageEvent
+	c          endpointCounters
+	scratch    [64]byte
+}
+
+func newRecvEndpoint(receiverID int64) *recvEndpoint {
+	return &recvEndpoint{
+		receiverID: receiverID,
+		streams:    make(map[int32]*streamSub),
+		images:     make(map[imageKey]*image),
+		hold:       make(map[imageKey]int64),
+	}
+}
+
+// onDatagram handles one datagram from src.
+func (e *recvEndpoint) onDatagram(b []byte, src netip.AddrPort, now int64, out outFunc) {
+	e.c.datagrams++
+	if r := checkDatagram(b); r != dropNone {
+		e.c.invalid[r]++
+		return
+	}
+	switch getType(b) {
+	case typeData, typePad:
+		key := imageKey{getI32(b, 12), getI32(b, 16)}
+		st := e.streams[key.stream]
+		if st == nil || st.closed {
+			e.c.unknownStream++
+			return
+		}
+		if st.hasFilter && st.sessionID != key.session {
+			return
+		}
+		img := e.images[key]
+		if img == nil {
+			if getFlags(b)&flagEOS != 0 {
+				return
+			}
+			if until, ok := e.hold[key]; ok && now < until {
+				return
+			}
+			out(encodeSM(e.scratch[:], smFlagSetup, key.session, key.stream, 0, 0, 0, e.receiverID), src)
+			e.hold[key] = now + st.p.setupHold
+			e.c.setupRequests++
+			return
+		}
+		img.onData(b, src, now)
+		e.imageWork(img, now, out)
+	case typeSetup:
+		e.onSetup(b, src, now, out)
+	default:
+		// SM, NAK, RTTM, ERR, RSP_SETUP are not for a receive endpoint.
+	}
+}
+
+func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outFunc) {
+	key := imageKey{getI32(b, 12), getI32(b, 16)}
+	st := e.streams[key.stream]
+	if st == nil || st.closed {
+		e.c.unknownStream++
+		return
+	}
+	if st.hasFilter && st.sessionID != key.session {
+		return
+	}
+	if img := e.images[key]; img != nil {
+		img.c.setups++
+		if img.state == imgActive {
+			img.src = src
+			img.lastPacket = now
+		}
+		return
+	}
+	termOff, initial, active := getI32(b, 8), getI32(b, 20), getI32(b, 24)
+	termLen, mtu := getI32(b, 28), getI32(b, 32)
+	window := effectiveWindow(st.p.window, termLen)
+	if !validTermLength(int(termLen)) || !validMTU(int(mtu)) || mtu > window ||
+		(st.p.soRcvBuf > 0 && int(mtu) > st.p.soRcvBuf) ||
+		termOff < 0 || termOff > termLen || termOff%frameAlign != 0 || active-initial < 0 {
+		e.c.rejectedSetup++
+		return
+	}
+	log := newLogBuffer(termLen, initial)
+	join, _ := log.position(active, termOff)
+	img := &image{
+		sessionID: key.session, streamID: key.stream, log: log, mtu: mtu, window: window,
+		src: src, joinPos: join, p: st.p, sub: st,
+		rebuildPos: join, hwm: join, lastSMPos: join,
+		cleanedTC:  join>>log.shift + 2,
+		lastPacket: now,
+	}
+	img.rebuild.Store(join)
+	img.subPos.Store(join)
+	img.smPos.Store(join)
+	img.c.setups++
+	e.images[key] = img
+	delete(e.hold, key)
+	e.events = append(e.events, imageEvent{img, true})
+	e.imageWork(img, now, out) // first SM at once
+}
+
+// onData inserts a data datagram (already validated by checkDatagram).
+func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
+	l := img.log
+	T := l.termLen
+	termOff, termID := getI32(b, 8), getI32(b, 20)
+	pos, ok := l.position(termID, termOff)
+	if !ok || termOff < 0 || termOff >= T || termOff%frameAlign != 0 {
+		img.c.overruns++
+		return
+	}
+	fl := getFrameLength(b)
+	if len(b) == heartbeatLen && fl == 0 {
+		if pos < img.lastSMPos-int64(T) || overrun(pos, img.lastSMPos, T) {
+			img.c.overruns++
+			return
+		}
+		img.c.heartbeats++
+		img.lastPacket = now
+		img.hwm = max(img.hwm, pos)
+		if getFlags(b)&flagEOS != 0 {
+			img.eos = true
+		}
+		img.advance()
+		return
+	}
+	// Walk the frames: consistent offsets, one session/stream/term, and
+	// the extent they cover (a PAD covers up to the term end).
+	extent := int32(0)
+	ok = true
+	forEachChecked(b, func(typ int16, f []byte) {
+		if getI32(f, 8) != termOff+extent || getI32(f, 12) != img.sessionID || getI32(f, 16) != img.streamID || getI32(f, 20) != termID {
+			ok = false
+		}
+		n := getFrameLength(f)
+		if typ == typeData {
+			n = int32(align32(int(n)))
+		}
+		extent += n
+	})
+	if !ok || int64(termOff)+int64(extent) > int64(T) || int(termOff)+len(b) > int(T) {
+		img.c.overruns++
+		return
+	}
+	end := pos + int64(extent)
+	if pos < img.lastSMPos {
+		img.c.duplicates++ // under-run: already consumed
+		return
+	}
+	if overrun(pos+int64(len(b)), img.lastSMPos, T) {
+		img.c.overruns++
+		return
+	}
+	img.lastPacket = now
+	img.ensureClean(pos >> l.shift)
+	term := l.termAt(pos)
+	if getFrameLength(term[termOff:]) != 0 {
+		img.c.duplicates++
+		return
+	}
+	copy(term[int(termOff)+4:], b[4:])
+	putI32(term, int(termOff), fl) // frame_length last
+	img.c.datagrams++
+	img.c.bytes += uint64(len(b))
+	forEachChecked(b, func(int16, []byte) { img.c.frames++ })
+	img.hwm = max(img.hwm, end)
+	img.advance()
+}
+
+// ensureClean zeroes the partitions of term counts up to tc before first
+// use (a partition held the term three terms earlier).
+func (img *image) ensureClean(tc int64) {
+	for img.cleanedTC < tc {
+		img.cleanedTC++
+		t := img.log.termAt(img.cleanedTC << img.log.shift)
+		clear(t)
+	}
+}
+
+// advance moves the rebuild position over contiguous frames and publishes it.
+func (img *image) advance() {
+	l := img.log
+	p := img.rebuildPos
+	for p < img.hwm {
+		img.ensureClean(p >> l.shift)
+		term := l.termAt(p)
+		off := l.termOffset(p)
+		fl := getFrameLength(term[off:])
+		if fl <= 0 {
+			break
+		}
+		if getType(term[off:]) == typePad {
+			p = l.termStart(p) + int64(l.termLen)
+			continue
+		}
+		p += int64(align32(int(fl)))
+	}
+	if p != img.rebuildPos {
+		img.rebuildPos = p
+		img.rebuild.Store(p)
+	}
+}
+
+// scanGap finds the first gap between rebuild and hwm (within rebuild's
+// term) and arms or keeps its NAK timer.
+func (img *image) scanGap(now int64) {
+	l := img.log
+	if img.rebuildPos >= img.hwm {
+		img.gapActive = false
+		return
+	}
+	term := l.termAt(img.rebuildPos)
+	start := l.termOffset(img.rebuildPos)
+	limit := int64(l.termLen)
+	if img.hwm-l.termStart(img.rebuildPos) < limit {
+		limit = img.hwm - l.termStart(img.rebuildPos)
+	}
+	end := start
+	for int64(end) < limit && getFrameLength(term[end:]) == 0 {
+		end += frameAlign
+	}
+	termID := l.termID(img.rebuildPos)
+	if !img.gapActive || img.gapTermID != termID || img.gapOff != start {
+		img.gapActive = true
+		img.gapTermID, img.gapOff = termID, start
+		img.nakAt = now + img.p.nakDelay
+	}
+	img.gapLen = end - start
+}
+
+// imageWork runs an image's timers: NAKs, status messages, liveness and
+// draining.
+func (e *recvEndpoint) imageWork(img *image, now int64, out outFunc) {
+	if img.state == imgGone {
+		return
+	}
+	senderLive := now-img.lastPacket < img.p.connLive
+	img.scanGap(now)
+	if img.gapActive && now >= img.nakAt && img.gapLen > 0 {
+		if senderLive {
+			out(encodeNAK(e.scratch[:], img.sessionID, img.streamID, img.gapTermID, img.gapOff, img.gapLen), img.src)
+			img.c.naks++
+		}
+		img.nakAt = now + img.p.nakRetry
+	}
+	if img.state == imgActive {
+		switch {
+		case img.eos && img.rebuildPos >= img.hwm,
+			img.sub.closed,
+			now-img.lastPacket >= img.p.liveness:
+			img.state = imgDraining
+			img.drainSince = now
+		}
+	}
+	consumption := img.subPos.Load()
+	if smDue(now, img.lastSMTime, img.smSent, consumption, img.lastSMPos, img.window, img.p.smTimeout) && senderLive {
+		flags := uint8(0)
+		if img.state == imgDraining {
+			flags = smFlagEOS
+		}
+		out(encodeSM(e.scratch[:], flags, img.sessionID, img.streamID, img.log.termID(consumption), img.log.termOffset(consumption), img.window, e.receiverID), img.src)
+		img.smSent = true
+		img.lastSMTime = now
+		img.lastSMPos = consumption
+		img.smPos.Store(consumption)
+		img.c.sms++
+	}
+	if img.state == imgDraining {
+		drained := img.sub.closed || consumption >= img.rebuildPos
+		if (drained && now-img.drainSince >= img.p.drainHold) || now-img.drainSince >= img.p.liveness {
+			img.state = imgGone
+			delete(e.images, imageKey{img.sessionID, img.streamID})
+			e.events = append(e.events, imageEvent{img, false})
+		}
+	}
+}
+
+// doWork runs every image's timers and returns the next deadline.
+func (e *recvEndpoint) doWork(now int64, out outFunc) int64 {
+	next := now + 1<<40
+	for _, img := range e.images {
+		e.imageWork(img, now, out)
+		if img.state != imgGone {
+			next = min(next, img.deadline())
+		}
+	}
+	for k, until := range e.hold {
+		if now >= until {
+			delete(e.hold, k)
+		}
+	}
+	return max(next, now)
+}
+
+func (img *image) deadline() int64 {
+	d := img.lastSMTime + img.p.smTimeout
+	if img.gapActive {
+		d = min(d, img.nakAt)
+	}
+	if img.state == imgDraining {
+		d = min(d, img.drainSince+img.p.drainHold)
+	} else {
+		d = min(d, img.lastPacket+img.p.liveness)
+	}
+	return d
+}
+
+// subscribe adds or replaces a stream subscription.
+func (e *recvEndpoint) subscribe(st *streamSub) { e.streams[st.streamID] = st }
+
+// unsubscribe marks the stream closed; its images drain and go.
+func (e *recvEndpoint) unsubscribe(streamID int32, now int64, out outFunc) {
+	st := e.streams[streamID]
+	if st == nil {
+		return
+	}
+	st.closed = true
+	delete(e.streams, streamID)
+	for _, img := range e.images {
+		if img.sub == st {
+			e.imageWork(img, now, out)
+		}
+	}
+}
