@@ -40,6 +40,8 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 PREFIX=sfnc
 RUN="$PREFIX-$$"
 SUBNET=10.213.0
@@ -287,8 +289,136 @@ selftest() {
 
 # --------------------------------------------------------------- scenario --
 
+# start_pod HOST ROLE NODE_ID [EXTRA FLAGS...]: run a pod on HOST with its
+# real flags and a new, empty data dir; its log is $WORK_DIR/HOST-<ip>.log.
+start_pod() {
+  local host=$1 role=$2 id=$3 ip=${HOST_IP[$1]} h seeds=()
+  shift 3
+  for h in "${!HOST_IP[@]}"; do
+    [[ $h == "$host" ]] || seeds+=("${HOST_IP[$h]}:7946")
+  done
+  local data="$WORK_DIR/data/$host-${ip##*.}"
+  mkdir -p "$data"
+  [[ -z $(ls -A "$data") ]] || die "data dir $data is not empty"
+  local join
+  join=$(
+    IFS=,
+    echo "${seeds[*]}"
+  )
+  local log="$WORK_DIR/$host-${ip##*.}.log"
+  log "start $role $id on $host ($ip), data dir ${data#"$WORK_DIR"/} (empty), seeds $join"
+  # A simple command in the background (see start_probe): $! is the pod.
+  ip netns exec "${HOST_NS[$host]}" "$BIN_DIR/$role" \
+    --node-id "$id" --data-dir "$data" --join "$join" --cluster-key "$CLUSTER_KEY" \
+    --bind "$ip:7946" --data-endpoint "$ip:40123" --metrics-addr ":9090" \
+    --membership local --log-level "${LOG_LEVEL:-info}" "$@" >>"$log" 2>&1 &
+  POD_PID[$host]=$!
+}
+
+# pod_metrics HOST: the pod's /metrics, fetched inside its namespace.
+pod_metrics() {
+  fetch "$1" "http://127.0.0.1:9090/metrics"
+}
+
+# healthy HOST: the pod answers /healthz.
+healthy() {
+  fetch "$1" "http://127.0.0.1:9090/healthz" >/dev/null
+}
+
+# alive HOST: the pod's process is still running.
+alive() {
+  kill -0 "${POD_PID[$1]}" 2>/dev/null
+}
+
+# metric HOST NAME [REGEX]: a metric of HOST's pod (sum of its samples).
+metric() {
+  pod_metrics "$1" | metric_sum "${@:2}"
+}
+
+# delivered_at_least HOST N
+delivered_at_least() {
+  local d
+  d=$(metric "$1" "$M_DELIVERED") && ((d >= $2))
+}
+
+# restored_from_peer HOST: the pod reports a restore source peer:<id>.
+restored_from_peer() {
+  local src
+  src=$(pod_metrics "$1" | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
+  [[ $src == peer:* ]]
+}
+
 scenario() {
-  die "scenario: the pods are not wired in yet"
+  setup_work
+  if [[ -z ${BIN_DIR:-} ]]; then
+    log "building the pods"
+    (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK_DIR/bin/" ./cmd/publisher ./cmd/subscriber) || die "go build the pods"
+    BIN_DIR=$WORK_DIR/bin
+  fi
+  [[ -x $BIN_DIR/publisher && -x $BIN_DIR/subscriber ]] || die "BIN_DIR=$BIN_DIR lacks publisher or subscriber"
+  local total=$((BEATS * BATCH)) h
+  ((total > 0)) || die "BEATS and BATCH must be > 0"
+
+  make_switch
+  add_host publisher 10
+  add_host subscriber-1 11
+  add_host subscriber-2 12
+  [[ ${SF_FAIL_AT:-} == setup ]] && die "failing on purpose after setup (SF_FAIL_AT=setup)"
+  start_pod subscriber-1 subscriber subscriber-1 --exit-when-done=false
+  start_pod subscriber-2 subscriber subscriber-2 --exit-when-done=false
+  start_pod publisher publisher publisher-1 --rate "$RATE" --batch "$BATCH" --beats "$BEATS" --min-subscribers 2
+  for h in publisher subscriber-1 subscriber-2; do
+    wait_for "$h healthy" healthy "$h"
+  done
+  log "all pods healthy; stream of $total values ($BEATS beats x $BATCH every $RATE)"
+
+  # Let subscriber-1 get a quarter of the stream, then its host dies.
+  local quarter=$((total / 4))
+  wait_for "subscriber-1 to deliver $quarter values" delivered_at_least subscriber-1 "$quarter"
+  local before old_ip=${HOST_IP[subscriber-1]}
+  before=$(metric subscriber-1 "$M_DELIVERED" || echo "?")
+  kill -9 "${POD_PID[subscriber-1]}"
+  local t0
+  t0=$(now_ms)
+  del_host subscriber-1
+  log "killed subscriber-1 (SIGKILL) on $old_ip after $before values delivered; its host is gone"
+
+  # The replacement: a new host, a different IP, same node id, empty disk.
+  add_host subscriber-1 21
+  start_pod subscriber-1 subscriber subscriber-1 --exit-when-done=false
+  wait_for "replacement subscriber-1 healthy" healthy subscriber-1
+  wait_for "replacement subscriber-1 to restore from a peer" restored_from_peer subscriber-1
+  local src
+  src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
+  log "replacement subscriber-1 on ${HOST_IP[subscriber-1]} (was $old_ip) restored from $src in $(elapsed "$t0")"
+
+  # The stream completes at both subscribers, exactly once.
+  for h in subscriber-1 subscriber-2; do
+    wait_for "$h to deliver all $total values" delivered_at_least "$h" "$total"
+  done
+  verify "$total"
+  log "scenario ok"
+}
+
+# verify N: every subscriber holds exactly N values, checked from its metrics.
+verify() {
+  local n=$1 h m ok=1 delivered lost dups gen
+  m=$(pod_metrics publisher) || die "publisher /metrics"
+  gen=$(metric_sum "$M_GENERATED" <<<"$m") || die "publisher has no $M_GENERATED"
+  log "publisher: generated $gen"
+  ((gen == n)) || { log "publisher generated $gen, want $n"; ok=0; }
+  for h in subscriber-1 subscriber-2; do
+    alive "$h" || die "$h exited"
+    m=$(pod_metrics "$h") || die "$h /metrics"
+    delivered=$(metric_sum "$M_DELIVERED" <<<"$m") || die "$h has no $M_DELIVERED"
+    lost=$(metric_sum "$M_LOST" <<<"$m" || echo "?")
+    dups=$(metric_sum "$M_DUPLICATES" <<<"$m" || echo "?")
+    log "$h: delivered $delivered of $n, lost $lost, duplicates dropped $dups, restore source $(metric_label "$M_RESTORE" "$M_RESTORE_LABEL" <<<"$m" | head -n 1)"
+    ((delivered == n)) || { log "$h: delivered $delivered, want exactly $n"; ok=0; }
+    [[ $lost == 0 ]] || { log "$h: lost $lost"; ok=0; }
+  done
+  ((ok == 1)) || die "lost or duplicated values"
+  log "verified: every subscriber delivered each of the $n values exactly once"
 }
 
 # ------------------------------------------------------------------- main --

@@ -152,6 +152,17 @@ func checkCompose(p *types.Project) []error {
 			if n, err := strconv.Atoi(envValue(svc, "BEATS")); err != nil || n < 0 {
 				bad("%s: BEATS %q, want an integer >= 0", name, envValue(svc, "BEATS"))
 			}
+			subs := 0
+			for _, r := range podRoles {
+				if r == "subscriber" {
+					subs++
+				}
+			}
+			if got := envValue(svc, "MIN_SUBSCRIBERS"); got != strconv.Itoa(subs) {
+				bad("%s: MIN_SUBSCRIBERS %q, want %d (every subscriber must get the whole stream)", name, got, subs)
+			}
+		} else if got := envValue(svc, "EXIT_WHEN_DONE"); got != "false" {
+			bad("%s: EXIT_WHEN_DONE %q, want false (a container that exits is restarted)", name, got)
 		}
 
 		// Ports: what is exposed on the network, what is published on the host.
@@ -478,6 +489,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		{"healthcheck", []edit{{"docker-compose.yml", `test: ["CMD", "/usr/local/bin/publisher", "--healthcheck"]`, `test: ["CMD", "/usr/local/bin/publisher"]`}}, "healthcheck test"},
 		{"metrics on all interfaces", []edit{{"docker-compose.yml", `"127.0.0.1:${SUBSCRIBER_2_METRICS_PORT:-9093}:9090"`, `"${SUBSCRIBER_2_METRICS_PORT:-9093}:9090"`}}, "127.0.0.1 only"},
 		{"data port not exposed", []edit{{"docker-compose.yml", `    - "40123/udp"`, `    - "40124/udp"`}}, "DATA_ENDPOINT port 40123/udp"},
+		{"exit when done", []edit{{"docker-compose.yml", "      EXIT_WHEN_DONE: \"false\"\n", ""}}, "EXIT_WHEN_DONE"},
+		{"min subscribers", []edit{{"docker-compose.yml", `MIN_SUBSCRIBERS: "2"`, `MIN_SUBSCRIBERS: "1"`}}, "MIN_SUBSCRIBERS"},
 		{"bad rate", []edit{{"docker-compose.yml", "RATE: ${RATE:-100ms}", "RATE: ${RATE:-fast}"}}, "RATE"},
 		{"pod in a profile", []edit{{"docker-compose.yml", "  subscriber-2:\n    <<: *pod\n", "  subscriber-2:\n    <<: *pod\n    profiles: [extra]\n"}}, `pod service "subscriber-2" missing`},
 		{"prometheus misses a pod", []edit{{"deploy/prometheus/prometheus.yml", `["subscriber-2:9090"]`, `["subscriber-3:9090"]`}}, `no scrape target "subscriber-2:9090"`},
