@@ -35,6 +35,7 @@
 #   KEEP_WORK=1 keep WORK_DIR on exit (logs of a failed run)
 #   RATE BATCH BEATS   the publisher's stream (default 20ms, 16, 600)
 #   TIMEOUT     seconds allowed for each wait (default 60)
+#   METRICS_DUMP=DIR   scenario: save each pod's final /metrics as DIR/<host>.prom
 #   SF_FAIL_AT=setup   fail on purpose after the topology is up (tests the cleanup)
 set -euo pipefail
 
@@ -407,9 +408,15 @@ verify() {
   gen=$(metric_sum "$M_GENERATED" <<<"$m") || die "publisher has no $M_GENERATED"
   log "publisher: generated $gen"
   ((gen == n)) || { log "publisher generated $gen, want $n"; ok=0; }
+  if [[ -n ${METRICS_DUMP:-} ]]; then
+    pod_metrics publisher >"$METRICS_DUMP/publisher.prom"
+  fi
   for h in subscriber-1 subscriber-2; do
     alive "$h" || die "$h exited"
     m=$(pod_metrics "$h") || die "$h /metrics"
+    if [[ -n ${METRICS_DUMP:-} ]]; then
+      printf '%s\n' "$m" >"$METRICS_DUMP/$h.prom"
+    fi
     delivered=$(metric_sum "$M_DELIVERED" <<<"$m") || die "$h has no $M_DELIVERED"
     lost=$(metric_sum "$M_LOST" <<<"$m" || echo "?")
     dups=$(metric_sum "$M_DUPLICATES" <<<"$m" || echo "?")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -95,8 +96,10 @@ func probeBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if probeDir != "" {
-		os.RemoveAll(probeDir)
+	for _, d := range []string{probeDir, podsDir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	os.Exit(code)
 }
@@ -240,4 +243,118 @@ func TestNetnsCleanupOnSignal(t *testing.T) {
 		t.Fatalf("want exit 143 after SIGTERM, got %d:\n%s", r.code, r.out)
 	}
 	assertCleanedUp(t, r)
+}
+
+// podsPresent reports whether cmd/publisher and cmd/subscriber hold a main
+// package yet (they are written in parallel with this test).
+func podsPresent(t *testing.T) bool {
+	t.Helper()
+	for _, dir := range []string{"publisher", "subscriber"} {
+		files, _ := filepath.Glob(filepath.Join(repoRoot(t), "cmd", dir, "*.go"))
+		found := false
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err == nil && regexp.MustCompile(`(?m)^package main\b`).Match(b) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	podsOnce sync.Once
+	podsDir  string
+)
+
+// podBinaries builds the real pods once per test binary; a build failure
+// fails the test.
+func podBinaries(t *testing.T) string {
+	t.Helper()
+	if !podsPresent(t) {
+		t.Skip("skipped: cmd/publisher and cmd/subscriber have no main package yet")
+	}
+	podsOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sfpods-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		podsDir = dir
+		goBuild(t, dir, "./cmd/publisher", "./cmd/subscriber")
+	})
+	for _, b := range []string{"publisher", "subscriber"} {
+		if _, err := os.Stat(filepath.Join(podsDir, b)); err != nil {
+			t.Fatalf("pod binary %s missing after go build: %v", b, err)
+		}
+	}
+	return podsDir
+}
+
+var metricNameRE = regexp.MustCompile(`\bsteadfast_[a-z0-9_]+`)
+
+// TestNetnsReplaceSubscriber is the issue's scenario on namespace hosts: the
+// real pods on three hosts; subscriber-1's host is killed (SIGKILL, host
+// deleted) and replaced by a new host with a different IP running the same
+// node id on an empty data dir; the replacement must restore from a peer and
+// every subscriber must end with every value exactly once.
+func TestNetnsReplaceSubscriber(t *testing.T) {
+	requireNetns(t)
+	bin := podBinaries(t)
+	dump := t.TempDir()
+	const beats, batch = 600, 16
+	r := runScript(t, 4*time.Minute, []string{
+		"BIN_DIR=" + bin, "METRICS_DUMP=" + dump, "TIMEOUT=90",
+		"RATE=20ms", "BEATS=600", "BATCH=16",
+	}, "", "scenario")
+	t.Logf("netns-cluster.sh scenario (%v):\n%s", r.waited.Round(time.Millisecond), r.out)
+	if r.code != 0 {
+		t.Fatalf("scenario exit %d", r.code)
+	}
+	n := beats * batch
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`killed subscriber-1 \(SIGKILL\) on 10\.213\.0\.11 after \d+ values delivered`),
+		regexp.MustCompile(`start subscriber subscriber-1 on subscriber-1 \(10\.213\.0\.21\), data dir \S+ \(empty\)`),
+		regexp.MustCompile(`replacement subscriber-1 on 10\.213\.0\.21 \(was 10\.213\.0\.11\) restored from peer:(publisher-1|subscriber-2) in `),
+		regexp.MustCompile(fmt.Sprintf(`subscriber-1: delivered %d of %d, lost 0,`, n, n)),
+		regexp.MustCompile(fmt.Sprintf(`subscriber-2: delivered %d of %d, lost 0,`, n, n)),
+		regexp.MustCompile(fmt.Sprintf(`verified: every subscriber delivered each of the %d values exactly once`, n)),
+		regexp.MustCompile(`scenario ok`),
+	} {
+		if !want.MatchString(r.out) {
+			t.Errorf("output does not match %q", want)
+		}
+	}
+	assertCleanedUp(t, r)
+
+	// The metric names the dashboard and the scripts use must be ones the
+	// pods really export.
+	var exported strings.Builder
+	for _, f := range []string{"publisher.prom", "subscriber-1.prom", "subscriber-2.prom"} {
+		b, err := os.ReadFile(filepath.Join(dump, f))
+		if err != nil {
+			t.Fatalf("metrics dump: %v", err)
+		}
+		exported.Write(b)
+	}
+	have := map[string]bool{}
+	for _, m := range metricNameRE.FindAllString(exported.String(), -1) {
+		have[m] = true
+	}
+	for _, f := range []string{"deploy/grafana/dashboards/steadfast.json", "scripts/lib.sh"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range metricNameRE.FindAllString(string(b), -1) {
+			if !have[m] && !have[m+"_bucket"] {
+				t.Errorf("%s uses metric %s, which no pod exports", f, m)
+			}
+		}
+	}
 }
