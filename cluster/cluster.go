@@ -193,6 +193,9 @@ func (c *Cluster) Epoch() uint64 {
 // message when it returns false.
 func (c *Cluster) Epochs() *EpochTracker { return c.epochs }
 
+// HighestEpoch returns the highest epoch seen for nodeID (Epochs().Highest).
+func (c *Cluster) HighestEpoch(nodeID string) uint64 { return c.epochs.Highest(nodeID) }
+
 // Members returns the live view, sorted by node id: per node id, the
 // incarnation with the highest epoch, not fenced, with its epoch chosen.
 // It includes this node (Self) once Start has announced its epoch.
@@ -319,9 +322,11 @@ func (c *Cluster) setMeta(epoch uint64) {
 //  1. Join through the seeds (retrying with backoff until one answers or
 //     ctx ends) under the boot-unique name, with epoch 0 in the metadata:
 //     peers see the node but keep it out of their live view.
-//  2. Gather: ask every other node, over the reliable path and within
-//     GatherTimeout, for the highest epoch it knows for this node id and
-//     the newest snapshot of it that it holds.
+//  2. Gather: ask every other node (except other incarnations of this id),
+//     over the reliable path and within GatherTimeout, for the highest
+//     epoch it knows for this node id and the newest snapshot of it that it
+//     holds. Start waits for every answer or the timeout: a peer whose host
+//     vanished without memberlist noticing yet costs up to GatherTimeout.
 //  3. Epoch = nodeid.Next(local epoch file and local snapshot, highest
 //     from peers and from the metadata seen). Persist it.
 //  4. Announce: publish the epoch in the metadata (UpdateNode). Peers now
@@ -462,7 +467,11 @@ func (c *Cluster) gather(ctx context.Context) []gathered {
 	c.mu.Lock()
 	var targets []*node
 	for _, n := range c.nodes {
-		if n.name != c.name && n.valid {
+		// Other incarnations of this id are skipped: their epoch is in the
+		// tracker already (from their metadata), their durable snapshots
+		// are on replicas, and a killed one would only hold us up until
+		// GatherTimeout when its host no longer answers.
+		if n.name != c.name && n.valid && n.meta.nodeID != c.cfg.NodeID {
 			cp := *n
 			targets = append(targets, &cp)
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/steadfast-pods/steadfast/codec"
 )
 
@@ -100,4 +102,8 @@ func snapshot(id string, epoch, version uint64, payload string) *codec.Snapshot 
 		NodeID: id, Epoch: epoch, Version: version, TakenUnixNano: time.Now().UnixNano(),
 		States: map[string][]byte{"worker": []byte(payload), "logger": []byte("v" + fmt.Sprint(version))},
 	}
+}
+
+func nodeToML(n *node) *memberlist.Node {
+	return &memberlist.Node{Name: n.name, Addr: n.ip, Port: n.port}
 }

@@ -142,6 +142,15 @@ func (d *dec) fail(what string) {
 	}
 }
 
+// newDec starts decoding after the header, which must be present.
+func newDec(b []byte) *dec {
+	d := &dec{b: b, off: 3}
+	if _, err := msgType(b); err != nil {
+		d.off, d.err = 0, err
+	}
+	return d
+}
+
 func (d *dec) uint() uint64 {
 	if d.err != nil {
 		return 0
@@ -207,7 +216,7 @@ func msgType(b []byte) (byte, error) {
 }
 
 func decodePush(b []byte, maxSnapshot int) (pushMsg, error) {
-	d := dec{b: b, off: 3}
+	d := newDec(b)
 	var m pushMsg
 	m.req = d.uint()
 	m.from.name = d.str(maxName)
@@ -219,7 +228,7 @@ func decodePush(b []byte, maxSnapshot int) (pushMsg, error) {
 }
 
 func decodePushAck(b []byte) (pushAck, error) {
-	d := dec{b: b, off: 3}
+	d := newDec(b)
 	var m pushAck
 	m.req = d.uint()
 	m.status = d.byte1()
@@ -230,7 +239,7 @@ func decodePushAck(b []byte) (pushAck, error) {
 }
 
 func decodeGather(b []byte) (gatherMsg, error) {
-	d := dec{b: b, off: 3}
+	d := newDec(b)
 	var m gatherMsg
 	m.req = d.uint()
 	m.from.name = d.str(maxName)
@@ -240,7 +249,7 @@ func decodeGather(b []byte) (gatherMsg, error) {
 }
 
 func decodeGatherRep(b []byte, maxSnapshot int) (gatherRep, error) {
-	d := dec{b: b, off: 3}
+	d := newDec(b)
 	var m gatherRep
 	m.req = d.uint()
 	m.highest = d.uint()
