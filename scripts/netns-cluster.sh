@@ -57,6 +57,7 @@ NAMESPACES=()       # every namespace this run created, in creation order
 declare -A HOST_NS  # host name -> namespace
 declare -A HOST_IP  # host name -> IP
 declare -A POD_PID  # host name -> pid of the pod (or workload) running there
+declare -A POD_DATA # host name -> the pod's data dir
 WORK_CREATED=0
 
 log() { printf 'netns-cluster: %s\n' "$*"; }
@@ -193,7 +194,7 @@ del_host() {
     [[ ${NAMESPACES[i]} == "$ns" ]] && unset 'NAMESPACES[i]'
   done
   NAMESPACES=("${NAMESPACES[@]}")
-  unset 'HOST_NS[$1]' 'HOST_IP[$1]' 'POD_PID[$1]'
+  unset 'HOST_NS[$1]' 'HOST_IP[$1]' 'POD_PID[$1]' 'POD_DATA[$1]'
 }
 
 # on HOST CMD...: run CMD inside HOST's namespace.
@@ -306,6 +307,7 @@ start_pod() {
     IFS=,
     echo "${seeds[*]}"
   )
+  POD_DATA[$host]=$data
   local log="$WORK_DIR/$host-${ip##*.}.log"
   log "start $role $id on $host ($ip), data dir ${data#"$WORK_DIR"/} (empty), seeds $join"
   # A simple command in the background (see start_probe): $! is the pod.
@@ -365,8 +367,8 @@ scenario() {
   add_host subscriber-1 11
   add_host subscriber-2 12
   [[ ${SF_FAIL_AT:-} == setup ]] && die "failing on purpose after setup (SF_FAIL_AT=setup)"
-  start_pod subscriber-1 subscriber subscriber-1 --exit-when-done=false
-  start_pod subscriber-2 subscriber subscriber-2 --exit-when-done=false
+  start_pod subscriber-1 subscriber subscriber-1
+  start_pod subscriber-2 subscriber subscriber-2
   start_pod publisher publisher publisher-1 --rate "$RATE" --batch "$BATCH" --beats "$BEATS" --min-subscribers 2
   for h in publisher subscriber-1 subscriber-2; do
     wait_for "$h healthy" healthy "$h"
@@ -386,43 +388,62 @@ scenario() {
 
   # The replacement: a new host, a different IP, same node id, empty disk.
   add_host subscriber-1 21
-  start_pod subscriber-1 subscriber subscriber-1 --exit-when-done=false
+  start_pod subscriber-1 subscriber subscriber-1
   wait_for "replacement subscriber-1 healthy" healthy subscriber-1
   wait_for "replacement subscriber-1 to restore from a peer" restored_from_peer subscriber-1
   local src
   src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
   log "replacement subscriber-1 on ${HOST_IP[subscriber-1]} (was $old_ip) restored from $src in $(elapsed "$t0")"
 
-  # The stream completes at both subscribers, exactly once.
+  if [[ -n ${METRICS_DUMP:-} ]]; then
+    for h in publisher subscriber-1 subscriber-2; do
+      pod_metrics "$h" >"$METRICS_DUMP/$h.prom" || die "$h /metrics"
+    done
+  fi
+
+  # The stream completes: each subscriber delivers everything, writes its
+  # final state and exits 0; then the publisher is stopped (SIGTERM).
+  local rc
   for h in subscriber-1 subscriber-2; do
-    wait_for "$h to deliver all $total values" delivered_at_least "$h" "$total"
+    wait_for "$h to finish the stream and exit" exited "$h"
+    rc=0
+    wait "${POD_PID[$h]}" || rc=$?
+    ((rc == 0)) || die "$h exited with status $rc"
+    log "$h finished (exit 0)"
   done
+  if alive publisher; then
+    kill -TERM "${POD_PID[publisher]}"
+    wait_for "publisher to stop after SIGTERM" exited publisher
+  fi
+  rc=0
+  wait "${POD_PID[publisher]}" || rc=$?
+  ((rc == 0)) || die "publisher exited with status $rc"
+  log "publisher stopped (exit 0)"
   verify "$total"
   log "scenario ok"
 }
 
-# verify N: every subscriber holds exactly N values, checked from its metrics.
+# exited HOST: the pod's process is gone.
+exited() {
+  ! alive "$1"
+}
+
+# verify N: each subscriber's final state (final-state.json in its data dir)
+# holds every value 1..N exactly once, by the closed form; the replacement's
+# says it restored from a peer.
 verify() {
-  local n=$1 h m ok=1 delivered lost dups gen
-  m=$(pod_metrics publisher) || die "publisher /metrics"
-  gen=$(metric_sum "$M_GENERATED" <<<"$m") || die "publisher has no $M_GENERATED"
-  log "publisher: generated $gen"
-  ((gen == n)) || { log "publisher generated $gen, want $n"; ok=0; }
-  if [[ -n ${METRICS_DUMP:-} ]]; then
-    pod_metrics publisher >"$METRICS_DUMP/publisher.prom"
-  fi
+  local n=$1 h f out ok=1
   for h in subscriber-1 subscriber-2; do
-    alive "$h" || die "$h exited"
-    m=$(pod_metrics "$h") || die "$h /metrics"
-    if [[ -n ${METRICS_DUMP:-} ]]; then
-      printf '%s\n' "$m" >"$METRICS_DUMP/$h.prom"
+    f=${POD_DATA[$h]}/final-state.json
+    [[ -f $f ]] || die "$h left no final state ($f)"
+    if ! out=$("$PROBE" final "$f" "$n" 2>&1); then
+      ok=0
     fi
-    delivered=$(metric_sum "$M_DELIVERED" <<<"$m") || die "$h has no $M_DELIVERED"
-    lost=$(metric_sum "$M_LOST" <<<"$m" || echo "?")
-    dups=$(metric_sum "$M_DUPLICATES" <<<"$m" || echo "?")
-    log "$h: delivered $delivered of $n, lost $lost, duplicates dropped $dups, restore source $(metric_label "$M_RESTORE" "$M_RESTORE_LABEL" <<<"$m" | head -n 1)"
-    ((delivered == n)) || { log "$h: delivered $delivered, want exactly $n"; ok=0; }
-    [[ $lost == 0 ]] || { log "$h: lost $lost"; ok=0; }
+    printf '%s\n' "$out" | while IFS= read -r line; do log "$line"; done
+    if [[ $h == subscriber-1 && $out != *"(restore source peer:"* ]]; then
+      log "subscriber-1's final state does not say it restored from a peer"
+      ok=0
+    fi
   done
   ((ok == 1)) || die "lost or duplicated values"
   log "verified: every subscriber delivered each of the $n values exactly once"

@@ -321,8 +321,11 @@ func TestNetnsReplaceSubscriber(t *testing.T) {
 		regexp.MustCompile(`killed subscriber-1 \(SIGKILL\) on 10\.213\.0\.11 after \d+ values delivered`),
 		regexp.MustCompile(`start subscriber subscriber-1 on subscriber-1 \(10\.213\.0\.21\), data dir \S+ \(empty\)`),
 		regexp.MustCompile(`replacement subscriber-1 on 10\.213\.0\.21 \(was 10\.213\.0\.11\) restored from peer:(publisher-1|subscriber-2) in `),
-		regexp.MustCompile(fmt.Sprintf(`subscriber-1: delivered %d of %d, lost 0,`, n, n)),
-		regexp.MustCompile(fmt.Sprintf(`subscriber-2: delivered %d of %d, lost 0,`, n, n)),
+		regexp.MustCompile(`subscriber-1 finished \(exit 0\)`),
+		regexp.MustCompile(`subscriber-2 finished \(exit 0\)`),
+		regexp.MustCompile(`publisher stopped \(exit 0\)`),
+		regexp.MustCompile(fmt.Sprintf(`final subscriber-1 \(restore source peer:\S+\): publisher publisher-1: count %d of %d, lost 0, duplicated 0, .*: exactly once`, n, n)),
+		regexp.MustCompile(fmt.Sprintf(`final subscriber-2 \(restore source \S+\): publisher publisher-1: count %d of %d, lost 0, duplicated 0, .*: exactly once`, n, n)),
 		regexp.MustCompile(fmt.Sprintf(`verified: every subscriber delivered each of the %d values exactly once`, n)),
 		regexp.MustCompile(`scenario ok`),
 	} {
