@@ -361,3 +361,53 @@ func TestNetnsReplaceSubscriber(t *testing.T) {
 		}
 	}
 }
+
+// TestNetnsCleansLeftovers: namespaces (and their processes) left by a run
+// that died without cleaning up (SIGKILL) are removed by the next run.
+func TestNetnsCleansLeftovers(t *testing.T) {
+	requireNetns(t)
+	// A pid that no process has, as if its run had been SIGKILLed.
+	dead := 0
+	for pid := 4_000_000; pid > 3_000_000; pid -= 7919 {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			dead = pid
+			break
+		}
+	}
+	if dead == 0 {
+		t.Fatal("no free pid found")
+	}
+	ns := fmt.Sprintf("sfnc-%d-leftover", dead)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
+	}
+	// A process left inside it.
+	sleeper := exec.Command("ip", "netns", "exec", ns, "sleep", "300")
+	if err := sleeper.Start(); err != nil {
+		exec.Command("ip", "netns", "del", ns).Run()
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- sleeper.Wait() }()
+	t.Cleanup(func() {
+		_ = sleeper.Process.Kill()
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	})
+
+	out, err := exec.Command("bash", netnsScript(t), "cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("netns-cluster.sh cleanup: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "removing leftover namespace "+ns) {
+		t.Errorf("cleanup did not report %s:\n%s", ns, out)
+	}
+	list, _ := exec.Command("ip", "netns", "list").CombinedOutput()
+	if strings.Contains(string(list), ns) {
+		t.Errorf("leftover namespace %s still there", ns)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Error("the process inside the leftover namespace was not killed")
+	}
+}
