@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -576,5 +577,25 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^\.git$`).Match(di) {
 		t.Error(".dockerignore does not keep .git out of the build context")
+	}
+}
+
+// TestPrometheusConfigPromtool validates deploy/prometheus/prometheus.yml with
+// Prometheus' own checker when it is installed (Debian package prometheus).
+func TestPrometheusConfigPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("skipped: promtool is not installed (Debian package prometheus); the compose test still checks the scrape targets")
+	}
+	out, err := exec.Command(promtool, "check", "config", "--syntax-only", filepath.Join(repoRoot(t), "deploy", "prometheus", "prometheus.yml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check config: %v\n%s", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("scrape_configs:\n  - job_name: x\n    scrape_interval: fast\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "config", "--syntax-only", bad).CombinedOutput(); err == nil {
+		t.Fatalf("promtool accepted a broken config:\n%s", out)
 	}
 }
