@@ -344,6 +344,11 @@ delivered_at_least() {
   d=$(metric "$1" "$M_DELIVERED") && ((d >= $2))
 }
 
+# has_tally HOST: the subscriber reports a tally for publisher-1.
+has_tally() {
+  metric "$1" "$M_T_LAST" 'publisher="publisher-1"' >/dev/null
+}
+
 # restored_from_peer HOST: the pod reports a restore source peer:<id>.
 restored_from_peer() {
   local src
@@ -394,6 +399,11 @@ scenario() {
   local src
   src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
   log "replacement subscriber-1 on ${HOST_IP[subscriber-1]} (was $old_ip) restored from $src in $(elapsed "$t0")"
+  # What it restored is exactly a prefix 1..L of the stream (closed form).
+  wait_for "replacement subscriber-1 to report its tally" has_tally subscriber-1
+  local verdict
+  verdict=$(pod_metrics subscriber-1 | tally_check publisher-1) || die "replacement subscriber-1: $verdict"
+  log "replacement subscriber-1, restored state: $verdict"
 
   if [[ -n ${METRICS_DUMP:-} ]]; then
     for h in publisher subscriber-1 subscriber-2; do

@@ -1,9 +1,11 @@
 package deploytest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -95,4 +97,96 @@ func TestScriptsShellcheck(t *testing.T) {
 		t.Errorf("shellcheck: %v\n%s", err, out)
 	}
 	t.Logf("shellcheck clean: %d scripts", len(files))
+}
+
+// expoTally renders a subscriber's tally metrics for the values applied, the
+// way client_golang writes them (labels sorted, shortest float form).
+func expoTally(pub string, values []uint64) string {
+	var count, fizz, buzz, fb, plain, sum, last, first uint64
+	if len(values) > 0 {
+		first = values[0]
+	}
+	for _, v := range values {
+		count++
+		last = max(last, v)
+		switch {
+		case v%15 == 0:
+			fb++
+		case v%3 == 0:
+			fizz++
+		case v%5 == 0:
+			buzz++
+		default:
+			plain++
+			sum += v
+		}
+	}
+	f := func(v uint64) string { return strconv.FormatFloat(float64(v), 'g', -1, 64) }
+	var b strings.Builder
+	b.WriteString("# HELP steadfast_logger_values Logger count.\n# TYPE steadfast_logger_values gauge\n")
+	for _, c := range []struct {
+		cat string
+		v   uint64
+	}{{"buzz", buzz}, {"fizz", fizz}, {"fizzbuzz", fb}, {"value", plain}} {
+		fmt.Fprintf(&b, "steadfast_logger_values{category=%q,publisher=%q} %s\n", c.cat, pub, f(c.v))
+	}
+	fmt.Fprintf(&b, "steadfast_logger_count{publisher=%q} %s\n", pub, f(count))
+	fmt.Fprintf(&b, "steadfast_logger_plain_sum{publisher=%q} %s\n", pub, f(sum))
+	fmt.Fprintf(&b, "steadfast_logger_first_seq{publisher=%q} %s\n", pub, f(first))
+	fmt.Fprintf(&b, "steadfast_logger_last_seq{publisher=%q} %s\n", pub, f(last))
+	for _, n := range []string{"dead_lettered", "skipped", "out_of_order"} {
+		fmt.Fprintf(&b, "steadfast_logger_%s{publisher=%q} 0\n", n, pub)
+	}
+	// Another publisher's perfect stream must not mask a broken one.
+	fmt.Fprintf(&b, "steadfast_logger_count{publisher=\"other\"} 15\nsteadfast_logger_last_seq{publisher=\"other\"} 15\n")
+	return b.String()
+}
+
+// TestLibTallyCheck runs scripts/lib.sh's tally_check (used by chaos.sh and
+// netns-cluster.sh) on metrics of complete and broken streams.
+func TestLibTallyCheck(t *testing.T) {
+	lib := filepath.Join(repoRoot(t), "scripts", "lib.sh")
+	const n = 250_000
+	seq := func(from, to uint64) []uint64 {
+		var s []uint64
+		for v := from; v <= to; v++ {
+			s = append(s, v)
+		}
+		return s
+	}
+	cat := func(parts ...[]uint64) []uint64 {
+		var s []uint64
+		for _, p := range parts {
+			s = append(s, p...)
+		}
+		return s
+	}
+	cases := []struct {
+		name   string
+		values []uint64
+		ok     bool
+		want   string
+	}{
+		{"complete", seq(1, n), true, fmt.Sprintf("values 1..%d each applied exactly once", n)},
+		{"lost plain value", cat(seq(1, 40), seq(42, n)), false, "lost 1"},
+		{"lost fizzbuzz", cat(seq(1, 44), seq(46, n)), false, "lost 1"},
+		{"duplicated", cat(seq(1, n), []uint64{77}), false, "duplicated 1"},
+		{"one lost, one duplicated", cat(seq(1, 40), []uint64{43}, seq(42, n)), false, "plain sum"},
+		{"started late", seq(2, n), false, "first seq"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("bash", "-c", `. "$1" && tally_check publisher-1`, "bash", lib)
+			cmd.Stdin = strings.NewReader(expoTally("publisher-1", tc.values))
+			out, err := cmd.CombinedOutput()
+			if (err == nil) != tc.ok || !strings.Contains(string(out), tc.want) {
+				t.Errorf("err %v, output %q; want ok=%v and %q", err, out, tc.ok, tc.want)
+			}
+		})
+	}
+	cmd := exec.Command("bash", "-c", `. "$1" && tally_check publisher-9`, "bash", lib)
+	cmd.Stdin = strings.NewReader(expoTally("publisher-1", seq(1, 10)))
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("tally_check passed for a publisher with no tally: %s", out)
+	}
 }
