@@ -329,9 +329,11 @@ func (c *Cluster) setMeta(epoch uint64) {
 //     vanished without memberlist noticing yet costs up to GatherTimeout.
 //  3. Epoch = nodeid.Next(local epoch file and local snapshot, highest
 //     from peers and from the metadata seen). Persist it.
-//  4. Announce: publish the epoch in the metadata (UpdateNode). Peers now
-//     list this node, and fence any lower incarnation of the id at once,
-//     without waiting for memberlist to declare it dead.
+//  4. Announce: publish the epoch in the metadata (UpdateNode) and push it
+//     to every known peer with a push/pull (gossip alone may miss a peer
+//     for seconds), waiting up to AnnounceTimeout. Peers now list this
+//     node, and fence any lower incarnation of the id at once, without
+//     waiting for memberlist to declare it dead.
 //  5. Pick the newest of the local and the peers' snapshots (local wins a
 //     tie) and save a peer's copy locally.
 //
@@ -390,10 +392,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	c.restoreSource = source
 	c.mu.Unlock()
 	c.epochs.Observe(c.cfg.NodeID, epoch)
-	c.setMeta(epoch)
-	if err := c.ml.UpdateNode(c.cfg.AnnounceTimeout); err != nil {
-		c.log.Warn("cluster: announcing epoch", "err", err)
-	}
+	c.announce(epoch)
 	c.mu.Lock()
 	c.recompute()
 	c.mu.Unlock()
@@ -405,6 +404,64 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	}
 	c.log.Info("cluster: started", args...)
 	return b, nil
+}
+
+// announce publishes epoch in this node's metadata. memberlist gossips the
+// update to only RetransmitMult × log10(N+1) random nodes, so a peer can
+// miss it until the next push/pull (seconds); announce therefore also does a
+// push/pull with every known peer, waiting up to AnnounceTimeout for those
+// of other node ids. Other incarnations of this id are told in the
+// background (a killed one may not answer until TCPTimeout); a live one
+// learns from it that it is fenced.
+func (c *Cluster) announce(epoch uint64) {
+	c.setMeta(epoch)
+	// UpdateNode applies the new metadata at once and then waits for the
+	// broadcast to use up its retransmits; the push/pulls below make that
+	// wait unnecessary.
+	if err := c.ml.UpdateNode(time.Millisecond); err != nil {
+		c.log.Debug("cluster: update broadcast still queued", "err", err)
+	}
+	c.mu.Lock()
+	type target struct {
+		addr   string
+		sameID bool
+	}
+	var targets []target
+	for _, n := range c.nodes {
+		if n.name != c.name {
+			targets = append(targets, target{n.addr(), n.valid && n.meta.nodeID == c.cfg.NodeID})
+		}
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, tg := range targets {
+		if !tg.sameID {
+			wg.Add(1)
+		}
+		ok := c.goTracked(func() {
+			if !tg.sameID {
+				defer wg.Done()
+			}
+			if _, err := c.ml.Join([]string{tg.addr}); err != nil {
+				c.log.Debug("cluster: announce push/pull", "peer", tg.addr, "err", err)
+			}
+		})
+		if !ok && !tg.sameID {
+			wg.Done()
+		}
+	}
+	all := make(chan struct{})
+	if !c.goTracked(func() { wg.Wait(); close(all) }) {
+		return
+	}
+	t := time.NewTimer(c.cfg.AnnounceTimeout)
+	defer t.Stop()
+	select {
+	case <-all:
+	case <-t.C:
+		c.log.Warn("cluster: some peers did not confirm the epoch announcement in time", "timeout", c.cfg.AnnounceTimeout)
+	case <-c.done:
+	}
 }
 
 // join retries memberlist's Join through the seeds until one answers.
