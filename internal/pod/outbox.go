@@ -3,6 +3,8 @@ package pod
 import (
 	"errors"
 	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Outbox errors.
@@ -132,4 +134,27 @@ func RestoreOutbox(capacity int, s OutboxState) (*Outbox, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// EncodeMsgpack writes the outbox as its OutboxState (msgpack.CustomEncoder).
+func (o *Outbox) EncodeMsgpack(enc *msgpack.Encoder) error {
+	return enc.Encode(o.State())
+}
+
+// DecodeMsgpack restores the outbox from an OutboxState
+// (msgpack.CustomDecoder). It keeps the outbox's capacity when the state
+// fits, and grows it when it does not: a snapshot's values are never
+// dropped.
+func (o *Outbox) DecodeMsgpack(dec *msgpack.Decoder) error {
+	var s OutboxState
+	if err := dec.Decode(&s); err != nil {
+		return err
+	}
+	capacity := max(len(o.ring), len(s.Values), 1)
+	r, err := RestoreOutbox(capacity, s)
+	if err != nil {
+		return err
+	}
+	*o = *r
+	return nil
 }

@@ -1,0 +1,14 @@
+// Command publisher runs a steadfast publisher pod: heartbeat → generator →
+// publishing actor, streaming sequence-numbered batches to every live
+// subscriber. Run it with --help for its flags and environment variables.
+package main
+
+import (
+	"os"
+
+	"github.com/steadfast-pods/steadfast/internal/pod"
+)
+
+func main() {
+	os.Exit(pod.Main(pod.Publisher, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}

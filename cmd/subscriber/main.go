@@ -1,0 +1,14 @@
+// Command subscriber runs a steadfast subscriber pod: receive → worker
+// (FizzBuzz) → logger, acknowledging only what a durable snapshot holds.
+// Run it with --help for its flags and environment variables.
+package main
+
+import (
+	"os"
+
+	"github.com/steadfast-pods/steadfast/internal/pod"
+)
+
+func main() {
+	os.Exit(pod.Main(pod.Subscriber, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,202 @@
+package pod
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// registerMetrics registers the pod's collector and the Go/process
+// collectors (process_resident_memory_bytes, ...) on the pod's own registry.
+func (p *Pod) registerMetrics() {
+	p.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&podCollector{p: p},
+	)
+}
+
+// podCollector reads every steadfast_* metric at scrape time from the
+// runtime's, the cluster's, the transport's and the pod's own counters.
+// Names and labels are documented in doc.go.
+type podCollector struct{ p *Pod }
+
+var _ prometheus.Collector = (*podCollector)(nil)
+
+// Describe sends nothing: the collector is unchecked (its label values,
+// e.g. actor and subscriber names, are only known at scrape time).
+func (c *podCollector) Describe(chan<- *prometheus.Desc) {}
+
+type emitter struct {
+	ch chan<- prometheus.Metric
+}
+
+func (e emitter) emit(name, help string, t prometheus.ValueType, v float64, labels ...string) {
+	var keys, vals []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		keys = append(keys, labels[i])
+		vals = append(vals, labels[i+1])
+	}
+	d := prometheus.NewDesc(name, help, keys, nil)
+	m, err := prometheus.NewConstMetric(d, t, v, vals...)
+	if err == nil {
+		e.ch <- m
+	}
+}
+
+func (e emitter) gauge(name, help string, v float64, labels ...string) {
+	e.emit(name, help, prometheus.GaugeValue, v, labels...)
+}
+
+func (e emitter) counter(name, help string, v float64, labels ...string) {
+	e.emit(name, help, prometheus.CounterValue, v, labels...)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Collect implements prometheus.Collector.
+func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.p
+	e := emitter{ch}
+	e.gauge("steadfast_info", "Constant 1, labelled with the pod's node id and role.", 1, "node_id", p.id, "role", p.cfg.Role.String())
+	e.gauge("steadfast_up", "1 while the pod runs its actors (what /healthz reports).", b2f(p.ready.Load()))
+	e.gauge("steadfast_epoch", "This incarnation's epoch.", float64(p.epoch.Load()))
+
+	// Actors.
+	if g := p.graph; g != nil {
+		st := g.Stats()
+		for _, a := range st.Actors {
+			e.counter("steadfast_actor_restarts_total", "Restarts of an actor since the pod started.", float64(a.Restarts), "actor", a.Name)
+			e.gauge("steadfast_actor_status", "Actor status: 0 idle, 1 running, 2 restarting, 3 stopped, 4 failed.", float64(a.Status), "actor", a.Name)
+		}
+		for _, ch := range st.Channels {
+			e.gauge("steadfast_channel_fill", "Messages in an actor channel.", float64(ch.Len), "channel", ch.Name)
+			e.gauge("steadfast_channel_capacity", "Capacity of an actor channel.", float64(ch.Cap), "channel", ch.Name)
+			e.counter("steadfast_channel_sent_total", "Messages ever sent into an actor channel.", float64(ch.Sent), "channel", ch.Name)
+		}
+		e.counter("steadfast_dead_letters_total", "Messages moved to the dead-letter queue (showstoppers).", float64(st.DeadLetters))
+		e.counter("steadfast_dead_letters_evicted_total", "Dead letters evicted from the full queue (still counted above).", float64(st.DeadLettersEvicted))
+	}
+
+	// Membership and snapshots.
+	if cl := p.clus; cl != nil {
+		cs := cl.Stats()
+		e.gauge("steadfast_membership_members", "Live members in this node's view, itself included.", float64(cs.Members))
+		e.counter("steadfast_membership_fenced_total", "Incarnations fenced by a higher epoch.", float64(cs.FencedMembers))
+		e.counter("steadfast_epoch_rejects_total", "Messages rejected because they came from a lower epoch of their node id.", float64(cs.EpochRejects))
+		e.counter("steadfast_snapshot_replicas_received_total", "Peer snapshots accepted as replicas.", float64(cs.SnapshotsReceived))
+		for reason, n := range cs.SnapshotRejects {
+			e.counter("steadfast_snapshot_replica_rejects_total", "Peer snapshot pushes rejected, by reason.", float64(n), "reason", reason)
+		}
+		e.gauge("steadfast_replicas_held", "Node ids this node holds a replica snapshot for.", float64(cs.ReplicasHeld))
+		e.gauge("steadfast_replica_bytes", "Total size of the replicas held.", float64(cs.ReplicaBytes))
+	}
+	if b := p.boot; b != nil {
+		e.gauge("steadfast_restore_source", "1 for where this incarnation's state came from: local, peer:<id> or none.", 1, "source", b.Source)
+		if b.Snapshot != nil {
+			e.gauge("steadfast_restore_snapshot_epoch", "Epoch of the restored snapshot.", float64(b.Snapshot.Epoch))
+			e.gauge("steadfast_restore_snapshot_version", "Version of the restored snapshot.", float64(b.Snapshot.Version))
+		}
+		e.gauge("steadfast_restore_seconds", "Time the cluster start (join, gather, restore) took.", b.Took.Seconds())
+	}
+	e.gauge("steadfast_snapshot_version", "Version of the last snapshot taken by this incarnation.", float64(p.snapStat.version.Load()))
+	e.gauge("steadfast_snapshot_bytes", "Size of the last snapshot's actor states.", float64(p.snapStat.bytes.Load()))
+	e.gauge("steadfast_snapshot_duration_seconds", "Time the last snapshot save (local write + first replica ack) took.", time.Duration(p.snapStat.took.Load()).Seconds())
+	e.counter("steadfast_snapshots_saved_total", "Snapshots written locally.", float64(p.snapStat.saved.Load()))
+	e.counter("steadfast_snapshots_durable_total", "Snapshots reported durable (local + replica).", float64(p.snapStat.durable.Load()))
+	e.counter("steadfast_snapshot_failures_total", "Snapshots that failed or were not durable.", float64(p.snapStat.failures.Load()))
+
+	// Transport.
+	if d := p.driver; d != nil {
+		ds := d.Stats()
+		e.counter("steadfast_transport_frames_sent_total", "Transport DATA/PAD frames sent (retransmissions included).", float64(ds.FramesSent))
+		e.counter("steadfast_transport_bytes_sent_total", "Transport data bytes sent.", float64(ds.BytesSent))
+		e.counter("steadfast_transport_frames_received_total", "Transport data frames received.", float64(ds.FramesReceived))
+		e.counter("steadfast_transport_bytes_received_total", "Transport data bytes received.", float64(ds.BytesReceived))
+		e.counter("steadfast_transport_naks_sent_total", "NAKs sent.", float64(ds.NAKsSent))
+		e.counter("steadfast_transport_naks_received_total", "NAKs received.", float64(ds.NAKsReceived))
+		e.counter("steadfast_transport_retransmits_total", "Retransmitted datagrams.", float64(ds.Retransmits))
+		e.counter("steadfast_transport_back_pressure_total", "Offers refused with back pressure.", float64(ds.BackPressure))
+		e.counter("steadfast_transport_setups_sent_total", "SETUP frames sent.", float64(ds.SetupsSent))
+		e.counter("steadfast_transport_status_messages_received_total", "Status messages received.", float64(ds.SMsReceived))
+		e.counter("steadfast_transport_heartbeats_sent_total", "Transport heartbeats sent.", float64(ds.HeartbeatsSent))
+		e.counter("steadfast_transport_unknown_stream_total", "Datagrams for streams nobody subscribed to.", float64(ds.UnknownStream))
+		for reason, n := range ds.InvalidDatagrams {
+			e.counter("steadfast_transport_invalid_datagrams_total", "Malformed datagrams dropped, by reason.", float64(n), "reason", reason)
+		}
+		e.gauge("steadfast_transport_images", "Current transport images (publishing sessions received).", float64(ds.Images))
+		e.gauge("steadfast_transport_publications", "Current transport publications.", float64(ds.Publications))
+	}
+
+	if pb := p.pubSide; pb != nil {
+		pb.collect(e)
+	}
+	if s := p.subSide; s != nil {
+		s.collect(e)
+	}
+}
+
+func (pb *publisher) collect(e emitter) {
+	st := pb.status.Load()
+	e.gauge("steadfast_publisher_end_seq", "Values in the whole stream (BEATS×BATCH); 0 when unbounded.", float64(pb.total))
+	e.gauge("steadfast_publisher_last_seq", "Last seq generated into the outbox (values generated over all incarnations).", float64(st.Last))
+	e.counter("steadfast_values_generated_total", "Values generated by this incarnation.", float64(pb.generated.Load()))
+	e.gauge("steadfast_outbox_values", "Values in the outbox (not yet acknowledged by every subscriber).", float64(st.OutboxLen))
+	e.gauge("steadfast_outbox_capacity", "Outbox capacity in values.", float64(st.OutboxCap))
+	e.gauge("steadfast_outbox_first_seq", "Oldest seq held in the outbox.", float64(st.OutboxFirst))
+	e.gauge("steadfast_outbox_full", "1 while the outbox is full and the generator is back-pressured.", b2f(st.OutboxFull))
+	e.counter("steadfast_outbox_full_total", "Publishing loop iterations that found the outbox full.", float64(pb.fullEvents.Load()))
+	e.gauge("steadfast_publisher_complete", "1 when every subscriber acknowledged the whole stream.", b2f(st.Complete))
+	e.counter("steadfast_acks_received_total", "Acks received from subscribers.", float64(pb.acksIn.Load()))
+	e.counter("steadfast_hellos_received_total", "Hellos (replay requests) received from subscribers.", float64(pb.hellosIn.Load()))
+	e.counter("steadfast_control_rejected_total", "Ack-stream messages rejected: undecodable or from a stale epoch.", float64(pb.badIn.Load()+pb.staleIn.Load()))
+	for _, s := range st.Subs {
+		e.gauge("steadfast_breaker_state", "Circuit breaker per subscriber: 0 closed, 1 open, 2 half-open, 3 draining.", float64(s.State), "subscriber", s.ID)
+		e.counter("steadfast_breaker_opens_total", "Times the breaker opened.", float64(s.Opens), "subscriber", s.ID)
+		e.gauge("steadfast_subscriber_acked_seq", "Highest seq the subscriber acknowledged (durable on its side).", float64(s.Acked), "subscriber", s.ID)
+		e.gauge("steadfast_subscriber_epoch", "Highest epoch heard from the subscriber.", float64(s.Epoch), "subscriber", s.ID)
+		e.counter("steadfast_values_sent_total", "Values offered to a subscriber (replays included) by this incarnation.", float64(s.Sent), "subscriber", s.ID)
+		e.counter("steadfast_values_replayed_total", "Values offered again to a subscriber (replays) by this incarnation.", float64(s.Replayed), "subscriber", s.ID)
+	}
+}
+
+func (s *subscriber) collect(e emitter) {
+	e.counter("steadfast_values_received_total", "Values taken into the pipeline (new, in order).", float64(s.received.Load()))
+	e.counter("steadfast_values_processed_total", "Values through the FizzBuzz worker.", float64(s.processed.Load()))
+	e.counter("steadfast_duplicates_dropped_total", "Values dropped at or below the dedup watermark.", float64(s.dups.Load()))
+	e.counter("steadfast_stale_epoch_dropped_total", "Values and controls dropped from a stale publisher epoch.", float64(s.stale.Load()))
+	e.counter("steadfast_gaps_total", "Batches dropped because they started beyond the watermark (a replay is requested).", float64(s.gaps.Load()))
+	e.counter("steadfast_bad_messages_total", "Undecodable data-stream messages.", float64(s.bad.Load()))
+	e.counter("steadfast_worker_injected_panics_total", "Panics injected by --panic-every.", float64(s.panics.Load()))
+	e.counter("steadfast_acks_sent_total", "Acks sent to publishers.", float64(s.acksOut.Load()))
+	e.counter("steadfast_hellos_sent_total", "Hellos (replay requests) sent to publishers.", float64(s.hellosOut.Load()))
+	e.gauge("steadfast_subscriber_done", "1 once every publisher's stream is complete.", b2f(isClosed(s.finished)))
+	if dm := s.durableM.Load(); dm != nil {
+		for id, pc := range dm.committed {
+			e.gauge("steadfast_committed_seq", "Last seq per publisher inside a durable snapshot (what acks report).", float64(pc.Seq), "publisher", id)
+		}
+	}
+	t := s.tallyPub.Load()
+	for id, pt := range t.Pubs {
+		for _, c := range []struct {
+			cat string
+			v   uint64
+		}{{"fizz", pt.Fizz}, {"buzz", pt.Buzz}, {"fizzbuzz", pt.FizzBuzz}, {"value", pt.Plain}} {
+			e.gauge("steadfast_logger_values", "Logger count per publisher and FizzBuzz category (restored across incarnations).", float64(c.v), "publisher", id, "category", c.cat)
+		}
+		e.gauge("steadfast_logger_count", "Values applied by the logger per publisher.", float64(pt.Count), "publisher", id)
+		e.gauge("steadfast_logger_plain_sum", "Sum of the plain (non-Fizz/Buzz) values per publisher.", float64(pt.PlainSum), "publisher", id)
+		e.gauge("steadfast_logger_first_seq", "First seq the logger applied per publisher (1 for a complete stream).", float64(pt.FirstSeq), "publisher", id)
+		e.gauge("steadfast_logger_last_seq", "Last seq applied or dead-lettered per publisher.", float64(pt.LastSeq), "publisher", id)
+		e.gauge("steadfast_logger_end_seq", "The publisher's end of stream (0 until it ended).", float64(pt.EndSeq), "publisher", id)
+		e.gauge("steadfast_logger_dead_lettered", "Values dead-lettered by the worker per publisher.", float64(pt.DeadCount), "publisher", id)
+		e.gauge("steadfast_logger_skipped", "Values the publisher no longer had for this subscriber (lost).", float64(pt.Skipped), "publisher", id)
+		e.gauge("steadfast_logger_out_of_order", "Values applied out of sequence order (0 when correct).", float64(pt.OutOfOrder), "publisher", id)
+	}
+}

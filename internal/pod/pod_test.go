@@ -1,0 +1,193 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type testPod struct {
+	p    *Pod
+	done chan struct{} // closed when Run returned; err holds its result
+	err  error
+	stop context.CancelFunc
+	dir  string
+}
+
+func testLogger(t *testing.T, name string) *slog.Logger {
+	if os.Getenv("POD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("pod", name)
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startPod(t *testing.T, mn *memNet, cfg Config, name string) *testPod {
+	t.Helper()
+	p, err := newPod(cfg, testLogger(t, name), mn.node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tp := &testPod{p: p, done: make(chan struct{}), stop: cancel, dir: cfg.DataDir}
+	go func() {
+		tp.err = p.Run(ctx)
+		close(tp.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-tp.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop", name)
+		}
+		p.Close()
+	})
+	return tp
+}
+
+func baseConfig(t *testing.T, role Role, id string, endpoint string) Config {
+	c := DefaultConfig(role)
+	c.NodeID = id
+	c.DataDir = filepath.Join(t.TempDir(), id)
+	c.Bind = "127.0.0.1:0"
+	c.Membership = "local"
+	c.DataEndpoint = endpoint
+	c.MetricsAddr = "127.0.0.1:0"
+	c.SnapshotInterval = 100 * time.Millisecond
+	c.Rate = 2 * time.Millisecond
+	return c
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readFinal(t *testing.T, dir string) FinalState {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, FinalStateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f FinalState
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func scrape(t *testing.T, p *Pod) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestPodsInProcess runs a publisher and a subscriber over the in-memory
+// network with real memberlist, snapshots and replication: the subscriber
+// finishes by itself with a tally matching the closed form.
+func TestPodsInProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		panicEvery  uint64
+		showstopper uint64
+	}{{"clean", 0, 0}, {"panics", 97, 0}, {"showstopper", 0, 500}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mn := newMemNet()
+			pc := baseConfig(t, Publisher, "pub-1", "127.0.0.1:1")
+			pc.Beats, pc.Batch = 60, 17
+			pub := startPod(t, mn, pc, "pub")
+			sc := baseConfig(t, Subscriber, "sub-1", "127.0.0.1:2")
+			sc.Join = []string{pub.p.GossipAddr()}
+			sc.PanicEvery, sc.Showstopper = tc.panicEvery, tc.showstopper
+			sub := startPod(t, mn, sc, "sub")
+			select {
+			case <-sub.done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("subscriber did not finish")
+			}
+			if sub.err != nil {
+				t.Fatalf("subscriber: %v", sub.err)
+			}
+			n := pc.Beats * uint64(pc.Batch)
+			f := readFinal(t, sub.dir)
+			var allowed []uint64
+			if tc.showstopper != 0 {
+				allowed = []uint64{tc.showstopper}
+			}
+			r := Check(f.Tally["pub-1"], n, allowed)
+			if !r.OK() {
+				t.Fatalf("check: %+v", r)
+			}
+			if tc.panicEvery > 0 && f.Restarts < int(n/tc.panicEvery)/2 {
+				t.Fatalf("only %d restarts with panic every %d of %d values", f.Restarts, tc.panicEvery, n)
+			}
+			if tc.showstopper != 0 && f.DeadLetters != 1 {
+				t.Fatalf("dead letters %d, want 1", f.DeadLetters)
+			}
+			for _, want := range []string{"steadfast_publisher_last_seq " + fmt.Sprint(n), "steadfast_breaker_state{subscriber=\"sub-1\"}"} {
+				waitFor(t, "publisher metric "+want, 10*time.Second, func() bool { return strings.Contains(scrape(t, pub.p), want) })
+			}
+		})
+	}
+}
+
+// TestSubscriberReplacedEmptyDisk stops a subscriber mid-stream and starts a
+// replacement with the same node id and an empty data dir: it restores from
+// the publisher's replica and the stream completes exactly once.
+func TestSubscriberReplacedEmptyDisk(t *testing.T) {
+	mn := newMemNet()
+	pc := baseConfig(t, Publisher, "pub-1", "127.0.0.1:1")
+	pc.Beats, pc.Batch, pc.Rate = 400, 10, 2*time.Millisecond
+	pub := startPod(t, mn, pc, "pub")
+	sc := baseConfig(t, Subscriber, "sub-1", "127.0.0.1:2")
+	sc.Join = []string{pub.p.GossipAddr()}
+	sub := startPod(t, mn, sc, "sub")
+	waitFor(t, "some values delivered and acked", 30*time.Second, func() bool {
+		st := pub.p.pubSide.status.Load()
+		return len(st.Subs) == 1 && st.Subs[0].Acked > 500
+	})
+	// Abrupt stop: the network vanishes first (as with SIGKILL), then Run.
+	sub.p.driver.Close()
+	sub.stop()
+	<-sub.done
+	sub.p.Close()
+
+	sc2 := sc
+	sc2.DataDir = filepath.Join(t.TempDir(), "sub-1-new")
+	sc2.DataEndpoint = "127.0.0.1:3"
+	sub2 := startPod(t, mn, sc2, "sub2")
+	select {
+	case <-sub2.done:
+		if sub2.err != nil {
+			t.Fatal(sub2.err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("replacement did not finish")
+	}
+	f := readFinal(t, sub2.dir)
+	if !strings.HasPrefix(f.RestoreSource, "peer:") {
+		t.Fatalf("restore source %q, want peer:...", f.RestoreSource)
+	}
+	if r := Check(f.Tally["pub-1"], 4000, nil); !r.OK() {
+		t.Fatalf("check: %+v", r)
+	}
+}

@@ -1,0 +1,63 @@
+package pod
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/steadfast-pods/steadfast/cluster"
+)
+
+// view publishes the cluster's live view to the actors, which poll it
+// without blocking: Load returns the members and a version that changes
+// whenever the view did.
+type view struct {
+	clus *cluster.Cluster
+	cur  atomic.Pointer[viewSnap]
+	// stopped is closed by stop; run returns.
+	stopped  chan struct{}
+	stopOnce sync.Once
+}
+
+type viewSnap struct {
+	version uint64
+	members []cluster.Member
+}
+
+func newView(c *cluster.Cluster) *view {
+	v := &view{clus: c, stopped: make(chan struct{})}
+	v.cur.Store(&viewSnap{})
+	return v
+}
+
+// run refreshes the view on every membership change until stop.
+func (v *view) run() {
+	v.refresh()
+	for {
+		select {
+		case <-v.stopped:
+			return
+		case <-v.clus.Changes():
+			v.refresh()
+		}
+	}
+}
+
+func (v *view) refresh() {
+	old := v.cur.Load()
+	v.clus.Events() // drained: the actors diff the member list themselves
+	v.cur.Store(&viewSnap{version: old.version + 1, members: v.clus.Members()})
+}
+
+func (v *view) stop() { v.stopOnce.Do(func() { close(v.stopped) }) }
+
+// Load returns the current members and the view's version.
+func (v *view) Load() ([]cluster.Member, uint64) {
+	s := v.cur.Load()
+	return s.members, s.version
+}
+
+// count returns the number of live members (including this node).
+func (v *view) count() int {
+	m, _ := v.Load()
+	return len(m)
+}
