@@ -219,6 +219,17 @@ wait_for() {
   done
 }
 
+# wait_pod HOST DESC CMD...: wait_for, but fail at once if HOST's pod exits.
+wait_pod() {
+  local host=$1 desc=$2 deadline=$((SECONDS + TIMEOUT))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    alive "$host" || die "the pod on $host exited while waiting for $desc (see its log below)"
+    ((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $desc"
+    sleep 0.25
+  done
+}
+
 setup_work() {
   if [[ -z ${WORK_DIR:-} ]]; then
     WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/$RUN.XXXXXX")
@@ -376,13 +387,13 @@ scenario() {
   start_pod subscriber-2 subscriber subscriber-2
   start_pod publisher publisher publisher-1 --rate "$RATE" --batch "$BATCH" --beats "$BEATS" --min-subscribers 2
   for h in publisher subscriber-1 subscriber-2; do
-    wait_for "$h healthy" healthy "$h"
+    wait_pod "$h" "$h healthy" healthy "$h"
   done
   log "all pods healthy; stream of $total values ($BEATS beats x $BATCH every $RATE)"
 
   # Let subscriber-1 get a quarter of the stream, then its host dies.
   local quarter=$((total / 4))
-  wait_for "subscriber-1 to deliver $quarter values" delivered_at_least subscriber-1 "$quarter"
+  wait_pod subscriber-1 "subscriber-1 to deliver $quarter values" delivered_at_least subscriber-1 "$quarter"
   local before old_ip=${HOST_IP[subscriber-1]}
   before=$(metric subscriber-1 "$M_DELIVERED" || echo "?")
   kill -9 "${POD_PID[subscriber-1]}"
@@ -394,13 +405,13 @@ scenario() {
   # The replacement: a new host, a different IP, same node id, empty disk.
   add_host subscriber-1 21
   start_pod subscriber-1 subscriber subscriber-1
-  wait_for "replacement subscriber-1 healthy" healthy subscriber-1
-  wait_for "replacement subscriber-1 to restore from a peer" restored_from_peer subscriber-1
+  wait_pod subscriber-1 "replacement subscriber-1 healthy" healthy subscriber-1
+  wait_pod subscriber-1 "replacement subscriber-1 to restore from a peer" restored_from_peer subscriber-1
   local src
   src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
   log "replacement subscriber-1 on ${HOST_IP[subscriber-1]} (was $old_ip) restored from $src in $(elapsed "$t0")"
   # What it restored is exactly a prefix 1..L of the stream (closed form).
-  wait_for "replacement subscriber-1 to report its tally" has_tally subscriber-1
+  wait_pod subscriber-1 "replacement subscriber-1 to report its tally" has_tally subscriber-1
   local verdict
   verdict=$(pod_metrics subscriber-1 | tally_check publisher-1) || die "replacement subscriber-1: $verdict"
   log "replacement subscriber-1, restored state: $verdict"
