@@ -57,7 +57,7 @@ type Cluster struct {
 	sends  chan struct{} // semaphore for reply senders
 
 	reqMu   sync.Mutex
-	nextReq uint64                 // guarded by reqMu
+	nextReq uint64                 // guarded by reqMu; starts random, so a late reply to a previous process on the same address cannot match
 	waiting map[uint64]chan []byte // guarded by reqMu; replies by request id
 
 	lifeMu sync.Mutex
@@ -121,14 +121,15 @@ func New(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	var boot [4]byte
+	var boot [12]byte // 4 bytes of boot id, 8 of first request id
 	if _, err := rand.Read(boot[:]); err != nil {
 		return nil, fmt.Errorf("cluster: boot id: %w", err)
 	}
 	c := &Cluster{
 		cfg:     cfg,
 		log:     lg,
-		name:    cfg.NodeID + "#" + hex.EncodeToString(boot[:]),
+		name:    cfg.NodeID + "#" + hex.EncodeToString(boot[:4]),
+		nextReq: binary.BigEndian.Uint64(boot[4:]) >> 1,
 		store:   st,
 		epochs:  NewEpochTracker(),
 		nodes:   make(map[string]*node),

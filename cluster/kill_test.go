@@ -73,6 +73,18 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
+	if os.Getenv("CHILD_REPLACE") != "" {
+		v := uint64(0)
+		if boot.Snapshot != nil {
+			v = boot.Snapshot.Version
+			if string(boot.Snapshot.States["worker"]) != childPayload(v) {
+				return fail(fmt.Errorf("restored state of version %d differs", v))
+			}
+		}
+		fmt.Printf("RESTORED %d %d %s\n", v, boot.Epoch, boot.Source)
+		fmt.Printf("READY %s\n", c.LocalAddr())
+		select {}
+	}
 	// Wait until both peers list us, so that there are two replica holders.
 	for len(c.Members()) < 3 {
 		if ctx.Err() != nil {
@@ -102,14 +114,16 @@ func lanTestConfig() Config {
 
 // child is a node running in a child process.
 type child struct {
-	cmd     *exec.Cmd
-	durable uint64 // last version reported durable
-	addr    string
-	stderr  *strings.Builder
-	waited  chan struct{}
+	cmd      *exec.Cmd
+	restored string    // "version epoch source" of a replacement
+	restAt   time.Time // when the RESTORED line was read
+	durable  uint64    // last version reported durable
+	addr     string
+	stderr   *strings.Builder
+	waited   chan struct{}
 }
 
-func startChild(t testing.TB, id, dir string, seeds []string, lan bool, key []byte) *child {
+func startChild(t testing.TB, id, dir string, seeds []string, lan, replace bool, key []byte) *child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -120,6 +134,9 @@ func startChild(t testing.TB, id, dir string, seeds []string, lan bool, key []by
 		"CHILD_SEEDS="+strings.Join(seeds, ","))
 	if lan {
 		cmd.Env = append(cmd.Env, "CHILD_LAN=1")
+	}
+	if replace {
+		cmd.Env = append(cmd.Env, "CHILD_REPLACE=1")
 	}
 	if key != nil {
 		cmd.Env = append(cmd.Env, "CHILD_KEY="+base64.StdEncoding.EncodeToString(key))
@@ -159,6 +176,9 @@ func startChild(t testing.TB, id, dir string, seeds []string, lan bool, key []by
 			}
 			if v, ok := strings.CutPrefix(l, "DURABLE "); ok {
 				ch.durable, _ = strconv.ParseUint(v, 10, 64)
+			}
+			if r, ok := strings.CutPrefix(l, "RESTORED "); ok {
+				ch.restored, ch.restAt = r, time.Now()
 			}
 			if a, ok := strings.CutPrefix(l, "READY "); ok {
 				ch.addr = a
@@ -207,7 +227,7 @@ type rejoinTimes struct {
 // "x" in a child that saves snapshots; SIGKILL x; start a replacement "x"
 // with an empty data dir and a new port; check it restores exactly the
 // newest durable snapshot and that both survivors accept it.
-func killAndReplace(t testing.TB, lan bool) rejoinTimes {
+func killAndReplace(t testing.TB, lan, proc bool) rejoinTimes {
 	t.Helper()
 	mk := func(id string, seeds ...string) Config {
 		cfg := testConfig(t, id, seeds...)
@@ -220,7 +240,7 @@ func killAndReplace(t testing.TB, lan bool) rejoinTimes {
 	}
 	s1, _ := startNode(t, mk("s1"))
 	s2, _ := startNode(t, mk("s2", s1.LocalAddr()))
-	x := startChild(t, "x", t.TempDir(), []string{s1.LocalAddr()}, lan, nil)
+	x := startChild(t, "x", t.TempDir(), []string{s1.LocalAddr()}, lan, false, nil)
 	if x.durable != childSaves {
 		t.Fatalf("child reported durable version %d, want %d", x.durable, childSaves)
 	}
@@ -235,33 +255,52 @@ func killAndReplace(t testing.TB, lan bool) rejoinTimes {
 	}
 
 	killed := x.kill(t)
-	cfg := mk("x", s2.LocalAddr()) // fresh t.TempDir: empty disk; port 0: new port
-	r, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	boot, err := r.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var times rejoinTimes
-	times.restored = time.Since(killed)
-	if boot.Snapshot == nil || boot.Snapshot.Version != childSaves || boot.Snapshot.Epoch != 1 {
-		t.Fatalf("restored %+v from %s, want version %d epoch 1", boot.Snapshot, boot.Source, childSaves)
-	}
-	if got, want := string(boot.Snapshot.States["worker"]), childPayload(childSaves); got != want {
-		t.Fatalf("restored worker state of %d bytes differs from the saved one (%d bytes)", len(got), len(want))
-	}
-	if boot.Epoch != 2 || !strings.HasPrefix(boot.Source, "peer:s") {
-		t.Fatalf("boot epoch %d source %q, want 2 from a peer", boot.Epoch, boot.Source)
+	var rName, rAddr string
+	if proc {
+		// The replacement is a new process too: the time includes its start.
+		r := startChild(t, "x", t.TempDir(), []string{s2.LocalAddr()}, lan, true, nil)
+		times.restored = r.restAt.Sub(killed)
+		if want := fmt.Sprintf("%d 2 peer:s", childSaves); !strings.HasPrefix(r.restored, want) {
+			t.Fatalf("replacement process restored %q, want %q*", r.restored, want)
+		}
+		rAddr = r.addr
+	} else {
+		cfg := mk("x", s2.LocalAddr()) // fresh t.TempDir: empty disk; port 0: new port
+		r, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		boot, err := r.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times.restored = time.Since(killed)
+		if boot.Snapshot == nil || boot.Snapshot.Version != childSaves || boot.Snapshot.Epoch != 1 {
+			t.Fatalf("restored %+v from %s, want version %d epoch 1", boot.Snapshot, boot.Source, childSaves)
+		}
+		if got, want := string(boot.Snapshot.States["worker"]), childPayload(childSaves); got != want {
+			t.Fatalf("restored worker state of %d bytes differs from the saved one (%d bytes)", len(got), len(want))
+		}
+		if boot.Epoch != 2 || !strings.HasPrefix(boot.Source, "peer:s") {
+			t.Fatalf("boot epoch %d source %q, want 2 from a peer", boot.Epoch, boot.Source)
+		}
+		defer func() {
+			// The replacement saves with its new epoch; survivors take it.
+			d, err := r.Save(ctx, snapshot("x", 2, 1, "after"))
+			if err != nil || len(d.Replicas) == 0 {
+				t.Fatalf("replacement Save = %+v, %v", d, err)
+			}
+		}()
+		rName, rAddr = r.Name(), r.LocalAddr()
 	}
 	accepted := func(s *Cluster) bool {
 		for _, m := range s.Members() {
 			if m.NodeID == "x" {
-				return m.Epoch == 2 && m.Name == r.Name() && m.GossipAddr == r.LocalAddr()
+				return m.Epoch == 2 && m.GossipAddr == rAddr && (rName == "" || m.Name == rName)
 			}
 		}
 		return false
@@ -282,11 +321,6 @@ func killAndReplace(t testing.TB, lan bool) rejoinTimes {
 	}
 	waitFor(t, "memberlist declares the old incarnation dead", func() bool { return gone(s1) && gone(s2) })
 	times.dead = time.Since(killed)
-	// The replacement saves with its new epoch; survivors replace their replica.
-	d, err := r.Save(ctx, snapshot("x", 2, 1, "after"))
-	if err != nil || len(d.Replicas) == 0 {
-		t.Fatalf("replacement Save = %+v, %v", d, err)
-	}
 	return times
 }
 
@@ -300,15 +334,15 @@ func TestKillAndReplace(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("REJOIN_RUNS")); err == nil && v > 0 {
 		runs = v
 	}
-	for _, lan := range []bool{false, true} {
-		name := "test"
-		if lan {
-			name = "lan"
-		}
+	for _, mode := range []struct {
+		name      string
+		lan, proc bool
+	}{{"test", false, false}, {"lan", true, false}, {"test-process", false, true}, {"lan-process", true, true}} {
+		name, lan, proc := mode.name, mode.lan, mode.proc
 		var restored, accepted, dead []time.Duration
 		for i := range runs {
 			t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) {
-				tm := killAndReplace(t, lan)
+				tm := killAndReplace(t, lan, proc)
 				t.Logf("%s config: kill → restored %v, → accepted by every peer %v, → old declared dead %v",
 					name, tm.restored, tm.accepted, tm.dead)
 				restored = append(restored, tm.restored)
