@@ -96,7 +96,7 @@ func probeBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []string{probeDir, podsDir} {
+	for _, d := range []string{probeDir, podsDir, imageDir} {
 		if d != "" {
 			os.RemoveAll(d)
 		}
@@ -245,27 +245,27 @@ func TestNetnsCleanupOnSignal(t *testing.T) {
 	assertCleanedUp(t, r)
 }
 
-// podsPresent reports whether cmd/publisher and cmd/subscriber hold a main
-// package yet (they are written in parallel with this test).
-func podsPresent(t *testing.T) bool {
+// mainPresent reports whether cmd/<name> holds a main package yet.
+func mainPresent(t *testing.T, name string) bool {
 	t.Helper()
-	for _, dir := range []string{"publisher", "subscriber"} {
-		files, _ := filepath.Glob(filepath.Join(repoRoot(t), "cmd", dir, "*.go"))
-		found := false
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err == nil && regexp.MustCompile(`(?m)^package main\b`).Match(b) {
-				found = true
-			}
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "cmd", name, "*.go"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
 		}
-		if !found {
-			return false
+		b, err := os.ReadFile(f)
+		if err == nil && regexp.MustCompile(`(?m)^package main\b`).Match(b) {
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// podsPresent reports whether cmd/publisher and cmd/subscriber hold a main
+// package yet (they are written in parallel with these tests).
+func podsPresent(t *testing.T) bool {
+	t.Helper()
+	return mainPresent(t, "publisher") && mainPresent(t, "subscriber")
 }
 
 var (
@@ -273,12 +273,17 @@ var (
 	podsDir  string
 )
 
-// podBinaries builds the real pods once per test binary; a build failure
-// fails the test.
+// podBinaries returns the real pods, built once per test binary: by
+// replaying the image's build stage when cmd/runner exists too (so the
+// scenario runs what the image would ship), else with a plain go build. A
+// build failure fails the test.
 func podBinaries(t *testing.T) string {
 	t.Helper()
 	if !podsPresent(t) {
 		t.Skip("skipped: cmd/publisher and cmd/subscriber have no main package yet")
+	}
+	if mainPresent(t, "runner") && runtime.GOOS == "linux" {
+		return imageBinaries(t)
 	}
 	podsOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sfpods-")
