@@ -14,6 +14,7 @@
   M_DUPLICATES=steadfast_duplicates_dropped_total
   M_LOST=steadfast_logger_skipped            # values the publisher no longer had (lost)
   M_MEMBERS=steadfast_membership_members
+  M_EPOCH=steadfast_epoch                    # this incarnation's epoch
   # the subscriber's tally per publisher, one consistent copy per scrape
   M_T_VALUES=steadfast_logger_values         # label category: fizz | buzz | fizzbuzz | value
   M_T_SUM=steadfast_logger_plain_sum

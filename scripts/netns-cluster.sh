@@ -35,7 +35,7 @@
 #   KEEP_WORK=1 keep WORK_DIR on exit (logs of a failed run)
 #   RATE BATCH BEATS   the publisher's stream (default 20ms, 16, 600)
 #   TIMEOUT     seconds allowed for each wait (default 60)
-#   METRICS_DUMP=DIR   scenario: save each pod's final /metrics as DIR/<host>.prom
+#   METRICS_DUMP=DIR   scenario: save each pod's /metrics mid-stream as DIR/<host>.prom
 #   SF_FAIL_AT=setup   fail on purpose after the topology is up (tests the cleanup)
 set -euo pipefail
 
@@ -339,9 +339,12 @@ healthy() {
   fetch "$1" "http://127.0.0.1:9090/healthz" >/dev/null
 }
 
-# alive HOST: the pod's process is still running.
+# alive HOST: the pod's process is still running (an exited child stays a
+# zombie until waited for, so kill -0 is not enough).
 alive() {
-  kill -0 "${POD_PID[$1]}" 2>/dev/null
+  local st
+  st=$(awk '{print $3}' "/proc/${POD_PID[$1]}/stat" 2>/dev/null) || return 1
+  [[ -n $st && $st != Z ]]
 }
 
 # metric HOST NAME [REGEX]: a metric of HOST's pod (sum of its samples).
@@ -396,6 +399,13 @@ scenario() {
   wait_pod subscriber-1 "subscriber-1 to deliver $quarter values" delivered_at_least subscriber-1 "$quarter"
   local before old_ip=${HOST_IP[subscriber-1]}
   before=$(metric subscriber-1 "$M_DELIVERED" || echo "?")
+  local old_epoch new_epoch
+  old_epoch=$(metric subscriber-1 "$M_EPOCH") || die "subscriber-1 reports no $M_EPOCH"
+  if [[ -n ${METRICS_DUMP:-} ]]; then
+    for h in publisher subscriber-2; do
+      pod_metrics "$h" >"$METRICS_DUMP/$h.prom" || die "$h /metrics"
+    done
+  fi
   kill -9 "${POD_PID[subscriber-1]}"
   local t0
   t0=$(now_ms)
@@ -410,6 +420,9 @@ scenario() {
   local src
   src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
   log "replacement subscriber-1 on ${HOST_IP[subscriber-1]} (was $old_ip) restored from $src in $(elapsed "$t0")"
+  new_epoch=$(metric subscriber-1 "$M_EPOCH") || die "replacement subscriber-1 reports no $M_EPOCH"
+  ((new_epoch > old_epoch)) || die "replacement subscriber-1 has epoch $new_epoch, not above the killed one's $old_epoch"
+  log "replacement subscriber-1 epoch $new_epoch (killed incarnation: $old_epoch)"
   # What it restored is exactly a prefix 1..L of the stream (closed form).
   wait_pod subscriber-1 "replacement subscriber-1 to report its tally" has_tally subscriber-1
   local verdict
@@ -417,9 +430,7 @@ scenario() {
   log "replacement subscriber-1, restored state: $verdict"
 
   if [[ -n ${METRICS_DUMP:-} ]]; then
-    for h in publisher subscriber-1 subscriber-2; do
-      pod_metrics "$h" >"$METRICS_DUMP/$h.prom" || die "$h /metrics"
-    done
+    pod_metrics subscriber-1 >"$METRICS_DUMP/subscriber-1.prom" || die "subscriber-1 /metrics"
   fi
 
   # The stream completes: each subscriber delivers everything, writes its

@@ -326,6 +326,8 @@ func TestNetnsReplaceSubscriber(t *testing.T) {
 		regexp.MustCompile(`killed subscriber-1 \(SIGKILL\) on 10\.213\.0\.11 after \d+ values delivered`),
 		regexp.MustCompile(`start subscriber subscriber-1 on subscriber-1 \(10\.213\.0\.21\), data dir \S+ \(empty\)`),
 		regexp.MustCompile(`replacement subscriber-1 on 10\.213\.0\.21 \(was 10\.213\.0\.11\) restored from peer:(publisher-1|subscriber-2) in `),
+		regexp.MustCompile(`replacement subscriber-1 epoch \d+ \(killed incarnation: \d+\)`),
+		regexp.MustCompile(`replacement subscriber-1, restored state: publisher publisher-1: values 1\.\.\d+ each applied exactly once`),
 		regexp.MustCompile(`subscriber-1 finished \(exit 0\)`),
 		regexp.MustCompile(`subscriber-2 finished \(exit 0\)`),
 		regexp.MustCompile(`publisher stopped \(exit 0\)`),
