@@ -34,8 +34,9 @@ const (
 	AckStream  int32 = 1002
 )
 
-// FinalStateFile is written into a subscriber's data dir when it finishes:
-// the JSON of FinalState. The runner reads it to check the invariant.
+// FinalStateFile is written into a subscriber's data dir when it stops
+// gracefully (finished or signalled): the JSON of FinalState. The runner
+// reads it to check the invariant.
 const FinalStateFile = "final-state.json"
 
 // FinalState is what a finished subscriber leaves behind.
@@ -46,6 +47,11 @@ type FinalState struct {
 	Tally         map[string]*PubTally `json:"tally"`
 	DeadLetters   uint64               `json:"dead_letters"`
 	Restarts      int                  `json:"restarts"`
+	// Complete: every publisher's stream was delivered (the pod finished
+	// by itself); false after a signal.
+	Complete bool `json:"complete"`
+	// Durable: the final snapshot reached a replica.
+	Durable bool `json:"durable"`
 }
 
 // ErrFinishTimeout: the subscriber finished but its final snapshot did not
@@ -410,13 +416,12 @@ func (p *Pod) Run(ctx context.Context) error {
 	}
 	if p.subSide != nil {
 		p.subSide.finish(durable)
-		if finished != nil && isClosed(finished) && runErr == nil {
-			if err := p.writeFinal(); err != nil {
-				p.log.Error("pod: final state", "err", err)
-			}
-			if !durable {
-				runErr = ErrFinishTimeout
-			}
+		complete := isClosed(p.subSide.finished)
+		if err := p.writeFinal(complete, durable); err != nil {
+			p.log.Error("pod: final state", "err", err)
+		}
+		if complete && finished != nil && runErr == nil && !durable {
+			runErr = ErrFinishTimeout
 		}
 	}
 	if p.pubSide != nil {
@@ -492,7 +497,7 @@ func (p *Pod) snapshot(ctx context.Context) bool {
 	return true
 }
 
-func (p *Pod) writeFinal() error {
+func (p *Pod) writeFinal(complete, durable bool) error {
 	st := p.graph.Stats()
 	restarts := 0
 	for _, a := range st.Actors {
@@ -501,6 +506,7 @@ func (p *Pod) writeFinal() error {
 	f := FinalState{
 		NodeID: p.id, Epoch: p.epoch.Load(), RestoreSource: p.boot.Source,
 		Tally: p.subSide.tallyNow().Pubs, DeadLetters: st.DeadLetters, Restarts: restarts,
+		Complete: complete, Durable: durable,
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

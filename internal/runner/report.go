@@ -1,0 +1,174 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/steadfast-pods/steadfast/internal/pod"
+)
+
+// finishReport fills the report from the subscribers' final states (their
+// tallies, checked against the closed form here) and the pods' last
+// metrics.
+func (r *Runner) finishReport(rep *Report) {
+	n := rep.Expected
+	var allowed []uint64
+	if r.cfg.Showstopper >= 1 && r.cfg.Showstopper <= n {
+		allowed = []uint64{r.cfg.Showstopper}
+	}
+	var pubs []string
+	for _, nd := range r.nodes {
+		if nd.role == pod.Publisher {
+			pubs = append(pubs, nd.id)
+			if m := nd.cur().last; m != nil {
+				v, _ := m.get("steadfast_publisher_last_seq")
+				rep.Published += uint64(v)
+			}
+		}
+	}
+	for _, nd := range r.nodes {
+		pr := PodReport{NodeID: nd.id, Role: nd.role.String(), Incarnations: len(nd.procs), Kills: nd.kills}
+		for _, p := range nd.procs {
+			if p.epoch > 0 {
+				pr.Epochs = append(pr.Epochs, p.epoch)
+			}
+			if p.source != "" {
+				pr.RestoreSources = append(pr.RestoreSources, p.source)
+			}
+			pr.Restarts += p.restarts
+			r.mu.Lock()
+			pr.ExitCodes = append(pr.ExitCodes, p.exitCode)
+			r.mu.Unlock()
+			pr.PeakRSSBytes = max(pr.PeakRSSBytes, p.peakRSS)
+		}
+		if nd.role == pod.Subscriber {
+			f, err := readFinal(nd.cur().dataDir)
+			if err != nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no final state: %v", nd.id, err))
+			}
+			if f != nil {
+				// The last incarnation's restarts come from its final state
+				// (its last scrape may predate them).
+				pr.Restarts += max(0, f.Restarts-nd.cur().restarts)
+				if !f.Complete && !rep.Interrupted {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("%s stopped before every stream was complete", nd.id))
+				}
+			}
+			for _, pubID := range pubs {
+				var pt *pod.PubTally
+				if f != nil {
+					pt = f.Tally[pubID]
+				}
+				want := n
+				if rep.Interrupted && pt != nil {
+					// Stopped early: check what was delivered so far.
+					want = pt.LastSeq
+				}
+				c := pod.Check(pt, want, allowed)
+				if rep.Interrupted {
+					c.Problems = filterInterrupted(c.Problems)
+				}
+				rep.Checks = append(rep.Checks, CheckReport{Subscriber: nd.id, Publisher: pubID, CheckResult: c})
+				rep.Lost += c.Lost
+				rep.Duplicated += c.Duplicated
+				rep.DeadLetters += c.Dead
+				rep.Delivered += c.Delivered - min(c.Delivered, c.Duplicated)
+				for _, pb := range c.Problems {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("%s ← %s: %s", nd.id, pubID, pb))
+				}
+			}
+		}
+		rep.Restarts += pr.Restarts
+		rep.Pods = append(rep.Pods, pr)
+	}
+	r.mu.Lock()
+	rep.KillToDelivery = append([]float64(nil), r.killToDelivery...)
+	r.mu.Unlock()
+	if rep.ElapsedSeconds > 0 {
+		rep.ValuesPerSecond = float64(rep.Delivered) / rep.ElapsedSeconds
+	}
+	rep.OK = !rep.Interrupted && !rep.TimedOut && rep.Lost == 0 && rep.Duplicated == 0 && len(rep.Problems) == 0
+	rep.WorkDir = r.workDir
+}
+
+// filterInterrupted drops the problems that only say the stream had not
+// ended (expected after Ctrl-C).
+func filterInterrupted(ps []string) []string {
+	var out []string
+	for _, p := range ps {
+		if strings.HasPrefix(p, "end of stream at") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func readFinal(dir string) (*pod.FinalState, error) {
+	b, err := os.ReadFile(filepath.Join(dir, pod.FinalStateFile))
+	if err != nil {
+		return nil, err
+	}
+	var f pod.FinalState
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", pod.FinalStateFile, err)
+	}
+	return &f, nil
+}
+
+// WriteReport writes rep as indented JSON to path.
+func WriteReport(path string, rep *Report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// PrintSummary prints a human summary of rep.
+func PrintSummary(w io.Writer, rep *Report) {
+	verdict := "OK: nothing lost, nothing duplicated"
+	if !rep.OK {
+		verdict = "FAILED"
+		if rep.Interrupted {
+			verdict = "INTERRUPTED"
+		}
+	}
+	fmt.Fprintf(w, "\nsteadfast run: %s\n", verdict)
+	fmt.Fprintf(w, "  published   %d values (%d per publisher)\n", rep.Published, rep.Expected)
+	fmt.Fprintf(w, "  delivered   %d distinct values (summed over subscribers), %.0f values/s over %.1fs\n", rep.Delivered, rep.ValuesPerSecond, rep.ElapsedSeconds)
+	fmt.Fprintf(w, "  lost        %d\n  duplicated  %d\n  dead letters %d\n", rep.Lost, rep.Duplicated, rep.DeadLetters)
+	fmt.Fprintf(w, "  restarts    %d   kills %d   replacements %d\n", rep.Restarts, rep.Kills, rep.Replacements)
+	if len(rep.KillToDelivery) > 0 {
+		s := append([]float64(nil), rep.KillToDelivery...)
+		sort.Float64s(s)
+		fmt.Fprintf(w, "  kill → replacement delivering: median %.2fs, max %.2fs (%d measured)\n", s[len(s)/2], s[len(s)-1], len(s))
+	}
+	for _, p := range rep.Pods {
+		fmt.Fprintf(w, "  %-14s %-10s incarnations %d  epochs %v  restored from %v  restarts %d  peak RSS %.1f MiB\n",
+			p.NodeID, p.Role, p.Incarnations, p.Epochs, p.RestoreSources, p.Restarts, float64(p.PeakRSSBytes)/(1<<20))
+	}
+	for _, c := range rep.Checks {
+		fmt.Fprintf(w, "  %s ← %s: delivered %d, lost %d, duplicated %d, dead letters %d\n", c.Subscriber, c.Publisher, c.Delivered, c.Lost, c.Duplicated, c.Dead)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", p)
+	}
+	if !rep.OK && rep.WorkDir != "" {
+		fmt.Fprintf(w, "  pods' logs and data dirs kept in %s\n", rep.WorkDir)
+	}
+}
+
+// Close removes the work dir the runner created, unless keep.
+func (r *Runner) Close(keep bool) error {
+	r.stopAll()
+	if r.ownWork && !keep {
+		return os.RemoveAll(r.workDir)
+	}
+	return nil
+}
