@@ -111,6 +111,7 @@ type recvEndpoint struct {
 	images     map[imageKey]*image
 	hold       map[imageKey]int64
 	events     []imageEvent
+	next       int64 // earliest image deadline: call doWork then
 	c          endpointCounters
 	scratch    [64]byte
 }
@@ -119,6 +120,7 @@ func newRecvEndpoint(receiverID int64) *recvEndpoint {
 	return &recvEndpoint{
 		receiverID: receiverID,
 		streams:    make(map[int32]*streamSub),
+		next:       1 << 62,
 		images:     make(map[imageKey]*image),
 		hold:       make(map[imageKey]int64),
 	}
@@ -382,19 +384,20 @@ func (e *recvEndpoint) imageWork(img *image, now int64, out outFunc) {
 			img.state = imgGone
 			delete(e.images, imageKey{img.sessionID, img.streamID})
 			e.events = append(e.events, imageEvent{img, false})
+			return
 		}
 	}
+	e.next = min(e.next, img.deadline(now))
 }
 
-// doWork runs every image's timers and returns the next deadline.
+// doWork runs every image's timers and returns the next deadline (also
+// kept in e.next, which onDatagram lowers as images need).
 func (e *recvEndpoint) doWork(now int64, out outFunc) int64 {
-	next := now + 1<<40
+	e.next = now + 1<<40
 	for _, img := range e.images {
 		e.imageWork(img, now, out)
-		if img.state != imgGone {
-			next = min(next, img.deadline())
-		}
 	}
+	next := e.next
 	for k, until := range e.hold {
 		if now >= until {
 			delete(e.hold, k)
@@ -403,7 +406,10 @@ func (e *recvEndpoint) doWork(now int64, out outFunc) int64 {
 	return max(next, now)
 }
 
-func (img *image) deadline() int64 {
+// deadline is the next time the image's timers need attention; a timer
+// already past (an SM held back because the sender is silent, a drain
+// waiting for the subscriber) is polled every 10 ms rather than spun on.
+func (img *image) deadline(now int64) int64 {
 	d := img.lastSMTime + img.p.smTimeout
 	if img.gapActive {
 		d = min(d, img.nakAt)
@@ -412,6 +418,9 @@ func (img *image) deadline() int64 {
 		d = min(d, img.drainSince+img.p.drainHold)
 	} else {
 		d = min(d, img.lastPacket+img.p.liveness)
+	}
+	if d <= now {
+		d = now + 10_000_000
 	}
 	return d
 }

@@ -1,0 +1,215 @@
+package transport
+
+import (
+	"runtime"
+	"time"
+)
+
+// The runners: goroutines that own the sockets and the clock and drive the
+// pure cores. One send loop and one control loop per UDP publication, one
+// receive loop per bound endpoint.
+
+// publishLocked copies the sender's state to the atomics Offer reads.
+// Called with sndMu held.
+func (p *Publication) publishLocked(now int64) {
+	p.sentPos.Store(p.snd.pos)
+	p.sendLimit.Store(p.snd.limit)
+	p.pubLimit.Store(p.snd.producerLimit(now))
+	p.connected.Store(p.snd.connected(now) && !p.snd.closing)
+}
+
+// hasWork reports whether offered data is waiting within the window.
+func (p *Publication) hasWork() bool {
+	prod, sent := p.producerPos.Load(), p.sentPos.Load()
+	return prod > sent && sent < p.sendLimit.Load()
+}
+
+// sendLoop transmits offered data, SETUPs, heartbeats and end of stream.
+// It blocks when idle; Offer wakes it through p.wake only when p.idle is
+// set, so a busy producer pays one atomic load per offer.
+func (p *Publication) sendLoop() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	spin := p.d.cfg.SpinIdle
+	for {
+		now := p.d.now()
+		p.sndMu.Lock()
+		p.snd.doWork(now, p.producerPos.Load(), p.out)
+		p.publishLocked(now)
+		finished := p.snd.finished
+		next := p.snd.nextDeadline(now)
+		p.sndMu.Unlock()
+		if finished {
+			p.stopOnce.Do(func() { close(p.stop) })
+			_ = p.conn.close()
+			p.retire()
+			return
+		}
+		if spin {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			if !p.hasWork() {
+				runtime.Gosched()
+			}
+			continue
+		}
+		p.idle.Store(true)
+		if p.hasWork() {
+			p.idle.Store(false)
+			continue
+		}
+		timer.Reset(time.Duration(next - now))
+		select {
+		case <-p.wake:
+		case <-timer.C:
+		case <-p.stop:
+			p.idle.Store(false)
+			return
+		}
+		p.idle.Store(false)
+	}
+}
+
+// controlLoop reads SMs and NAKs from the publication's socket (blocking)
+// and answers NAKs at once.
+func (p *Publication) controlLoop() {
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := p.conn.readFrom(buf)
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			continue
+		}
+		now := p.d.now()
+		p.sndMu.Lock()
+		p.snd.onControl(buf[:n], now, p.out)
+		p.publishLocked(now)
+		p.sndMu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+type pendingEvent struct {
+	sub *Subscription
+	ev  imageEvent
+}
+
+// loop reads the endpoint's socket with a deadline set to the receiver
+// core's next timer, feeds every datagram to the core and dispatches image
+// events outside the lock.
+func (e *endpoint) loop() {
+	buf := make([]byte, 1<<16)
+	var armed int64 = -1
+	var evs []pendingEvent
+	for {
+		n, src, err := e.conn.readFrom(buf)
+		if err != nil && !isTimeout(err) {
+			if isClosed(err) {
+				return
+			}
+			continue
+		}
+		now := e.d.now()
+		var sig *Subscription
+		e.mu.Lock()
+		if err == nil {
+			e.core.onDatagram(buf[:n], src, now, e.out)
+			if n > hdrLen && (getType(buf) == typeData || getType(buf) == typePad) {
+				sig = e.subs[getI32(buf, 16)]
+			}
+		}
+		if now >= e.core.next {
+			e.core.doWork(now, e.out)
+		}
+		evs = evs[:0]
+		for _, ev := range e.core.events {
+			// Events of a closed subscription's images are dropped.
+			if s := e.subs[ev.img.streamID]; s != nil && s.stream == ev.img.sub {
+				evs = append(evs, pendingEvent{s, ev})
+			}
+		}
+		e.core.events = e.core.events[:0]
+		next := e.core.next
+		empty := len(e.subs) == 0 && len(e.core.images) == 0
+		e.mu.Unlock()
+		for _, pe := range evs {
+			pe.sub.imageEvent(pe.ev)
+		}
+		if sig != nil {
+			sig.signal()
+		}
+		if empty && e.shutdownIfEmpty() {
+			return
+		}
+		if next != armed {
+			e.conn.setReadDeadline(e.d.timeAt(next))
+			armed = next
+		}
+	}
+}
+
+// shutdownIfEmpty closes the endpoint when no subscription and no image
+// remain, and unregisters it so a later AddSubscription binds afresh.
+func (e *endpoint) shutdownIfEmpty() bool {
+	d := e.d
+	d.mu.Lock()
+	e.mu.Lock()
+	empty := len(e.subs) == 0 && len(e.core.images) == 0
+	if empty {
+		e.closing = true
+		if d.endpoints[e.addr] == e {
+			delete(d.endpoints, e.addr)
+		}
+	}
+	e.mu.Unlock()
+	d.mu.Unlock()
+	if empty {
+		_ = e.conn.close()
+	}
+	return empty
+}
+
+// nudge sends a status message now if consumption moved a quarter window
+// (called by Poll).
+func (e *endpoint) nudge(img *image) {
+	e.mu.Lock()
+	if img.state != imgGone {
+		e.core.imageWork(img, e.d.now(), e.out)
+	}
+	e.mu.Unlock()
+}
+
+// imageEvent applies an image event to the subscription (endpoint loop).
+func (s *Subscription) imageEvent(ev imageEvent) {
+	img := ev.img
+	if ev.available {
+		si := &subImage{sub: s, img: img, log: img.log, limit: &img.rebuild, posPub: &img.subPos,
+			pos: img.joinPos, sessionID: img.sessionID, window: img.window, source: img.src.String(), joinPos: img.joinPos}
+		si.asm.maxBytes = maxMessageLength(img.log.termLen)
+		s.addImage(si)
+		return
+	}
+	s.ep.mu.Lock()
+	addImageCounters(&s.retired, &img.c)
+	s.ep.mu.Unlock()
+	s.removeImage(func(si *subImage) bool {
+		if si.img == img {
+			si.eos.Store(img.eos)
+			return true
+		}
+		return false
+	})
+}
