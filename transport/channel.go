@@ -16,13 +16,13 @@ type channel struct {
 	iface    string
 
 	mtu, termLength, rcvWnd, pubWnd, soRcvBuf, soSndBuf int // 0: unset
-	linger, nakDelay                                     time.Duration
-	hasLinger, hasNakDelay                               bool
-	sessionID                                            int32
-	hasSessionID                                         bool
-	eos                                                  bool
-	initTermID, termID, termOffset                       int32
-	hasPosition                                          bool
+	linger, nakDelay                                    time.Duration
+	hasLinger, hasNakDelay                              bool
+	sessionID                                           int32
+	hasSessionID                                        bool
+	eos                                                 bool
+	initTermID, termID, termOffset                      int32
+	hasPosition                                         bool
 }
 
 const maxURILength = 4096
