@@ -365,6 +365,10 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	}
 	var bestRaw []byte
 	replies := c.gather(ctx)
+	if err := ctx.Err(); err != nil {
+		// Without the peers' answers the epoch could repeat one in use.
+		return nil, fmt.Errorf("cluster: start: gathering epochs: %w", err)
+	}
 	peerEpoch := c.epochs.Highest(c.cfg.NodeID)
 	for _, r := range replies {
 		peerEpoch = max(peerEpoch, r.highest)
