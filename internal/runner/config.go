@@ -69,7 +69,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.Rate, "rate", c.Rate, "heartbeat period")
 	fs.IntVar(&c.Outbox, "outbox", c.Outbox, "publisher outbox capacity in values (unacknowledged values; when full the generator waits)")
 	fs.DurationVar(&c.Snapshot, "snapshot-interval", c.Snapshot, "pods' snapshot interval")
-	fs.StringVar(&c.Kill, "kill", c.Kill, "fault injection: SIGKILL a subscriber, publisher or any pod every --kill-every and start a replacement (same node id, new ports, empty data dir)")
+	fs.StringVar(&c.Kill, "kill", c.Kill, "fault injection: SIGKILL a subscriber, publisher, any pod, or alternate (subscriber, publisher, ...) every --kill-every and start a replacement (same node id, new ports, empty data dir)")
 	fs.DurationVar(&c.KillEvery, "kill-every", c.KillEvery, "time between kills")
 	fs.IntVar(&c.Kills, "kills", c.Kills, "number of kills")
 	fs.DurationVar(&c.DownFor, "down-for", c.DownFor, "keep a killed pod down this long before its replacement starts")
@@ -115,8 +115,8 @@ func (c Config) validate() error {
 		return bad("--outbox %d must hold at least one batch (%d)", c.Outbox, c.Batch)
 	case c.Snapshot <= 0:
 		return bad("--snapshot-interval must be > 0")
-	case c.Kill != "" && c.Kill != "subscriber" && c.Kill != "publisher" && c.Kill != "any":
-		return bad("--kill %q: want subscriber, publisher or any", c.Kill)
+	case c.Kill != "" && c.Kill != "subscriber" && c.Kill != "publisher" && c.Kill != "any" && c.Kill != "alternate":
+		return bad("--kill %q: want subscriber, publisher, any or alternate", c.Kill)
 	case c.Kill != "" && c.KillEvery <= 0:
 		return bad("--kill-every must be > 0")
 	case c.Kills < 0:

@@ -34,20 +34,23 @@ type Report struct {
 	Published uint64 `json:"published"`
 	// Delivered: distinct values applied, summed over subscribers (and
 	// publishers' streams).
-	Delivered       uint64        `json:"delivered"`
-	Lost            uint64        `json:"lost"`
-	Duplicated      uint64        `json:"duplicated"`
-	DeadLetters     uint64        `json:"dead_letters"`
-	Kills           int           `json:"kills"`
-	Replacements    int           `json:"replacements"`
-	Restarts        int           `json:"restarts"`
-	ValuesPerSecond float64       `json:"values_per_second"`
-	ElapsedSeconds  float64       `json:"elapsed_seconds"`
-	KillToDelivery  []float64     `json:"kill_to_delivering_seconds,omitempty"`
-	Pods            []PodReport   `json:"pods"`
-	Checks          []CheckReport `json:"checks"`
-	Problems        []string      `json:"problems,omitempty"`
-	WorkDir         string        `json:"work_dir,omitempty"`
+	Delivered       uint64    `json:"delivered"`
+	Lost            uint64    `json:"lost"`
+	Duplicated      uint64    `json:"duplicated"`
+	DeadLetters     uint64    `json:"dead_letters"`
+	Kills           int       `json:"kills"`
+	Replacements    int       `json:"replacements"`
+	Restarts        int       `json:"restarts"`
+	ValuesPerSecond float64   `json:"values_per_second"`
+	ElapsedSeconds  float64   `json:"elapsed_seconds"`
+	KillToDelivery  []float64 `json:"kill_to_delivering_seconds,omitempty"`
+	// OutboxFullSeen: a publisher's outbox filled up at some point (its
+	// generator was back-pressured).
+	OutboxFullSeen bool          `json:"outbox_full_seen"`
+	Pods           []PodReport   `json:"pods"`
+	Checks         []CheckReport `json:"checks"`
+	Problems       []string      `json:"problems,omitempty"`
+	WorkDir        string        `json:"work_dir,omitempty"`
 }
 
 // PodReport describes one node id over all its incarnations.
@@ -120,6 +123,7 @@ type Runner struct {
 	nodes   []*node
 	client  *http.Client
 	rng     *mrand.Rand
+	killSeq int // kills so far (alternate mode)
 	tty     bool
 
 	mu             sync.Mutex // guards the procs' exit fields and killToDelivery
@@ -322,8 +326,11 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	}
 	deadline := time.NewTimer(r.cfg.Timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(r.cfg.Status)
+	// The loop polls every 50 ms while a replacement's "delivering again"
+	// is being timed, else at the status period.
+	tick := time.NewTimer(0)
 	defer tick.Stop()
+	lastStatus := time.Time{}
 	nextKill := time.Now().Add(r.cfg.KillEvery)
 	var pending *node // killed, replacement not yet started
 	var pendingAt time.Time
@@ -345,6 +352,16 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 		now := time.Now()
 		r.scrapeAll(ctx)
+		period := r.cfg.Status
+		for _, n := range r.nodes {
+			if p := n.cur(); !p.killedAt.IsZero() && !p.measured && !p.isExited() {
+				period = min(period, 50*time.Millisecond)
+			}
+		}
+		tick.Reset(period)
+		if pb, ok := r.outboxFull(); ok {
+			rep.OutboxFullSeen = rep.OutboxFullSeen || pb
+		}
 
 		// Exits.
 		allDone := true
@@ -401,11 +418,24 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 					r.clearLine(), v.id, p.n, p.cmd.Process.Pid, map[bool]string{true: " in " + r.cfg.DownFor.String(), false: ""}[r.cfg.DownFor > 0])
 				pending, pendingAt = v, time.Now().Add(r.cfg.DownFor)
 				nextKill = time.Now().Add(r.cfg.KillEvery)
+				if r.cfg.DownFor == 0 {
+					p, err := r.start(pending)
+					if err != nil {
+						rep.Problems = append(rep.Problems, err.Error())
+						stop = true
+					} else {
+						p.killedAt = pending.procs[len(pending.procs)-2].killedAt
+						rep.Replacements++
+					}
+					pending = nil
+					tick.Reset(50 * time.Millisecond)
+				}
 			}
 		}
 
 		// Status line.
-		if !r.cfg.Quiet {
+		if !r.cfg.Quiet && now.Sub(lastStatus) >= r.cfg.Status-10*time.Millisecond {
+			lastStatus = now
 			pub, del, restarts, dead := r.totals()
 			rate := (del - lastDelivered) / now.Sub(lastT).Seconds()
 			lastDelivered, lastT = del, now
@@ -450,10 +480,17 @@ func (r *Runner) victim() *node {
 		if p.isExited() || !p.up || n.done {
 			continue
 		}
+		want := r.cfg.Kill
+		if want == "alternate" {
+			want = "subscriber"
+			if r.killSeq%2 == 1 {
+				want = "publisher"
+			}
+		}
 		switch {
-		case r.cfg.Kill == "any",
-			r.cfg.Kill == "subscriber" && n.role == pod.Subscriber,
-			r.cfg.Kill == "publisher" && n.role == pod.Publisher:
+		case want == "any",
+			want == "subscriber" && n.role == pod.Subscriber,
+			want == "publisher" && n.role == pod.Publisher:
 			c = append(c, n)
 		}
 	}
@@ -467,6 +504,7 @@ func (r *Runner) victim() *node {
 	if len(c) == 0 {
 		return nil
 	}
+	r.killSeq++
 	return c[r.rng.IntN(len(c))]
 }
 
@@ -517,6 +555,27 @@ func (r *Runner) scrapeAll(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// outboxFull reports whether any publisher reports a full outbox now or
+// before (steadfast_outbox_full_total > 0).
+func (r *Runner) outboxFull() (bool, bool) {
+	seen, any := false, false
+	for _, n := range r.nodes {
+		if n.role != pod.Publisher {
+			continue
+		}
+		for _, p := range n.procs {
+			if p.last == nil {
+				continue
+			}
+			any = true
+			if v, _ := p.last.get("steadfast_outbox_full_total"); v > 0 {
+				seen = true
+			}
+		}
+	}
+	return seen, any
 }
 
 // totals sums the current incarnations' progress metrics.

@@ -1,0 +1,210 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binDir holds the pod binaries, built once (without -race, to keep the
+// end-to-end runs fast on a small machine).
+var binDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := 0
+	if !testing.Short() {
+		d, err := os.MkdirTemp("", "steadfast-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := build(context.Background(), d, io.Discard); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		binDir = d
+		code = m.Run()
+		os.RemoveAll(d)
+	} else {
+		code = m.Run()
+	}
+	os.Exit(code)
+}
+
+func testLog(t *testing.T) *slog.Logger {
+	if os.Getenv("RUNNER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// run runs one scenario with real processes and returns its report.
+func run(t *testing.T, mod func(*Config)) *Report {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end run with real processes; skipped with -short")
+	}
+	cfg := DefaultConfig()
+	cfg.BinDir = binDir
+	cfg.WorkDir = t.TempDir()
+	cfg.Quiet = true
+	cfg.Timeout = 3 * time.Minute
+	mod(&cfg)
+	var out bytes.Buffer
+	r, err := New(context.Background(), cfg, &out, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	PrintSummary(&out, rep)
+	t.Log(out.String())
+	if err := r.Close(true); err != nil {
+		t.Error(err)
+	}
+	if !rep.OK || rep.Lost != 0 || rep.Duplicated != 0 {
+		for _, p := range rep.Pods {
+			for i := 1; i <= p.Incarnations; i++ {
+				b, _ := os.ReadFile(filepath.Join(cfg.WorkDir, fmt.Sprintf("%s.%d.log", p.NodeID, i)))
+				lines := strings.Split(string(b), "\n")
+				t.Logf("--- %s.%d.log (last 40 lines)\n%s", p.NodeID, i, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+		}
+		t.Fatalf("run failed: ok=%v lost=%d duplicated=%d problems=%v", rep.OK, rep.Lost, rep.Duplicated, rep.Problems)
+	}
+	want := cfg.Beats * uint64(cfg.Batch)
+	if rep.Published != want*uint64(cfg.Publishers) {
+		t.Fatalf("published %d, want %d", rep.Published, want*uint64(cfg.Publishers))
+	}
+	return rep
+}
+
+func TestDefaultRun(t *testing.T) {
+	rep := run(t, func(c *Config) {})
+	if rep.Delivered != 64000 || rep.Kills != 0 || len(rep.Pods) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, p := range rep.Pods {
+		if len(p.RestoreSources) != 1 || p.RestoreSources[0] != "none" || len(p.Epochs) != 1 || p.Epochs[0] != 1 {
+			t.Errorf("%s: restore %v epochs %v", p.NodeID, p.RestoreSources, p.Epochs)
+		}
+	}
+}
+
+func TestPanicsAndShowstopper(t *testing.T) {
+	rep := run(t, func(c *Config) {
+		c.Beats, c.Batch, c.Rate = 400, 32, 5*time.Millisecond
+		c.PanicEvery, c.Showstopper = 1000, 4321
+	})
+	n := uint64(400 * 32)
+	if rep.DeadLetters != 1 || rep.Delivered != n-1 {
+		t.Fatalf("dead letters %d, delivered %d; want 1 and %d", rep.DeadLetters, rep.Delivered, n-1)
+	}
+	// ~12 injected panics plus the showstopper's crashes.
+	if rep.Restarts < int(n/1000)+3 {
+		t.Fatalf("restarts %d, want at least %d", rep.Restarts, n/1000+3)
+	}
+}
+
+func TestKillAndReplaceUnderLoad(t *testing.T) {
+	rep := run(t, func(c *Config) {
+		c.Beats, c.Batch, c.Rate = 4000, 64, 5*time.Millisecond
+		c.Kill, c.Kills, c.KillEvery = "alternate", 6, 2*time.Second
+	})
+	if rep.Kills != 6 || rep.Replacements != 6 {
+		t.Fatalf("kills %d replacements %d, want 6 and 6", rep.Kills, rep.Replacements)
+	}
+	for _, p := range rep.Pods {
+		if p.Kills != 3 || p.Incarnations != 4 {
+			t.Errorf("%s: %d kills, %d incarnations; want 3 and 4", p.NodeID, p.Kills, p.Incarnations)
+		}
+		peers := 0
+		for _, s := range p.RestoreSources {
+			if strings.HasPrefix(s, "peer:") {
+				peers++
+			}
+		}
+		if peers != 3 {
+			t.Errorf("%s: restore sources %v, want 3 peer restores (empty-disk replacements)", p.NodeID, p.RestoreSources)
+		}
+		for i := 1; i < len(p.Epochs); i++ {
+			if p.Epochs[i] <= p.Epochs[i-1] {
+				t.Errorf("%s: epochs %v do not increase", p.NodeID, p.Epochs)
+			}
+		}
+	}
+}
+
+func TestSubscriberDownLongerThanOutbox(t *testing.T) {
+	rep := run(t, func(c *Config) {
+		c.Beats, c.Batch, c.Rate = 1500, 64, 2*time.Millisecond
+		c.Outbox = 2048
+		c.Kill, c.Kills, c.KillEvery, c.DownFor = "subscriber", 1, time.Second, 3*time.Second
+	})
+	if !rep.OutboxFullSeen {
+		t.Fatal("the outbox never filled: the generator was not back-pressured")
+	}
+	if rep.Kills != 1 {
+		t.Fatalf("kills %d", rep.Kills)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	c, err := ParseFlags(nil, nil)
+	if err != nil || c.Publishers != 1 || c.Subscribers != 1 || c.Beats*uint64(c.Batch) != 64000 {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	var out bytes.Buffer
+	if _, err := ParseFlags([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-kill-every") {
+		t.Fatalf("help: %v %q", err, out.String())
+	}
+	for _, bad := range [][]string{{"--kill", "everyone"}, {"--publishers", "0"}, {"--beats", "0"}, {"--rate", "x"}, {"--outbox", "1", "--batch", "2"}, {"stray"}} {
+		if _, err := ParseFlags(bad, nil); !errors.Is(err, ErrUsage) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m := parseMetrics(strings.NewReader(`# HELP x y
+steadfast_up 1
+steadfast_logger_count{publisher="p-1"} 12
+steadfast_logger_count{publisher="p-2"} 30
+weird{a="q\"uo,te",b="x"} 2.5e+03
+broken{a="1" 3
+`))
+	if v, _ := m.get("steadfast_up"); v != 1 {
+		t.Error("up")
+	}
+	if v := m.sum("steadfast_logger_count"); v != 42 {
+		t.Errorf("sum %v", v)
+	}
+	if v, ok := m.get("weird", "a", `q"uo,te`, "b", "x"); !ok || v != 2500 {
+		t.Errorf("escaped label: %v %v", v, ok)
+	}
+	if _, ok := m["broken"]; ok {
+		t.Error("broken line parsed")
+	}
+}
+
+func TestBuildFailsCleanlyOutsideModule(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go tool")
+	}
+	if _, err := New(context.Background(), func() Config { c := DefaultConfig(); c.BinDir = t.TempDir(); c.WorkDir = t.TempDir(); return c }(), io.Discard, nil); err == nil {
+		t.Fatal("an empty bin dir was accepted")
+	}
+}
