@@ -130,14 +130,17 @@ func imageBinaries(t *testing.T) string {
 			if err != nil {
 				return err
 			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
 			return os.WriteFile(dst, b, 0o644)
 		})
 		if err != nil {
 			imageErr = "copy build context: " + err.Error()
 			return
 		}
+		// The build stage writes to /out: here, to the temp dir.
 		script := strings.ReplaceAll(dockerBuildLine(t, root), "/out/", out+"/")
-		script = strings.ReplaceAll(script, "/out/data", out+"/data")
 		cmd := exec.Command("sh", "-c", script)
 		cmd.Dir = ctx
 		cmd.Env = append(os.Environ(), "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
