@@ -239,8 +239,8 @@ func (c *Chan[T]) Send(d Doner, v T) bool {
 	return false
 }
 
-// SendAll appends all of vs, waiting for room as needed; batches larger than
-// Cap are appended in several publications. It returns how many it appended;
+// SendAll appends all of vs, waiting for room as needed and appending what
+// fits each time (so batches larger than Cap work). It returns how many it appended;
 // fewer than len(vs) only if d fired, the channel is closed or the consumer is
 // gone.
 func (c *Chan[T]) SendAll(d Doner, vs []T) int {
@@ -250,7 +250,9 @@ func (c *Chan[T]) SendAll(d Doner, vs []T) int {
 		if sent == len(vs) {
 			break
 		}
-		if !c.WaitVacant(d, min(len(vs)-sent, int(c.capacity))) {
+		// Wait for any room (not for all of it): a consumer waiting for
+		// several messages must not deadlock against us.
+		if !c.WaitVacant(d, 1) {
 			break
 		}
 	}

@@ -37,6 +37,7 @@ func newDeadLetters(capacity int) *deadLetters {
 	return &deadLetters{ring: make([]DeadLetter, capacity)}
 }
 
+// add queues d and logs it on log, which carries the actor's name.
 func (q *deadLetters) add(d DeadLetter, log *slog.Logger) {
 	q.mu.Lock()
 	q.total++
@@ -61,7 +62,7 @@ func (q *deadLetters) add(d DeadLetter, log *slog.Logger) {
 		cause = d.Err.Error()
 	}
 	log.Error("actors: showstopper moved to dead letters",
-		"actor", d.Actor, "channel", d.Channel, "pos", d.Pos, "crashes", d.Crashes,
+		"channel", d.Channel, "pos", d.Pos, "crashes", d.Crashes,
 		"cause", cause, "message", msg, "dead_letters_total", total, "oldest_evicted", evicted)
 }
 
