@@ -146,6 +146,19 @@ func TestPodsInProcess(t *testing.T) {
 			for _, want := range []string{"steadfast_publisher_last_seq " + fmt.Sprint(n), "steadfast_breaker_state{subscriber=\"sub-1\"}"} {
 				waitFor(t, "publisher metric "+want, 10*time.Second, func() bool { return strings.Contains(scrape(t, pub.p), want) })
 			}
+			// Every steadfast_* metric a pod serves is documented in doc.go.
+			doc, err := os.ReadFile("doc.go")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(scrape(t, pub.p)+scrape(t, sub.p), "\n") {
+				if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+					name = strings.Fields(name)[0]
+					if strings.HasPrefix(name, "steadfast_") && !strings.Contains(string(doc), "- "+name) {
+						t.Errorf("metric %s is not documented in doc.go", name)
+					}
+				}
+			}
 		})
 	}
 }

@@ -1,0 +1,166 @@
+// Package pod wires steadfast's publisher and subscriber pods: flags and
+// environment (ParseFlags), the actor graphs, the transport streams, cluster
+// membership and snapshots, Prometheus metrics and the /metrics and /healthz
+// HTTP server. The commands in cmd/publisher and cmd/subscriber are one call
+// to Main.
+//
+// # Publisher pod
+//
+//	heartbeat ──beats──▶ generator ──values──▶ publish ──▶ transport (one publication per subscriber)
+//	                                              ▲
+//	                                   acks/hellos (AckStream on its own data endpoint)
+//
+// The heartbeat emits one beat per --rate until --beats; the generator turns
+// each beat into the next --batch values with value = seq (a replayable
+// source); the publishing actor appends them to the outbox (bounded by
+// --outbox; when full it stops taking values, the values channel fills and
+// the generator and heartbeat wait: nothing is dropped), and offers them to
+// every live subscriber found through membership, each behind a circuit
+// breaker (actors.Breaker). The outbox releases a value once every known
+// subscriber (at least --min-subscribers) acknowledged it. After the last
+// value an EndOfStream control follows, repeated until acknowledged.
+//
+// The publishing actor's state (outbox, subscribers' acked positions) is the
+// publisher's source of truth in its snapshot; the generator's next seq and
+// the heartbeat's beat count are derived from the outbox on restore, so a
+// replacement regenerates exactly the values after its snapshot and the
+// subscribers drop those they already have.
+//
+// # Subscriber pod
+//
+//	transport (DataStream) ──▶ receive ──items──▶ worker (FizzBuzz) ──results──▶ logger
+//	                              │
+//	                              └──▶ acks and hellos to each publisher (AckStream)
+//
+// receive drops batches from stale publisher epochs and values at or below
+// the per-publisher watermark (Dedup), drops a batch that starts beyond it
+// (a gap) and asks the publisher to replay with a hello; worker classifies
+// (failure injection: --panic-every, --showstopper); logger keeps the Tally,
+// the subscriber's source of truth: its last seq per publisher is the dedup
+// watermark, restored from the snapshot. A value the runtime moves to the
+// dead letters is reported to the logger by the worker, which sees the
+// channel head pass the value it was working on.
+//
+// # Delivery guarantee
+//
+// Acks cover only positions inside a durable snapshot: the snapshot loop
+// saves the graph's states through cluster.Save every --snapshot-interval and,
+// when Save reports a replica acknowledged it, the logger tally in that
+// snapshot becomes what acks report. A subscriber with no live peer has no
+// durable snapshot (cluster DurableAlone is off for subscribers) and acks
+// nothing; its publishers keep their outboxes. Run at least two cluster
+// members (a publisher counts: it holds its subscribers' replicas), as the
+// runner and docker-compose do. A publisher breaker half-opens when its
+// subscriber is alive again (new epoch, maybe new address), learns where to
+// resume from the subscriber's first hello or ack, replays the outbox from
+// there in order before live traffic, then closes.
+//
+// A subscriber whose every publisher's stream ended (at least
+// --min-publishers, and every publisher in the live view) takes a final
+// snapshot, waits until it is durable, sends its final acks, writes
+// FinalStateFile (final-state.json: its tally, for the runner's closed-form
+// check) into its data dir and exits 0. SIGTERM/SIGINT stop either pod
+// gracefully: sources stop, channels drain, final snapshot, publications
+// closed (the transport sends end of stream); a subscriber also writes
+// final-state.json then, with complete=false.
+//
+// # HTTP
+//
+// /healthz answers 200 while the pod runs its actors, 503 while starting or
+// stopping. /metrics serves the pod's own prometheus.Registry (no global
+// registry): Go and process collectors (process_resident_memory_bytes, ...)
+// and the steadfast_* metrics below, read at scrape time.
+//
+// # Metrics
+//
+// Both pods:
+//
+//   - steadfast_info{node_id,role} (gauge): Constant 1, labelled with the pod's node id and role.
+//   - steadfast_up (gauge): 1 while the pod runs its actors (what /healthz reports).
+//   - steadfast_epoch (gauge): This incarnation's epoch.
+//   - steadfast_actor_restarts_total{actor} (counter): Restarts of an actor since the pod started.
+//   - steadfast_actor_status{actor} (gauge): Actor status: 0 idle, 1 running, 2 restarting, 3 stopped, 4 failed.
+//   - steadfast_channel_fill{channel} (gauge): Messages in an actor channel.
+//   - steadfast_channel_capacity{channel} (gauge): Capacity of an actor channel.
+//   - steadfast_channel_sent_total{channel} (counter): Messages ever sent into an actor channel.
+//   - steadfast_dead_letters_total (counter): Messages moved to the dead-letter queue (showstoppers).
+//   - steadfast_dead_letters_evicted_total (counter): Dead letters evicted from the full queue (still counted above).
+//   - steadfast_membership_members (gauge): Live members in this node's view, itself included.
+//   - steadfast_membership_fenced_total (counter): Incarnations fenced by a higher epoch.
+//   - steadfast_epoch_rejects_total (counter): Messages rejected because they came from a lower epoch of their node id.
+//   - steadfast_snapshot_replicas_received_total (counter): Peer snapshots accepted as replicas.
+//   - steadfast_snapshot_replica_rejects_total{reason} (counter): Peer snapshot pushes rejected, by reason.
+//   - steadfast_replicas_held (gauge): Node ids this node holds a replica snapshot for.
+//   - steadfast_replica_bytes (gauge): Total size of the replicas held.
+//   - steadfast_restore_source{source} (gauge): 1 for where this incarnation's state came from: local, peer:<id> or none.
+//   - steadfast_restore_snapshot_epoch (gauge): Epoch of the restored snapshot.
+//   - steadfast_restore_snapshot_version (gauge): Version of the restored snapshot.
+//   - steadfast_restore_seconds (gauge): Time the cluster start (join, gather, restore) took.
+//   - steadfast_snapshot_version (gauge): Version of the last snapshot taken by this incarnation.
+//   - steadfast_snapshot_bytes (gauge): Size of the last snapshot's actor states.
+//   - steadfast_snapshot_duration_seconds (gauge): Time the last snapshot save (local write + first replica ack) took.
+//   - steadfast_snapshots_saved_total (counter): Snapshots written locally.
+//   - steadfast_snapshots_durable_total (counter): Snapshots reported durable (local + replica).
+//   - steadfast_snapshot_failures_total (counter): Snapshots that failed or were not durable.
+//   - steadfast_transport_frames_sent_total (counter): Transport DATA/PAD frames sent (retransmissions included).
+//   - steadfast_transport_bytes_sent_total (counter): Transport data bytes sent.
+//   - steadfast_transport_frames_received_total (counter): Transport data frames received.
+//   - steadfast_transport_bytes_received_total (counter): Transport data bytes received.
+//   - steadfast_transport_naks_sent_total (counter): NAKs sent.
+//   - steadfast_transport_naks_received_total (counter): NAKs received.
+//   - steadfast_transport_retransmits_total (counter): Retransmitted datagrams.
+//   - steadfast_transport_back_pressure_total (counter): Offers refused with back pressure.
+//   - steadfast_transport_setups_sent_total (counter): SETUP frames sent.
+//   - steadfast_transport_status_messages_received_total (counter): Status messages received.
+//   - steadfast_transport_heartbeats_sent_total (counter): Transport heartbeats sent.
+//   - steadfast_transport_unknown_stream_total (counter): Datagrams for streams nobody subscribed to.
+//   - steadfast_transport_invalid_datagrams_total{reason} (counter): Malformed datagrams dropped, by reason.
+//   - steadfast_transport_images (gauge): Current transport images (publishing sessions received).
+//   - steadfast_transport_publications (gauge): Current transport publications.
+//
+// Publisher pod:
+//
+//   - steadfast_publisher_end_seq (gauge): Values in the whole stream (BEATS×BATCH); 0 when unbounded.
+//   - steadfast_publisher_last_seq (gauge): Last seq generated into the outbox (values generated over all incarnations).
+//   - steadfast_values_generated_total (counter): Values generated by this incarnation.
+//   - steadfast_outbox_values (gauge): Values in the outbox (not yet acknowledged by every subscriber).
+//   - steadfast_outbox_capacity (gauge): Outbox capacity in values.
+//   - steadfast_outbox_first_seq (gauge): Oldest seq held in the outbox.
+//   - steadfast_outbox_full (gauge): 1 while the outbox is full and the generator is back-pressured.
+//   - steadfast_outbox_full_total (counter): Publishing loop iterations that found the outbox full.
+//   - steadfast_publisher_complete (gauge): 1 when every subscriber acknowledged the whole stream.
+//   - steadfast_acks_received_total (counter): Acks received from subscribers.
+//   - steadfast_hellos_received_total (counter): Hellos (replay requests) received from subscribers.
+//   - steadfast_control_rejected_total (counter): Ack-stream messages rejected: undecodable or from a stale epoch.
+//   - steadfast_breaker_state{subscriber} (gauge): Circuit breaker per subscriber: 0 closed, 1 open, 2 half-open, 3 draining.
+//   - steadfast_breaker_opens_total{subscriber} (counter): Times the breaker opened.
+//   - steadfast_subscriber_acked_seq{subscriber} (gauge): Highest seq the subscriber acknowledged (durable on its side).
+//   - steadfast_subscriber_epoch{subscriber} (gauge): Highest epoch heard from the subscriber.
+//   - steadfast_values_sent_total{subscriber} (counter): Values offered to a subscriber (replays included) by this incarnation.
+//   - steadfast_values_replayed_total{subscriber} (counter): Values offered again to a subscriber (replays) by this incarnation.
+//
+// Subscriber pod (the logger gauges carry the tally: with
+// steadfast_logger_values, _count, _plain_sum, _first_seq, _last_seq and
+// _end_seq a script can check the closed-form invariant from /metrics alone):
+//
+//   - steadfast_values_received_total (counter): Values taken into the pipeline (new, in order).
+//   - steadfast_values_processed_total (counter): Values through the FizzBuzz worker.
+//   - steadfast_duplicates_dropped_total (counter): Values dropped at or below the dedup watermark.
+//   - steadfast_stale_epoch_dropped_total (counter): Values and controls dropped from a stale publisher epoch.
+//   - steadfast_gaps_total (counter): Batches dropped because they started beyond the watermark (a replay is requested).
+//   - steadfast_bad_messages_total (counter): Undecodable data-stream messages.
+//   - steadfast_worker_injected_panics_total (counter): Panics injected by --panic-every.
+//   - steadfast_acks_sent_total (counter): Acks sent to publishers.
+//   - steadfast_hellos_sent_total (counter): Hellos (replay requests) sent to publishers.
+//   - steadfast_subscriber_done (gauge): 1 once every publisher's stream is complete.
+//   - steadfast_committed_seq{publisher} (gauge): Last seq per publisher inside a durable snapshot (what acks report).
+//   - steadfast_logger_values{publisher,category} (gauge): Logger count per publisher and FizzBuzz category (restored across incarnations).
+//   - steadfast_logger_count{publisher} (gauge): Values applied by the logger per publisher.
+//   - steadfast_logger_plain_sum{publisher} (gauge): Sum of the plain (non-Fizz/Buzz) values per publisher.
+//   - steadfast_logger_first_seq{publisher} (gauge): First seq the logger applied per publisher (1 for a complete stream).
+//   - steadfast_logger_last_seq{publisher} (gauge): Last seq applied or dead-lettered per publisher.
+//   - steadfast_logger_end_seq{publisher} (gauge): The publisher's end of stream (0 until it ended).
+//   - steadfast_logger_dead_lettered{publisher} (gauge): Values dead-lettered by the worker per publisher.
+//   - steadfast_logger_skipped{publisher} (gauge): Values the publisher no longer had for this subscriber (lost).
+//   - steadfast_logger_out_of_order{publisher} (gauge): Values applied out of sequence order (0 when correct).
+package pod
