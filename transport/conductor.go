@@ -14,6 +14,7 @@ import (
 func (p *Publication) publishLocked(now int64) {
 	p.sentPos.Store(p.snd.pos)
 	p.sendLimit.Store(p.snd.limit)
+	p.blockedAt.Store(p.snd.blockedLimit)
 	p.pubLimit.Store(p.snd.producerLimit(now))
 	p.connected.Store(p.snd.connected(now) && !p.snd.closing)
 }
@@ -21,7 +22,8 @@ func (p *Publication) publishLocked(now int64) {
 // hasWork reports whether offered data is waiting within the window.
 func (p *Publication) hasWork() bool {
 	prod, sent := p.producerPos.Load(), p.sentPos.Load()
-	return prod > sent && sent < p.sendLimit.Load()
+	lim := p.sendLimit.Load()
+	return prod > sent && sent < lim && lim != p.blockedAt.Load()
 }
 
 // sendLoop transmits offered data, SETUPs, heartbeats and end of stream.

@@ -486,6 +486,7 @@ type Publication struct {
 	snd        *sender
 	sentPos    atomic.Int64
 	sendLimit  atomic.Int64
+	blockedAt  atomic.Int64
 	idle       atomic.Bool
 	wake       chan struct{}
 	stop       chan struct{}

@@ -61,19 +61,25 @@ type sender struct {
 	lastEOS   int64
 	finished  bool
 
+	// blockedLimit is the flow-control limit at which the last doWork
+	// could not send the next frame (window too small); -1 when not
+	// blocked. The runner waits for a larger limit instead of spinning.
+	blockedLimit int64
+
 	c       senderCounters
 	scratch [64]byte
 }
 
 func newSender(p senderParams, log *logBuffer, startPos int64, now int64) *sender {
 	return &sender{
-		p:           p,
-		log:         log,
-		maxMsg:      maxMessageLength(log.termLen),
-		pos:         startPos,
-		limit:       startPos,
-		setupActive: true,
-		lastSetup:   now - p.heartbeat, // first SETUP at once
+		p:            p,
+		log:          log,
+		maxMsg:       maxMessageLength(log.termLen),
+		pos:          startPos,
+		limit:        startPos,
+		setupActive:  true,
+		lastSetup:    now - p.heartbeat, // first SETUP at once
+		blockedLimit: -1,
 	}
 }
 
@@ -266,12 +272,14 @@ func (s *sender) doWork(now, producerPos int64, out sendFunc) int {
 		work++
 	}
 	avail := min(producerPos, s.limit)
+	s.blockedLimit = -1
 	for s.pos < avail {
 		term := s.log.termAt(s.pos)
 		o := s.log.termOffset(s.pos)
 		n, padding, frames := scanFrames(term, o, s.p.mtu, avail-s.pos, avail-s.pos)
 		if n == 0 {
-			break // next frame does not fit the window: wait
+			s.blockedLimit = s.limit // next frame does not fit the window: wait
+			break
 		}
 		out(term[o : int(o)+n])
 		s.c.framesSent += uint64(frames)
