@@ -369,6 +369,9 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 		// Without the peers' answers the epoch could repeat one in use.
 		return nil, fmt.Errorf("cluster: start: gathering epochs: %w", err)
 	}
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
 	peerEpoch := c.epochs.Highest(c.cfg.NodeID)
 	for _, r := range replies {
 		peerEpoch = max(peerEpoch, r.highest)

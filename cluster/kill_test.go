@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -227,7 +228,7 @@ type rejoinTimes struct {
 // "x" in a child that saves snapshots; SIGKILL x; start a replacement "x"
 // with an empty data dir and a new port; check it restores exactly the
 // newest durable snapshot and that both survivors accept it.
-func killAndReplace(t testing.TB, lan, proc bool) rejoinTimes {
+func killAndReplace(t testing.TB, lan, proc, samePort bool) rejoinTimes {
 	t.Helper()
 	mk := func(id string, seeds ...string) Config {
 		cfg := testConfig(t, id, seeds...)
@@ -267,6 +268,10 @@ func killAndReplace(t testing.TB, lan, proc bool) rejoinTimes {
 		rAddr = r.addr
 	} else {
 		cfg := mk("x", s2.LocalAddr()) // fresh t.TempDir: empty disk; port 0: new port
+		if samePort {                  // as when a pod comes back on the same IP and port
+			_, port, _ := net.SplitHostPort(x.addr)
+			cfg.BindPort, _ = strconv.Atoi(port)
+		}
 		r, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -335,14 +340,18 @@ func TestKillAndReplace(t *testing.T) {
 		runs = v
 	}
 	for _, mode := range []struct {
-		name      string
-		lan, proc bool
-	}{{"test", false, false}, {"lan", true, false}, {"test-process", false, true}, {"lan-process", true, true}} {
-		name, lan, proc := mode.name, mode.lan, mode.proc
+		name                string
+		lan, proc, samePort bool
+	}{
+		{"test", false, false, false}, {"lan", true, false, false},
+		{"test-process", false, true, false}, {"lan-process", true, true, false},
+		{"test-same-port", false, false, true},
+	} {
+		name, lan, proc, samePort := mode.name, mode.lan, mode.proc, mode.samePort
 		var restored, accepted, dead []time.Duration
 		for i := range runs {
 			t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) {
-				tm := killAndReplace(t, lan, proc)
+				tm := killAndReplace(t, lan, proc, samePort)
 				t.Logf("%s config: kill → restored %v, → accepted by every peer %v, → old declared dead %v",
 					name, tm.restored, tm.accepted, tm.dead)
 				restored = append(restored, tm.restored)
