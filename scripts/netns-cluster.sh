@@ -35,6 +35,8 @@
 #   KEEP_WORK=1 keep WORK_DIR on exit (logs of a failed run)
 #   RATE BATCH BEATS   the publisher's stream (default 20ms, 16, 600)
 #   TIMEOUT     seconds allowed for each wait (default 60)
+#   KILL_PUBLISHER=1   scenario: also kill the publisher's host at half the stream
+#                      and replace it on 10.213.0.20 (same node id, empty disk)
 #   METRICS_DUMP=DIR   scenario: save each pod's /metrics mid-stream as DIR/<host>.prom
 #   SF_FAIL_AT=setup   fail on purpose after the topology is up (tests the cleanup)
 set -euo pipefail
@@ -398,7 +400,6 @@ scenario() {
   local quarter=$((total / 4))
   wait_pod subscriber-1 "subscriber-1 to deliver $quarter values" delivered_at_least subscriber-1 "$quarter"
   local before old_ip=${HOST_IP[subscriber-1]}
-  before=$(metric subscriber-1 "$M_DELIVERED" || echo "?")
   local old_epoch new_epoch
   old_epoch=$(metric subscriber-1 "$M_EPOCH") || die "subscriber-1 reports no $M_EPOCH"
   if [[ -n ${METRICS_DUMP:-} ]]; then
@@ -406,6 +407,7 @@ scenario() {
       pod_metrics "$h" >"$METRICS_DUMP/$h.prom" || die "$h /metrics"
     done
   fi
+  before=$(metric subscriber-1 "$M_DELIVERED" || echo "?")
   kill -9 "${POD_PID[subscriber-1]}"
   local t0
   t0=$(now_ms)
@@ -433,6 +435,10 @@ scenario() {
     pod_metrics subscriber-1 >"$METRICS_DUMP/subscriber-1.prom" || die "subscriber-1 /metrics"
   fi
 
+  if [[ ${KILL_PUBLISHER:-0} == 1 ]]; then
+    replace_publisher "$total"
+  fi
+
   # The stream completes: each subscriber delivers everything, writes its
   # final state and exits 0; then the publisher is stopped (SIGTERM).
   local rc
@@ -453,6 +459,34 @@ scenario() {
   log "publisher stopped (exit 0)"
   verify "$total"
   log "scenario ok"
+}
+
+# replace_publisher N: at half the stream, the publisher's host dies too and
+# the publisher comes back on a new host (10.213.0.20), same node id, empty
+# data dir; it must restore from a peer, with a higher epoch, and go on.
+replace_publisher() {
+  local n=$1 half=$(($1 / 2)) old_ip=${HOST_IP[publisher]} old_epoch new_epoch src t0 last
+  wait_pod publisher "publisher to generate $half values" published_at_least "$half"
+  old_epoch=$(metric publisher "$M_EPOCH") || die "publisher reports no $M_EPOCH"
+  last=$(metric publisher "$M_PUBLISHED" || echo "?")
+  kill -9 "${POD_PID[publisher]}"
+  t0=$(now_ms)
+  del_host publisher
+  log "killed publisher-1 (SIGKILL) on $old_ip after $last of $n values generated; its host is gone"
+  add_host publisher 20
+  start_pod publisher publisher publisher-1 --rate "$RATE" --batch "$BATCH" --beats "$BEATS" --min-subscribers 2
+  wait_pod publisher "replacement publisher healthy" healthy publisher
+  wait_pod publisher "replacement publisher to restore from a peer" restored_from_peer publisher
+  src=$(pod_metrics publisher | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
+  new_epoch=$(metric publisher "$M_EPOCH") || die "replacement publisher reports no $M_EPOCH"
+  ((new_epoch > old_epoch)) || die "replacement publisher has epoch $new_epoch, not above the killed one's $old_epoch"
+  log "replacement publisher-1 on ${HOST_IP[publisher]} (was $old_ip) restored from $src in $(elapsed "$t0"), epoch $new_epoch (killed incarnation: $old_epoch)"
+}
+
+# published_at_least N: the publisher generated at least N values.
+published_at_least() {
+  local p
+  p=$(metric publisher "$M_PUBLISHED") && ((p >= $1))
 }
 
 # exited HOST: the pod's process is gone.

@@ -309,20 +309,34 @@ var metricNameRE = regexp.MustCompile(`\bsteadfast_[a-z0-9_]+`)
 // node id on an empty data dir; the replacement must restore from a peer and
 // every subscriber must end with every value exactly once.
 func TestNetnsReplaceSubscriber(t *testing.T) {
+	netnsScenario(t, false)
+}
+
+// TestNetnsReplaceSubscriberAndPublisher: the same, and at half the stream
+// the publisher's host dies too and the publisher is replaced the same way.
+func TestNetnsReplaceSubscriberAndPublisher(t *testing.T) {
+	netnsScenario(t, true)
+}
+
+func netnsScenario(t *testing.T, killPublisher bool) {
 	requireNetns(t)
 	bin := podBinaries(t)
 	dump := t.TempDir()
 	const beats, batch = 600, 16
-	r := runScript(t, 4*time.Minute, []string{
+	env := []string{
 		"BIN_DIR=" + bin, "METRICS_DUMP=" + dump, "TIMEOUT=90",
-		"RATE=20ms", "BEATS=600", "BATCH=16",
-	}, "", "scenario")
+		"RATE=20ms", fmt.Sprintf("BEATS=%d", beats), fmt.Sprintf("BATCH=%d", batch),
+	}
+	if killPublisher {
+		env = append(env, "KILL_PUBLISHER=1")
+	}
+	r := runScript(t, 4*time.Minute, env, "", "scenario")
 	t.Logf("netns-cluster.sh scenario (%v):\n%s", r.waited.Round(time.Millisecond), r.out)
 	if r.code != 0 {
 		t.Fatalf("scenario exit %d", r.code)
 	}
 	n := beats * batch
-	for _, want := range []*regexp.Regexp{
+	wants := []*regexp.Regexp{
 		regexp.MustCompile(`killed subscriber-1 \(SIGKILL\) on 10\.213\.0\.11 after \d+ values delivered`),
 		regexp.MustCompile(`start subscriber subscriber-1 on subscriber-1 \(10\.213\.0\.21\), data dir \S+ \(empty\)`),
 		regexp.MustCompile(`replacement subscriber-1 on 10\.213\.0\.21 \(was 10\.213\.0\.11\) restored from peer:(publisher-1|subscriber-2) in `),
@@ -335,12 +349,23 @@ func TestNetnsReplaceSubscriber(t *testing.T) {
 		regexp.MustCompile(fmt.Sprintf(`final subscriber-2 \(restore source \S+\): publisher publisher-1: count %d of %d, lost 0, duplicated 0, .*: exactly once`, n, n)),
 		regexp.MustCompile(fmt.Sprintf(`verified: every subscriber delivered each of the %d values exactly once`, n)),
 		regexp.MustCompile(`scenario ok`),
-	} {
+	}
+	if killPublisher {
+		wants = append(wants,
+			regexp.MustCompile(`killed publisher-1 \(SIGKILL\) on 10\.213\.0\.10 after \d+ of \d+ values generated`),
+			regexp.MustCompile(`start publisher publisher-1 on publisher \(10\.213\.0\.20\), data dir \S+ \(empty\)`),
+			regexp.MustCompile(`replacement publisher-1 on 10\.213\.0\.20 \(was 10\.213\.0\.10\) restored from peer:subscriber-[12] in \S+, epoch \d+ \(killed incarnation: \d+\)`),
+		)
+	}
+	for _, want := range wants {
 		if !want.MatchString(r.out) {
 			t.Errorf("output does not match %q", want)
 		}
 	}
 	assertCleanedUp(t, r)
+	if killPublisher {
+		return
+	}
 
 	// The metric names the dashboard and the scripts use must be ones the
 	// pods really export.
@@ -356,7 +381,10 @@ func TestNetnsReplaceSubscriber(t *testing.T) {
 	for _, m := range metricNameRE.FindAllString(exported.String(), -1) {
 		have[m] = true
 	}
-	for _, f := range []string{"deploy/grafana/dashboards/steadfast.json", "scripts/lib.sh"} {
+	if !strings.Contains(exported.String(), "\nprocess_start_time_seconds ") {
+		t.Error("the dashboard's pod-restart panel needs process_start_time_seconds, which no pod exports")
+	}
+	for _, f := range []string{"deploy/grafana/dashboards/steadfast.json", "scripts/lib.sh", "scripts/chaos.sh", "scripts/replace-node.sh", "scripts/netns-cluster.sh"} {
 		b, err := os.ReadFile(filepath.Join(repoRoot(t), f))
 		if err != nil {
 			t.Fatal(err)
