@@ -177,17 +177,27 @@ func (pb *publisher) heartbeat(ctx *actors.Context) error {
 	t := time.NewTicker(pb.p.cfg.Rate)
 	defer t.Stop()
 	stopping := actors.Signal(ctx.Stopping())
+	// Beats are due at start + k×Rate. Timers on an idle process wake with
+	// about a millisecond of granularity, so each wake-up emits every beat
+	// that is due: the average rate holds for periods under 1 ms too.
+	start, base := time.Now(), st.Beats
 	for limit == 0 || st.Beats < limit {
 		select {
 		case <-ctx.Stopping():
 			return nil
 		case <-t.C:
 		}
-		if !pb.beats.Send(stopping, beat{N: st.Beats + 1}) {
-			return nil
+		due := base + uint64(time.Since(start)/pb.p.cfg.Rate)
+		if limit > 0 {
+			due = min(due, limit)
 		}
-		st.Beats++
-		ctx.MarkDirty()
+		for st.Beats < due {
+			if !pb.beats.Send(stopping, beat{N: st.Beats + 1}) {
+				return nil
+			}
+			st.Beats++
+			ctx.MarkDirty()
+		}
 		_ = ctx.Checkpoint()
 	}
 	pb.log.Info("heartbeat: last beat", "beats", st.Beats)
@@ -379,6 +389,14 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 			continue
 		}
 		idle = min(max(2*idle, 50*time.Microsecond), time.Millisecond)
+		if !genDone && st.Outbox.Free() > 0 {
+			// Wake as soon as the generator sends, or when idle passed
+			// (acks and membership are polled).
+			w := newWake(idle)
+			pb.values.WaitAvailable(w, 1)
+			w.stop()
+			continue
+		}
 		timer.Reset(idle)
 		select {
 		case <-ctx.Stopping():
@@ -387,6 +405,21 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 		}
 	}
 }
+
+// wake is a Doner that fires after a delay.
+type wake struct {
+	ch chan struct{}
+	t  *time.Timer
+}
+
+func newWake(d time.Duration) *wake {
+	w := &wake{ch: make(chan struct{})}
+	w.t = time.AfterFunc(d, func() { close(w.ch) })
+	return w
+}
+
+func (w *wake) Done() <-chan struct{} { return w.ch }
+func (w *wake) stop()                 { w.t.Stop() }
 
 // heard handles an ack (replay false) or a hello (replay true) from a
 // subscriber.
