@@ -325,9 +325,10 @@ func (c *Cluster) setMeta(epoch uint64) {
 //     peers see the node but keep it out of their live view.
 //  2. Gather: ask every other node (except other incarnations of this id),
 //     over the reliable path and within GatherTimeout, for the highest
-//     epoch it knows for this node id and the newest snapshot of it that it
-//     holds. Start waits for every answer or the timeout: a peer whose host
-//     vanished without memberlist noticing yet costs up to GatherTimeout.
+//     epoch it knows for this node id and the version of the snapshot of it
+//     that it holds. Start waits for every answer or the timeout: a peer
+//     whose host vanished without memberlist noticing yet costs up to
+//     GatherTimeout.
 //  3. Epoch = nodeid.Next(local epoch file and local snapshot, highest
 //     from peers and from the metadata seen). Persist it.
 //  4. Announce: publish the epoch in the metadata (UpdateNode) and push it
@@ -335,8 +336,10 @@ func (c *Cluster) setMeta(epoch uint64) {
 //     for seconds), waiting up to AnnounceTimeout. Peers now list this
 //     node, and fence any lower incarnation of the id at once, without
 //     waiting for memberlist to declare it dead.
-//  5. Pick the newest of the local and the peers' snapshots (local wins a
-//     tie) and save a peer's copy locally.
+//  5. Fetch the newest snapshot from the peer that holds it (falling back
+//     to the next newest if that fails, each within ReplicaTimeout) if it
+//     is newer than the local one (local wins a tie), and keep it locally.
+//     Steps 3–5 happen in the order 5, 3, 4.
 //
 // Start is called once. On error the Cluster should be closed.
 func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
@@ -363,8 +366,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 		source = "local"
 		localEpoch = max(localEpoch, best.Epoch)
 	}
-	var bestRaw []byte
-	replies := c.gather(ctx)
+	answers, asked := c.gather(ctx)
 	if err := ctx.Err(); err != nil {
 		// Without the peers' answers the epoch could repeat one in use.
 		return nil, fmt.Errorf("cluster: start: gathering epochs: %w", err)
@@ -372,15 +374,17 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
+	if len(answers) < asked {
+		c.log.Warn("cluster: not every peer answered the gather request", "asked", asked, "answered", len(answers))
+	}
 	peerEpoch := c.epochs.Highest(c.cfg.NodeID)
-	for _, r := range replies {
-		peerEpoch = max(peerEpoch, r.highest)
-		if r.snap != nil {
-			peerEpoch = max(peerEpoch, r.snap.Epoch)
-			if codec.Newer(r.snap, best) {
-				best, bestRaw, source = r.snap, r.raw, "peer:"+r.from
-			}
-		}
+	for _, g := range answers {
+		peerEpoch = max(peerEpoch, g.highest, g.heldEpoch)
+	}
+	snap, bestRaw, from := c.fetch(ctx, answers, best)
+	if snap != nil {
+		best, source = snap, from
+		peerEpoch = max(peerEpoch, snap.Epoch)
 	}
 	epoch := nodeid.Next(localEpoch, peerEpoch)
 	if c.cfg.epochOverride != 0 {
@@ -405,8 +409,8 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	c.recompute()
 	c.mu.Unlock()
 
-	b := &Boot{Epoch: epoch, Snapshot: best, Source: source, Peers: len(replies), Took: time.Since(t0)}
-	args := []any{"epoch", epoch, "source", source, "peers", len(replies), "took", b.Took}
+	b := &Boot{Epoch: epoch, Snapshot: best, Source: source, Asked: asked, Peers: len(answers), Took: time.Since(t0)}
+	args := []any{"epoch", epoch, "source", source, "asked", asked, "answered", len(answers), "took", b.Took}
 	if best != nil {
 		args = append(args, "snapshot_epoch", best.Epoch, "snapshot_version", best.Version)
 	}
@@ -519,16 +523,19 @@ func (c *Cluster) otherSeeds() []string {
 	return out
 }
 
+// gathered is one peer's answer to the gather request.
 type gathered struct {
-	from    string // node id of the peer
-	highest uint64
-	snap    *codec.Snapshot
-	raw     []byte
+	peer                   *node
+	highest                uint64 // highest epoch it knows for this id
+	heldEpoch, heldVersion uint64 // the snapshot of this id it holds
+	has                    bool
 }
 
-// gather asks every other node for what it knows of this node id and
-// returns the answers that came back within GatherTimeout.
-func (c *Cluster) gather(ctx context.Context) []gathered {
+// gather asks every other node (except other incarnations of this id) what
+// it knows of this node id: the highest epoch and the version of the
+// snapshot it holds, not the bytes. It returns the answers that came back
+// within GatherTimeout and how many nodes were asked.
+func (c *Cluster) gather(ctx context.Context) ([]gathered, int) {
 	c.mu.Lock()
 	var targets []*node
 	for _, n := range c.nodes {
@@ -543,40 +550,20 @@ func (c *Cluster) gather(ctx context.Context) []gathered {
 	}
 	c.mu.Unlock()
 	if len(targets) == 0 {
-		return nil
+		return nil, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.GatherTimeout)
 	defer cancel()
 	results := make(chan *gathered, len(targets))
 	for _, n := range targets {
 		ok := c.goTracked(func() {
-			raw, err := c.request(ctx, n, func(req uint64) []byte {
-				return (&gatherMsg{req: req, from: c.replyTo(), nodeID: c.cfg.NodeID}).encode()
-			})
+			rep, err := c.askSnapshot(ctx, n, false)
 			if err != nil {
 				c.log.Debug("cluster: gather", "peer", n.name, "err", err)
 				results <- nil
 				return
 			}
-			rep, err := decodeGatherRep(raw, c.cfg.MaxSnapshotBytes)
-			if err != nil {
-				c.log.Warn("cluster: bad gather reply", "peer", n.name, "err", err)
-				results <- nil
-				return
-			}
-			g := &gathered{from: n.meta.nodeID, highest: rep.highest}
-			if len(rep.snapshot) > 0 {
-				snap, err := codec.DecodeSnapshot(rep.snapshot, c.cfg.MaxSnapshotBytes)
-				switch {
-				case err != nil:
-					c.log.Warn("cluster: peer sent a bad snapshot", "peer", n.name, "err", err)
-				case snap.NodeID != c.cfg.NodeID:
-					c.log.Warn("cluster: peer sent a snapshot of another node", "peer", n.name, "snapshot_node", snap.NodeID)
-				default:
-					g.snap, g.raw = snap, rep.snapshot
-				}
-			}
-			results <- g
+			results <- &gathered{peer: n, highest: rep.highest, heldEpoch: rep.heldEpoch, heldVersion: rep.heldVersion, has: rep.has}
 		})
 		if !ok {
 			results <- nil
@@ -588,7 +575,66 @@ func (c *Cluster) gather(ctx context.Context) []gathered {
 			out = append(out, *g)
 		}
 	}
-	return out
+	return out, len(targets)
+}
+
+// askSnapshot sends a gather request for this node id to n.
+func (c *Cluster) askSnapshot(ctx context.Context, n *node, want bool) (gatherRep, error) {
+	raw, err := c.request(ctx, n, func(req uint64) []byte {
+		return (&gatherMsg{req: req, from: c.replyTo(), nodeID: c.cfg.NodeID, want: want}).encode()
+	})
+	if err != nil {
+		return gatherRep{}, err
+	}
+	return decodeGatherRep(raw, c.cfg.MaxSnapshotBytes)
+}
+
+// fetch downloads the snapshot from the peers that announced one newer
+// than local, newest first, each within ReplicaTimeout, and returns the
+// first that verifies and is at least as new as announced.
+func (c *Cluster) fetch(ctx context.Context, answers []gathered, local *codec.Snapshot) (*codec.Snapshot, []byte, string) {
+	var cands []gathered
+	for _, g := range answers {
+		if g.has && codec.Newer(&codec.Snapshot{Epoch: g.heldEpoch, Version: g.heldVersion}, local) {
+			cands = append(cands, g)
+		}
+	}
+	slices.SortFunc(cands, func(a, b gathered) int {
+		x := &codec.Snapshot{Epoch: a.heldEpoch, Version: a.heldVersion}
+		y := &codec.Snapshot{Epoch: b.heldEpoch, Version: b.heldVersion}
+		switch {
+		case codec.Newer(x, y):
+			return -1
+		case codec.Newer(y, x):
+			return 1
+		}
+		return 0
+	})
+	for _, g := range cands {
+		fctx, cancel := context.WithTimeout(ctx, c.cfg.ReplicaTimeout)
+		rep, err := c.askSnapshot(fctx, g.peer, true)
+		cancel()
+		var snap *codec.Snapshot
+		if err == nil {
+			snap, err = codec.DecodeSnapshot(rep.snapshot, c.cfg.MaxSnapshotBytes)
+		}
+		if err == nil && snap.NodeID != c.cfg.NodeID {
+			err = fmt.Errorf("snapshot of node %q", snap.NodeID)
+		}
+		if err == nil && codec.Newer(&codec.Snapshot{Epoch: g.heldEpoch, Version: g.heldVersion}, snap) {
+			err = fmt.Errorf("got version (%d, %d), announced (%d, %d)", snap.Epoch, snap.Version, g.heldEpoch, g.heldVersion)
+		}
+		if err != nil {
+			c.log.Warn("cluster: fetching snapshot from peer failed, trying the next", "peer", g.peer.name,
+				"epoch", g.heldEpoch, "version", g.heldVersion, "err", err)
+			continue
+		}
+		return snap, rep.snapshot, "peer:" + g.peer.meta.nodeID
+	}
+	if len(cands) > 0 {
+		c.log.Error("cluster: no peer delivered its newer snapshot; restoring an older one", "candidates", len(cands))
+	}
+	return nil, nil, ""
 }
 
 func (c *Cluster) replyTo() replyTo { return replyTo{name: c.name, addr: c.LocalAddr()} }

@@ -24,8 +24,9 @@ import (
 //
 //	push       1: req, reply-to name, reply-to addr, sender node id, sender epoch, snapshot envelope
 //	push ack   2: req, status, reason, held epoch, held version
-//	gather     3: req, reply-to name, reply-to addr, node id asked for
-//	gather rep 4: req, highest epoch known, snapshot envelope (may be empty)
+//	gather     3: req, reply-to name, reply-to addr, node id asked for, want bytes (0/1)
+//	gather rep 4: req, highest epoch known, held epoch, held version, has (0/1),
+//	              snapshot envelope (empty unless asked for and held)
 const (
 	protoMagic   = 'S'
 	protoVersion = 1
@@ -72,12 +73,23 @@ type gatherMsg struct {
 	req    uint64
 	from   replyTo
 	nodeID string
+	want   bool // send the snapshot bytes, not only their version
 }
 
 type gatherRep struct {
-	req      uint64
-	highest  uint64
-	snapshot []byte
+	req         uint64
+	highest     uint64
+	heldEpoch   uint64
+	heldVersion uint64
+	has         bool
+	snapshot    []byte
+}
+
+func bool2byte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func header(t byte, n int) []byte {
@@ -119,13 +131,17 @@ func (m *gatherMsg) encode() []byte {
 	b = binary.AppendUvarint(b, m.req)
 	b = appendStr(b, m.from.name)
 	b = appendStr(b, m.from.addr)
-	return appendStr(b, m.nodeID)
+	b = appendStr(b, m.nodeID)
+	return append(b, bool2byte(m.want))
 }
 
 func (m *gatherRep) encode() []byte {
 	b := header(msgGatherRep, 32+len(m.snapshot))
 	b = binary.AppendUvarint(b, m.req)
 	b = binary.AppendUvarint(b, m.highest)
+	b = binary.AppendUvarint(b, m.heldEpoch)
+	b = binary.AppendUvarint(b, m.heldVersion)
+	b = append(b, bool2byte(m.has))
 	return appendBytes(b, m.snapshot)
 }
 
@@ -174,6 +190,17 @@ func (d *dec) byte1() byte {
 	}
 	d.off++
 	return d.b[d.off-1]
+}
+
+func (d *dec) flag() bool {
+	switch d.byte1() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad flag")
+	return false
 }
 
 // bytes returns a sub-slice of at most limit bytes (not copied).
@@ -245,6 +272,7 @@ func decodeGather(b []byte) (gatherMsg, error) {
 	m.from.name = d.str(maxName)
 	m.from.addr = d.str(maxName)
 	m.nodeID = d.str(maxName)
+	m.want = d.flag()
 	return m, d.end()
 }
 
@@ -253,6 +281,9 @@ func decodeGatherRep(b []byte, maxSnapshot int) (gatherRep, error) {
 	var m gatherRep
 	m.req = d.uint()
 	m.highest = d.uint()
+	m.heldEpoch = d.uint()
+	m.heldVersion = d.uint()
+	m.has = d.flag()
 	m.snapshot = d.bytes(maxSnapshot)
 	return m, d.end()
 }

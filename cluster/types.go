@@ -126,8 +126,10 @@ type Boot struct {
 	Snapshot *codec.Snapshot
 	// Source is "local", "peer:<node id>" or "none".
 	Source string
-	// Peers is how many peers answered the gather request.
-	Peers int
+	// Asked is how many peers were asked what they know of this node id;
+	// Peers is how many answered within GatherTimeout. Peers < Asked means
+	// a newer snapshot may have been missed (logged as a warning).
+	Asked, Peers int
 	// Took is the time Start spent (join, gather, announce).
 	Took time.Duration
 }

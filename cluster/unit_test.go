@@ -75,12 +75,13 @@ func TestProtoRoundTrip(t *testing.T) {
 	if got, err := decodePushAck(a.encode()); err != nil || got != a {
 		t.Fatalf("ack: %+v, %v", got, err)
 	}
-	g := gatherMsg{req: 1, from: from, nodeID: "y"}
+	g := gatherMsg{req: 1, from: from, nodeID: "y", want: true}
 	if got, err := decodeGather(g.encode()); err != nil || got != g {
 		t.Fatalf("gather: %+v, %v", got, err)
 	}
-	r := gatherRep{req: 2, highest: 4, snapshot: []byte("s")}
-	if got, err := decodeGatherRep(r.encode(), 10); err != nil || got.req != 2 || got.highest != 4 || string(got.snapshot) != "s" {
+	r := gatherRep{req: 2, highest: 4, heldEpoch: 3, heldVersion: 9, has: true, snapshot: []byte("s")}
+	if got, err := decodeGatherRep(r.encode(), 10); err != nil || got.req != 2 || got.highest != 4 ||
+		got.heldEpoch != 3 || got.heldVersion != 9 || !got.has || string(got.snapshot) != "s" {
 		t.Fatalf("gather reply: %+v, %v", got, err)
 	}
 	for _, b := range [][]byte{nil, {'S'}, {'S', 2, 1}, {'X', 1, 1}} {

@@ -342,7 +342,10 @@ func (c *Cluster) handleGather(b []byte) {
 	}
 	if h.snap != nil {
 		rep.highest = max(rep.highest, h.snap.Epoch)
-		rep.snapshot = h.raw
+		rep.has, rep.heldEpoch, rep.heldVersion = true, h.snap.Epoch, h.snap.Version
+		if m.want {
+			rep.snapshot = h.raw
+		}
 	}
 	c.reply(m.from, rep.encode())
 }
