@@ -599,3 +599,34 @@ func TestPrometheusConfigPromtool(t *testing.T) {
 		t.Fatalf("promtool accepted a broken config:\n%s", out)
 	}
 }
+
+// TestEnvExampleDocumentsComposeVariables: every ${VAR:-default} in
+// docker-compose.yml is listed in .env.example with the same default.
+func TestEnvExampleDocumentsComposeVariables(t *testing.T) {
+	root := repoRoot(t)
+	compose, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(filepath.Join(root, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z][A-Z0-9_]*)=(.*)$`).FindAllStringSubmatch(string(example), -1) {
+		documented[m[1]] = m[2]
+	}
+	uses := regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)(?::-([^}]*))?\}`).FindAllStringSubmatch(string(compose), -1)
+	if len(uses) == 0 {
+		t.Fatal("docker-compose.yml uses no ${VAR}")
+	}
+	for _, m := range uses {
+		def, ok := documented[m[1]]
+		switch {
+		case !ok:
+			t.Errorf("docker-compose.yml uses ${%s}, which .env.example does not list", m[1])
+		case def != m[2]:
+			t.Errorf("${%s}: default %q in docker-compose.yml, %q in .env.example", m[1], m[2], def)
+		}
+	}
+}
