@@ -194,7 +194,9 @@ func (c *Chan[T]) write(t uint64, vs []T) {
 
 // WaitVacant blocks until at least n slots are free (n is clamped to Cap).
 // It returns false without waiting further if d fires, the channel is closed,
-// or the consumer is gone.
+// or the consumer is gone. Do not wait for n > 1 vacant slots while the
+// consumer waits for m > 1 messages: with fewer than m messages and fewer
+// than n free slots, both would wait forever. SendAll only waits for one.
 func (c *Chan[T]) WaitVacant(d Doner, n int) bool {
 	want := uint64(max(n, 1))
 	if want > c.capacity {
@@ -288,7 +290,8 @@ func (c *Chan[T]) available(h uint64, want uint64) uint64 {
 
 // HeadPos returns the position of the message at the head: the number of
 // messages ever committed. It identifies a message for dedup in persistent
-// state (see the package doc, "Exactly once").
+// state (see the package doc, "Exactly once"). Positions start at 0 in every
+// new channel, so they identify messages within one graph run only.
 func (c *Chan[T]) HeadPos() uint64 { return c.head.Load() }
 
 // TryPeek returns the message at the head without removing it.
@@ -394,7 +397,8 @@ func (c *Chan[T]) TakeBatch(dst []T) int {
 }
 
 // WaitAvailable blocks until at least n messages are available (n is clamped
-// to Cap) and returns true. It also returns true when the channel is closed
+// to Cap) and returns true. Waiting for n > 1 relies on the producer filling
+// the channel (see WaitVacant), so pair it with Send/SendAll producers. It also returns true when the channel is closed
 // with at least one message left (the final, shorter batch). It returns false
 // when the channel is closed and empty, or when d fires first.
 func (c *Chan[T]) WaitAvailable(d Doner, n int) bool {

@@ -67,7 +67,10 @@
 //     counter) is recorded together with the input's position in the same
 //     state: apply the message at position in.HeadPos()+i and set
 //     state.NextPos = in.HeadPos()+i+1 in the same step; after a restart skip
-//     (just commit) messages below state.NextPos.
+//     (just commit) messages below state.NextPos. Positions start at 0 in
+//     each new channel, so leave NextPos out of snapshots (or reset it on
+//     restore); across processes, dedup by a sequence number carried in the
+//     message instead (as the robust pipeline's logger does).
 //
 // Plain Send followed by Commit gives at-least-once: a crash between them
 // duplicates the output.

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -460,7 +461,7 @@ func (g *Graph) SnapshotStates() (map[string][]byte, error) {
 		}
 		a.mu.Lock()
 		if a.status == StatusRunning && a.published != nil {
-			out[a.spec.Name] = a.published
+			out[a.spec.Name] = bytes.Clone(a.published)
 		} else {
 			b, err := g.cfg.Codec.Marshal(a.spec.State)
 			if err != nil {

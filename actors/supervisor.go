@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -218,10 +218,22 @@ func (c *Context) Checkpoint() error {
 // failure is one crash of a behaviour.
 type failure struct {
 	panicked bool
-	value    any   // panic value
-	err      error // returned error (or PanicError for panics)
-	stack    string
-	goexit   bool // runtime.Goexit was called (e.g. t.FailNow)
+	value    any       // panic value
+	err      error     // returned error (or PanicError for panics)
+	pcs      []uintptr // where it panicked
+	stackStr string    // pcs formatted, once needed
+	goexit   bool      // runtime.Goexit was called (e.g. t.FailNow)
+}
+
+// stack formats the panic's stack (once) and fills it into the PanicError.
+func (f *failure) stack() string {
+	if f.stackStr == "" && len(f.pcs) > 0 {
+		f.stackStr = formatStack(f.pcs)
+	}
+	if pe, ok := f.err.(*PanicError); ok && pe.Stack == "" {
+		pe.Stack = f.stackStr
+	}
+	return f.stackStr
 }
 
 // crashTrack counts consecutive crashes with the same head in flight.
@@ -289,10 +301,11 @@ func (a *actor) loop() {
 		switch a.spec.Strategy {
 		case Stop:
 			a.recordFail(f)
-			a.log.Error("actors: actor failed; strategy stop", "err", f.err)
+			a.log.Error("actors: actor failed; strategy stop", "err", f.err, "stack", f.stack())
 			return
 		case Escalate:
 			a.recordFail(f)
+			f.stack()
 			a.g.escalate(&EscalationError{Actor: a.spec.Name, Reason: "strategy escalate", Cause: f.err})
 			return
 		}
@@ -314,8 +327,11 @@ func (a *actor) runOnce() (f *failure) {
 			f = &failure{goexit: true}
 			return
 		}
-		st := stackExcerpt(debug.Stack())
-		f = &failure{panicked: true, value: r, stack: st, err: &PanicError{Value: r, Stack: st}}
+		// Capture program counters only (cheap); the stack is formatted
+		// when a dead letter or an escalation needs it.
+		pcs := make([]uintptr, 48)
+		pcs = pcs[:runtime.Callers(1, pcs)]
+		f = &failure{panicked: true, value: r, pcs: pcs, err: &PanicError{Value: r}}
 	}()
 	err := a.spec.Run(a.ctx)
 	normal = true
@@ -345,6 +361,7 @@ func (a *actor) restart(f *failure) bool {
 		a.mu.Unlock()
 		a.log.Error("actors: restart budget exceeded; escalating",
 			"restarts", n, "max", a.maxRestarts, "window", a.window, "err", f.err)
+		f.stack()
 		a.g.escalate(&EscalationError{
 			Actor: a.spec.Name, Restarts: n,
 			Reason: fmt.Sprintf("more than %d restarts within %v", a.maxRestarts, a.window),
@@ -362,7 +379,7 @@ func (a *actor) restart(f *failure) bool {
 	}
 	a.consecutive++
 	d := cfg.BackoffMin
-	for k := 1; k < a.consecutive && d < cfg.BackoffMax; k++ {
+	for k := 1; k < a.consecutive && d > 0 && d < cfg.BackoffMax; k++ {
 		d *= 2
 	}
 	d = min(d, cfg.BackoffMax)
@@ -412,7 +429,7 @@ func (a *actor) checkShowstoppers(f *failure, now time.Time) {
 			if ok {
 				d := DeadLetter{
 					Actor: a.spec.Name, Channel: in.Name(), Pos: pos, Message: msg,
-					Stack: f.stack, Crashes: t.count, At: now,
+					Stack: f.stack(), Crashes: t.count, At: now,
 				}
 				if f.panicked {
 					d.Panic = f.value
@@ -487,21 +504,40 @@ func (a *actor) finish() {
 	a.g.wg.Done()
 }
 
-// stackExcerpt keeps the frames from the panic site on, at most 2 KiB.
-func stackExcerpt(st []byte) string {
-	s := string(st)
-	// Skip the runtime's and the supervisor's own frames up to panic(...).
-	if i := strings.Index(s, "\npanic("); i >= 0 {
-		s = s[i+1:]
-		// drop the "panic(...)" line and its file line
-		for range 2 {
-			if j := strings.IndexByte(s, '\n'); j >= 0 {
-				s = s[j+1:]
-			}
+// formatStack renders the frames from the panic site down to (not
+// including) the supervisor, at most 2 KiB.
+func formatStack(pcs []uintptr) string {
+	frames := runtime.CallersFrames(pcs)
+	var b strings.Builder
+	seenPanic := false
+	for {
+		fr, more := frames.Next()
+		switch {
+		case !seenPanic:
+			seenPanic = fr.Function == "runtime.gopanic"
+		case strings.HasSuffix(fr.Function, "actors.(*actor).runOnce"):
+			more = false
+		default:
+			fmt.Fprintf(&b, "%s\n\t%s:%d\n", fr.Function, fr.File, fr.Line)
+		}
+		if !more || b.Len() >= 2048 {
+			break
 		}
 	}
-	if len(s) > 2048 {
-		s = s[:2048]
+	if !seenPanic { // not a panic stack after all: keep everything
+		return formatAll(pcs)
 	}
-	return s
+	return b.String()
+}
+
+func formatAll(pcs []uintptr) string {
+	frames := runtime.CallersFrames(pcs)
+	var b strings.Builder
+	for {
+		fr, more := frames.Next()
+		fmt.Fprintf(&b, "%s\n\t%s:%d\n", fr.Function, fr.File, fr.Line)
+		if !more || b.Len() >= 2048 {
+			return b.String()
+		}
+	}
 }
