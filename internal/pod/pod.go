@@ -395,7 +395,13 @@ func (p *Pod) Run(ctx context.Context) error {
 		return runErr // a fenced zombie must not save or send anything
 	}
 	// Final snapshot: every actor has stopped, so it sees their last states.
-	fctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// A finished subscriber waits up to 15 s for a replica (its acks depend
+	// on it); otherwise a few seconds, and no retries once no peer is left.
+	wait := 3 * time.Second
+	if p.subSide != nil && isClosed(p.subSide.finished) {
+		wait = 15 * time.Second
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	durable := false
 	for {
@@ -403,7 +409,7 @@ func (p *Pod) Run(ctx context.Context) error {
 			durable = true
 			break
 		}
-		if fctx.Err() != nil || ctx.Err() != nil && p.subSide == nil {
+		if p.view.count() <= 1 || p.pubSide != nil {
 			break
 		}
 		select {

@@ -52,6 +52,12 @@ func (r *Runner) finishReport(rep *Report) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no final state: %v", nd.id, err))
 			}
 			if f != nil {
+				// A short-lived last incarnation may have exited before
+				// any scrape: its final state knows its epoch and source.
+				if cur := nd.cur(); cur.epoch == 0 && f.Epoch > 0 {
+					pr.Epochs = append(pr.Epochs, f.Epoch)
+					pr.RestoreSources = append(pr.RestoreSources, f.RestoreSource)
+				}
 				// The last incarnation's restarts come from its final state
 				// (its last scrape may predate them).
 				pr.Restarts += max(0, f.Restarts-nd.cur().restarts)

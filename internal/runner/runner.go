@@ -268,6 +268,9 @@ func (r *Runner) start(n *node) (*proc, error) {
 	p.cmd = exec.Command(filepath.Join(r.binDir, bin), args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no stray NODE_ID etc. from the caller
+	// Own process group: a terminal's Ctrl-C reaches the runner only, which
+	// then stops the pods in order (subscribers first).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("runner: start %s: %w", n.id, err)
@@ -364,12 +367,8 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 
 		// Exits.
-		allDone := true
 		for _, n := range r.nodes {
 			p := n.cur()
-			if n.role == pod.Subscriber && !n.done {
-				allDone = false
-			}
 			if n == pending || !p.isExited() || p.killed {
 				continue
 			}
@@ -388,6 +387,13 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 			stop = true
 		}
+		allDone, anyDone := true, false
+		for _, n := range r.nodes {
+			if n.role == pod.Subscriber {
+				allDone = allDone && n.done
+				anyDone = anyDone || n.done
+			}
+		}
 		if allDone && pending == nil {
 			stop = true
 		}
@@ -405,7 +411,8 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			pending = nil
 		}
 		// Kills.
-		if r.cfg.Kill != "" && rep.Kills < r.cfg.Kills && pending == nil && now.After(nextKill) && !stop {
+		// (No kills once a subscriber finished: the streams are over.)
+		if r.cfg.Kill != "" && rep.Kills < r.cfg.Kills && pending == nil && now.After(nextKill) && !stop && !anyDone {
 			if v := r.victim(); v != nil {
 				p := v.cur()
 				p.killed = true
