@@ -98,6 +98,9 @@ func (r *Runner) finishReport(rep *Report) {
 	if rep.ElapsedSeconds > 0 {
 		rep.ValuesPerSecond = float64(rep.Delivered) / rep.ElapsedSeconds
 	}
+	if rep.DeliverySeconds > 0 {
+		rep.DeliveryRate = float64(rep.Delivered) / rep.DeliverySeconds
+	}
 	rep.OK = !rep.Interrupted && !rep.TimedOut && rep.Lost == 0 && rep.Duplicated == 0 && len(rep.Problems) == 0
 	rep.WorkDir = r.workDir
 }
@@ -147,7 +150,8 @@ func PrintSummary(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintf(w, "\nsteadfast run: %s\n", verdict)
 	fmt.Fprintf(w, "  published   %d values (%d per publisher)\n", rep.Published, rep.Expected)
-	fmt.Fprintf(w, "  delivered   %d distinct values (summed over subscribers), %.0f values/s over %.1fs\n", rep.Delivered, rep.ValuesPerSecond, rep.ElapsedSeconds)
+	fmt.Fprintf(w, "  delivered   %d distinct values (summed over subscribers), %.0f values/s over %.1fs (%.0f values/s while delivering)\n",
+		rep.Delivered, rep.ValuesPerSecond, rep.ElapsedSeconds, rep.DeliveryRate)
 	fmt.Fprintf(w, "  lost        %d\n  duplicated  %d\n  dead letters %d\n", rep.Lost, rep.Duplicated, rep.DeadLetters)
 	fmt.Fprintf(w, "  restarts    %d   kills %d   replacements %d\n", rep.Restarts, rep.Kills, rep.Replacements)
 	if len(rep.KillToDelivery) > 0 {

@@ -46,11 +46,16 @@ type Report struct {
 	KillToDelivery  []float64 `json:"kill_to_delivering_seconds,omitempty"`
 	// OutboxFullSeen: a publisher's outbox filled up at some point (its
 	// generator was back-pressured).
-	OutboxFullSeen bool          `json:"outbox_full_seen"`
-	Pods           []PodReport   `json:"pods"`
-	Checks         []CheckReport `json:"checks"`
-	Problems       []string      `json:"problems,omitempty"`
-	WorkDir        string        `json:"work_dir,omitempty"`
+	OutboxFullSeen bool `json:"outbox_full_seen"`
+	// DeliverySeconds: from the first value delivered (as scraped) to the
+	// last subscriber finishing; DeliveryRate = Delivered / DeliverySeconds
+	// (the steady-state throughput, without start-up and shutdown).
+	DeliverySeconds float64       `json:"delivery_seconds"`
+	DeliveryRate    float64       `json:"delivery_values_per_second"`
+	Pods            []PodReport   `json:"pods"`
+	Checks          []CheckReport `json:"checks"`
+	Problems        []string      `json:"problems,omitempty"`
+	WorkDir         string        `json:"work_dir,omitempty"`
 }
 
 // PodReport describes one node id over all its incarnations.
@@ -338,6 +343,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	var pending *node // killed, replacement not yet started
 	var pendingAt time.Time
 	var lastDelivered float64
+	var firstDelivery time.Time
 	lastT := time.Now()
 	stop := false
 	for !stop {
@@ -387,6 +393,11 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 			stop = true
 		}
+		if firstDelivery.IsZero() {
+			if _, del, _, _ := r.totals(); del > 0 {
+				firstDelivery = now
+			}
+		}
 		allDone, anyDone := true, false
 		for _, n := range r.nodes {
 			if n.role == pod.Subscriber {
@@ -396,6 +407,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 		if allDone && pending == nil {
 			stop = true
+			if !firstDelivery.IsZero() {
+				rep.DeliverySeconds = now.Sub(firstDelivery).Seconds()
+			}
 		}
 
 		// Replacement of a killed pod.

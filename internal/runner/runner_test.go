@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +207,62 @@ func TestBuildFailsCleanlyOutsideModule(t *testing.T) {
 	}
 	if _, err := New(context.Background(), func() Config { c := DefaultConfig(); c.BinDir = t.TempDir(); c.WorkDir = t.TempDir(); return c }(), io.Discard, nil); err == nil {
 		t.Fatal("an empty bin dir was accepted")
+	}
+}
+
+// BenchmarkEndToEnd measures publisher → subscriber → logger throughput with
+// real processes on loopback, for batch sizes 1, 64 and 1024, without and
+// with chaos (SIGKILL + empty-disk replacement, alternating subscriber and
+// publisher, every second). Run it with
+//
+//	go test -run '^$' -bench EndToEnd -benchtime 1x ./internal/runner
+//
+// Metrics: values/s while delivering, values/s over the whole run (start-up
+// included), peak RSS per role, median kill → replacement delivering.
+func BenchmarkEndToEnd(b *testing.B) {
+	if binDir == "" {
+		b.Skip("no binaries (-short)")
+	}
+	for _, bs := range []struct {
+		batch int
+		beats uint64
+	}{{1, 300_000}, {64, 40_000}, {1024, 5_000}} {
+		for _, chaos := range []bool{false, true} {
+			name := fmt.Sprintf("batch=%d/chaos=%v", bs.batch, chaos)
+			b.Run(name, func(b *testing.B) {
+				for range b.N {
+					cfg := DefaultConfig()
+					cfg.BinDir, cfg.WorkDir, cfg.Quiet = binDir, b.TempDir(), true
+					cfg.Batch, cfg.Beats, cfg.Rate = bs.batch, bs.beats, time.Microsecond
+					cfg.Outbox = 1 << 18
+					if chaos {
+						cfg.Kill, cfg.Kills, cfg.KillEvery = "alternate", 4, time.Second
+					}
+					r, err := New(context.Background(), cfg, io.Discard, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					rep, err := r.Run(context.Background())
+					if err != nil {
+						b.Fatal(err)
+					}
+					_ = r.Close(false)
+					if !rep.OK {
+						b.Fatalf("run failed: %+v", rep.Problems)
+					}
+					b.ReportMetric(rep.DeliveryRate, "values/s")
+					b.ReportMetric(rep.ValuesPerSecond, "values/s-whole-run")
+					for _, p := range rep.Pods {
+						b.ReportMetric(float64(p.PeakRSSBytes)/(1<<20), "MiB-RSS-"+p.Role)
+					}
+					if len(rep.KillToDelivery) > 0 {
+						s := append([]float64(nil), rep.KillToDelivery...)
+						sort.Float64s(s)
+						b.ReportMetric(s[len(s)/2]*1000, "ms-kill-to-delivering")
+					}
+					b.ReportMetric(float64(rep.Kills), "kills")
+				}
+			})
+		}
 	}
 }
