@@ -226,3 +226,32 @@ func TestDeadLettersBoundedWithEvictionCount(t *testing.T) {
 		t.Fatalf("stats: total %d evicted %d held %d", st.DeadLetters, st.DeadLettersEvicted, st.DeadLettersHeld)
 	}
 }
+
+// TestTakeDeadLetters: the restarted consumer learns which message was moved
+// to the dead letters, once.
+func TestTakeDeadLetters(t *testing.T) {
+	cfg, _ := testConfig(t)
+	g := newTestGraph(t, cfg)
+	in := NewChan[int]("in", 8)
+	in.SendBatch([]int{1, 2, 3})
+	in.Close()
+	var told []int
+	mustAdd(t, g, Spec{Name: "c", Inputs: []Input{in}, Run: func(ctx *Context) error {
+		for _, d := range ctx.TakeDeadLetters() {
+			told = append(told, d.Message.(int))
+		}
+		for in.WaitAvailable(ctx, 1) {
+			if v, _ := in.TryPeek(); v == 2 {
+				panic("two")
+			}
+			in.Commit(1)
+		}
+		return nil
+	}})
+	if err := g.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(told, []int{2}) {
+		t.Fatalf("told %v, want [2]", told)
+	}
+}

@@ -83,7 +83,8 @@
 // crashes of its consumer is a showstopper: the supervisor removes it and adds
 // a DeadLetter (actor, channel, position, message, panic value or error, stack
 // excerpt) to the graph's bounded dead-letter queue, logs it and counts it;
-// the restarted consumer continues with the next message. When the queue is
+// the restarted consumer continues with the next message (and can learn what
+// was skipped from ctx.TakeDeadLetters). When the queue is
 // full the oldest entry is evicted and counted (Stats.DeadLettersEvicted).
 //
 // A consumer that peeked a batch and crashed could have been crashed by any

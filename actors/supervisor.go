@@ -215,6 +215,17 @@ func (c *Context) Checkpoint() error {
 	return nil
 }
 
+// TakeDeadLetters returns the messages the supervisor moved from this actor's
+// inputs to the dead letters since the last call, and forgets them. A
+// restarted behaviour calls it to learn what it skipped, e.g. to tell the
+// downstream that a sequence number was dead-lettered rather than lost. The
+// graph's queue (Graph.DeadLetters) keeps them regardless.
+func (c *Context) TakeDeadLetters() []DeadLetter {
+	d := c.a.undelivered
+	c.a.undelivered = nil
+	return d
+}
+
 // failure is one crash of a behaviour.
 type failure struct {
 	panicked bool
@@ -268,6 +279,7 @@ type actor struct {
 	lastStart    time.Time   // when the behaviour was last (re)started
 	restartTimes []time.Time // restarts within the window, oldest first
 	crashes      map[Input]*crashTrack
+	undelivered  []DeadLetter // dead letters not yet taken by TakeDeadLetters
 }
 
 // loop is the supervisor: it runs the behaviour, handles failures, and stops
@@ -437,6 +449,7 @@ func (a *actor) checkShowstoppers(f *failure, now time.Time) {
 					d.Err = f.err
 				}
 				a.g.dead.add(d, a.log)
+				a.undelivered = append(a.undelivered, d)
 			}
 			t.count = 0
 		} else {
