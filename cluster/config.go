@@ -151,7 +151,6 @@ func DefaultLocalConfig() Config {
 	c.JoinRetry = 250 * time.Millisecond
 	c.JoinRetryMax = time.Second
 	c.ReplicaTimeout = 5 * time.Second
-	c.GatherTimeout = time.Second
 	c.AnnounceTimeout = time.Second
 	c.LeaveTimeout = 500 * time.Millisecond
 	return c
