@@ -88,7 +88,7 @@ done
 ok=1
 for p in "${PUBLISHERS[@]}"; do
   pm=$(metrics "$p") || die "cannot read $p /metrics"
-  pub_id=$(metric_label steadfast_info node_id <<<"$pm" | head -n 1)
+  pub_id=$(metric_label steadfast_info node_id <<<"$pm" | sed -n 1p)
   generated=$(metric_sum "$M_PUBLISHED" <<<"$pm") || die "$p has no $M_PUBLISHED"
   [[ -n $pub_id ]] || die "$p reports no node id (steadfast_info)"
   say "$p ($pub_id) had generated $generated values; waiting for every subscriber to apply them"
@@ -101,7 +101,7 @@ for p in "${PUBLISHERS[@]}"; do
     done
     m=$(metrics "$s") || die "cannot read $s /metrics"
     dups=$(metric_sum "$M_DUPLICATES" <<<"$m" || echo "?")
-    src=$(metric_label "$M_RESTORE" "$M_RESTORE_LABEL" <<<"$m" | head -n 1)
+    src=$(metric_label "$M_RESTORE" "$M_RESTORE_LABEL" <<<"$m" | sed -n 1p)
     if verdict=$(tally_check "$pub_id" <<<"$m"); then :; else ok=0; fi
     say "$s: $verdict; duplicates dropped $dups; restore source ${src:-?}"
     if ((last < generated)); then

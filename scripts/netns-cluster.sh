@@ -118,12 +118,13 @@ cleanup() {
 
 # clean_stale removes namespaces of earlier runs whose script is gone.
 clean_stale() {
-  local ns pid
+  local ns pid cmdline
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
     [[ $ns =~ ^$PREFIX-([0-9]+)- ]] || continue
     pid=${BASH_REMATCH[1]}
     [[ $pid == "$$" ]] && continue
-    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'netns-cluster'; then
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    if [[ $cmdline == *netns-cluster* ]]; then
       continue # a run still in progress
     fi
     log "removing leftover namespace $ns"
@@ -368,7 +369,7 @@ has_tally() {
 # restored_from_peer HOST: the pod reports a restore source peer:<id>.
 restored_from_peer() {
   local src
-  src=$(pod_metrics "$1" | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
+  src=$(pod_metrics "$1" | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | sed -n 1p)
   [[ $src == peer:* ]]
 }
 
@@ -420,7 +421,7 @@ scenario() {
   wait_pod subscriber-1 "replacement subscriber-1 healthy" healthy subscriber-1
   wait_pod subscriber-1 "replacement subscriber-1 to restore from a peer" restored_from_peer subscriber-1
   local src
-  src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
+  src=$(pod_metrics subscriber-1 | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | sed -n 1p)
   log "replacement subscriber-1 on ${HOST_IP[subscriber-1]} (was $old_ip) restored from $src in $(elapsed "$t0")"
   new_epoch=$(metric subscriber-1 "$M_EPOCH") || die "replacement subscriber-1 reports no $M_EPOCH"
   ((new_epoch > old_epoch)) || die "replacement subscriber-1 has epoch $new_epoch, not above the killed one's $old_epoch"
@@ -477,7 +478,7 @@ replace_publisher() {
   start_pod publisher publisher publisher-1 --rate "$RATE" --batch "$BATCH" --beats "$BEATS" --min-subscribers 2
   wait_pod publisher "replacement publisher healthy" healthy publisher
   wait_pod publisher "replacement publisher to restore from a peer" restored_from_peer publisher
-  src=$(pod_metrics publisher | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1)
+  src=$(pod_metrics publisher | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | sed -n 1p)
   new_epoch=$(metric publisher "$M_EPOCH") || die "replacement publisher reports no $M_EPOCH"
   ((new_epoch > old_epoch)) || die "replacement publisher has epoch $new_epoch, not above the killed one's $old_epoch"
   log "replacement publisher-1 on ${HOST_IP[publisher]} (was $old_ip) restored from $src in $(elapsed "$t0"), epoch $new_epoch (killed incarnation: $old_epoch)"

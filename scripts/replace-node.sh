@@ -41,7 +41,10 @@ die() {
   exit 2
 }
 SERVICE=$1
-compose config --services | grep -qx -- "$SERVICE" || die "no service $SERVICE in docker-compose.yml"
+# (no `| grep -q` under pipefail: grep exits at the first match and the
+# writer's SIGPIPE would fail the pipeline)
+services=$(compose config --services) || die "docker compose config failed"
+grep -qx -- "$SERVICE" <<<"$services" || die "no service $SERVICE in docker-compose.yml"
 command -v curl >/dev/null || die "curl is needed to read the pods' /metrics"
 
 start=$(now_ms)
@@ -71,7 +74,7 @@ healthy_after=$(elapsed "$start")
 addr=$(compose port "$SERVICE" "$METRICS_PORT") || die "$SERVICE does not publish port $METRICS_PORT"
 source=""
 until [[ -n $source ]]; do
-  source=$(curl -fsS --max-time 2 "http://$addr/metrics" 2>/dev/null | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | head -n 1 || true)
+  source=$(curl -fsS --max-time 2 "http://$addr/metrics" 2>/dev/null | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | sed -n 1p || true)
   ((SECONDS < deadline)) || die "$SERVICE reported no restore source ($M_RESTORE) after ${TIMEOUT}s"
   [[ -n $source ]] || sleep 0.5
 done

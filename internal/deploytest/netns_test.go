@@ -429,6 +429,21 @@ func TestNetnsCleansLeftovers(t *testing.T) {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	})
 
+	// A namespace of a run still in progress (its script is alive) stays.
+	live := exec.Command("bash", "-c", "exec -a netns-cluster.sh-live-run sleep 300")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	liveNS := fmt.Sprintf("sfnc-%d-live", live.Process.Pid)
+	t.Cleanup(func() {
+		_ = live.Process.Kill()
+		_ = live.Wait()
+		_ = exec.Command("ip", "netns", "del", liveNS).Run()
+	})
+	if out, err := exec.Command("ip", "netns", "add", liveNS).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", liveNS, err, out)
+	}
+
 	out, err := exec.Command("bash", netnsScript(t), "cleanup").CombinedOutput()
 	if err != nil {
 		t.Fatalf("netns-cluster.sh cleanup: %v\n%s", err, out)
@@ -439,6 +454,9 @@ func TestNetnsCleansLeftovers(t *testing.T) {
 	list, _ := exec.Command("ip", "netns", "list").CombinedOutput()
 	if strings.Contains(string(list), ns) {
 		t.Errorf("leftover namespace %s still there", ns)
+	}
+	if !strings.Contains(string(list), liveNS) {
+		t.Errorf("cleanup removed %s, which belongs to a run still in progress", liveNS)
 	}
 	select {
 	case <-exited:
