@@ -245,18 +245,14 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 		if getI32(f, 8) != termOff+extent || getI32(f, 12) != img.sessionID || getI32(f, 16) != img.streamID || getI32(f, 20) != termID {
 			ok = false
 		}
-		n := getFrameLength(f)
-		if typ == typeData {
-			n = int32(align32(int(n)))
-		}
-		extent += n
+		extent += int32(align32(int(getFrameLength(f))))
 	})
 	if !ok || int64(termOff)+int64(extent) > int64(T) || int(termOff)+len(b) > int(T) {
 		img.c.overruns++
 		return
 	}
 	end := pos + int64(extent)
-	if pos < img.lastSMPos {
+	if pos < img.lastSMPos || pos < img.rebuildPos {
 		img.c.duplicates++ // under-run: already consumed
 		return
 	}
@@ -299,14 +295,12 @@ func (img *image) advance() {
 		term := l.termAt(p)
 		off := l.termOffset(p)
 		fl := getFrameLength(term[off:])
-		if fl <= 0 {
+		// A frame must lie within its term and below hwm; anything else is
+		// garbage from a misbehaving sender and stops the rebuild there.
+		if fl < hdrLen || int(off)+align32(int(fl)) > int(l.termLen) || p+int64(align32(int(fl))) > img.hwm {
 			break
 		}
-		if getType(term[off:]) == typePad {
-			p = l.termStart(p) + int64(l.termLen)
-			continue
-		}
-		p += int64(align32(int(fl)))
+		p += int64(align32(int(fl))) // a PAD's frame_length runs to the term end
 	}
 	if p != img.rebuildPos {
 		img.rebuildPos = p

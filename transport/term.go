@@ -156,11 +156,11 @@ func readLog(l *logBuffer, pos *int64, limit int64, fragLimit int, asm *assemble
 		}
 		typ := getType(term[off:])
 		frames++
-		if typ == typePad {
-			p = l.termStart(p) + int64(l.termLen)
+		next := p + int64(align32(int(fl)))
+		if typ == typePad && int(off)+int(fl) <= int(l.termLen) {
+			p = next
 			continue
 		}
-		next := p + int64(align32(int(fl)))
 		if fl < hdrLen || int(off)+int(fl) > int(l.termLen) {
 			// Corrupt frame: skip to the end of the term.
 			asm.active = false
