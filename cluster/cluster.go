@@ -265,7 +265,7 @@ func (c *Cluster) goTracked(f func()) bool {
 	return true
 }
 
-// Close leaves the cluster gracefully (if started and not fenced), shuts
+// Close leaves the cluster gracefully (if started), shuts
 // memberlist down and waits for every goroutine the Cluster started.
 // memberlist's own goroutines may outlive it briefly; the Cluster ignores
 // their callbacks from then on. Close is safe to call twice.
@@ -280,7 +280,7 @@ func (c *Cluster) Close() error {
 	c.lifeMu.Unlock()
 
 	c.mu.Lock()
-	leave := c.started && c.fencedErr == nil
+	leave := c.started // a fenced incarnation leaves too: only its own name goes
 	c.mu.Unlock()
 	var err error
 	if leave && c.cfg.LeaveTimeout > 0 {
@@ -669,10 +669,12 @@ func (c *Cluster) request(ctx context.Context, n *node, build func(req uint64) [
 }
 
 // Save writes snap to the data dir and pushes it to up to Replicas live
-// peers. It returns once the snapshot is written locally and at least one
-// peer has acknowledged that it persisted it, or, when there is no live
-// peer and Config.DurableAlone is set, once it is written locally. Pushes to
-// further peers continue in the background.
+// peers. It returns once the snapshot is written locally and MinAcks peers
+// (default 1; fewer if fewer were pushed to) have acknowledged that they
+// persisted it, or, when there is no live peer and Config.DurableAlone is
+// set, once it is written locally. Pushes to further peers continue in the
+// background. Calls should not overlap; if they do, a peer holding a newer
+// version of the same epoch counts as an acknowledgement of the older.
 //
 // snap must carry this node's id and the epoch chosen by Start, and must
 // not be older than the last saved one. Errors: ErrNotStarted, ErrFenced
@@ -739,12 +741,18 @@ func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, erro
 		case r := <-results:
 			if r.err == nil {
 				d.Replicas = append(d.Replicas, r.id)
-				return d, nil
+				if len(d.Replicas) >= min(c.cfg.MinAcks, len(peers)) {
+					return d, nil
+				}
+				continue
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", r.id, r.err))
 		case <-ctx.Done():
 			return d, ctx.Err()
 		}
+	}
+	if len(d.Replicas) > 0 {
+		return d, nil // fewer than MinAcks, but every live candidate answered
 	}
 	return d, fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
 }
@@ -762,7 +770,11 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 	if err != nil {
 		return err
 	}
-	if ack.status != ackOK {
+	// A peer that already holds a newer version of the same epoch (a later
+	// Save overtook this one) makes this state durable too: snapshots of one
+	// incarnation only grow.
+	superseded := ack.reason == "stale" && ack.heldEpoch == snap.Epoch && ack.heldVersion >= snap.Version
+	if ack.status != ackOK && !superseded {
 		return fmt.Errorf("rejected: %s (peer holds %d/%d)", ack.reason, ack.heldEpoch, ack.heldVersion)
 	}
 	c.st.acked.Add(1)

@@ -69,6 +69,9 @@ type Config struct {
 	// Replicas is how many peers each snapshot is pushed to (K). With fewer
 	// live peers, all of them are used. Default 2.
 	Replicas int
+	// MinAcks is how many replica acknowledgements Save waits for (at
+	// most Replicas, and at most the number of live peers). Default 1.
+	MinAcks int
 	// MaxSnapshotBytes caps an encoded snapshot, both when saving and when
 	// receiving a replica. Default codec.DefaultMaxSnapshot (16 MiB).
 	// memberlist itself refuses stream messages over 20 MiB.
@@ -119,6 +122,7 @@ func DefaultConfig() Config {
 		JoinRetryMax:     8 * time.Second,
 		Label:            DefaultLabel,
 		Replicas:         2,
+		MinAcks:          1,
 		MaxSnapshotBytes: codec.DefaultMaxSnapshot,
 		ReplicaTimeout:   10 * time.Second,
 		GatherTimeout:    2 * time.Second,
@@ -219,6 +223,9 @@ func (c *Config) validate() error {
 	}
 	if c.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("replicas %d: want at least 1", c.Replicas))
+	}
+	if c.MinAcks < 1 || c.MinAcks > c.Replicas {
+		errs = append(errs, fmt.Errorf("min acks %d: want 1..replicas (%d)", c.MinAcks, c.Replicas))
 	}
 	if c.MaxSnapshotBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max snapshot bytes %d: want > 0", c.MaxSnapshotBytes))

@@ -118,19 +118,21 @@ func TestSaveRules(t *testing.T) {
 }
 
 // TestReplicaCount: with 4 nodes and Replicas = 2, exactly two peers hold
-// the snapshot.
+// the snapshot, and Save with MinAcks 2 waits for both.
 func TestReplicaCount(t *testing.T) {
-	a, _ := startNode(t, testConfig(t, "a"))
+	acfg := testConfig(t, "a")
+	acfg.MinAcks = 2
+	a, _ := startNode(t, acfg)
 	nodes := []*Cluster{a}
 	for _, id := range []string{"b", "c", "d"} {
 		n, _ := startNode(t, testConfig(t, id, a.LocalAddr()))
 		nodes = append(nodes, n)
 	}
 	waitFor(t, "4 members", func() bool { return len(a.Members()) == 4 })
-	if _, err := a.Save(ctxT(t), snapshot("a", 1, 1, "x")); err != nil {
-		t.Fatal(err)
+	d, err := a.Save(ctxT(t), snapshot("a", 1, 1, "x"))
+	if err != nil || len(d.Replicas) != 2 || a.Stats().SnapshotsAcked != 2 {
+		t.Fatalf("Save with MinAcks 2 = %+v, %v", d, err)
 	}
-	waitFor(t, "both pushes acknowledged", func() bool { return a.Stats().SnapshotsAcked == 2 })
 	held := 0
 	for _, n := range nodes[1:] {
 		if n.store.replica("a").snap != nil {
