@@ -148,6 +148,9 @@ func (e *endpoint) loop() {
 		empty := len(e.subs) == 0 && len(e.core.images) == 0
 		e.mu.Unlock()
 		for _, pe := range evs {
+			img := pe.ev.img
+			e.d.logger.Info("transport: image", "available", pe.ev.available, "endpoint", e.addr,
+				"session", img.sessionID, "stream", img.streamID, "source", img.src, "eos", img.eos)
 			pe.sub.imageEvent(pe.ev)
 		}
 		if sig != nil {

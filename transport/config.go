@@ -57,8 +57,10 @@ type Config struct {
 	// URI: mtu.
 	MTU int
 	// ReceiverWindow is the flow-control window a subscription advertises,
-	// capped at TermLength/2. Bigger windows raise throughput and the
-	// memory a burst can take in the socket buffers. URI: rcv-wnd.
+	// capped at TermLength/2 and at the socket's actual receive buffer
+	// (the kernel caps SO_RCVBUF at net.core.rmem_max). Bigger windows
+	// raise throughput; a window above the socket buffer loses bursts.
+	// URI: rcv-wnd.
 	ReceiverWindow int
 	// PublicationWindow caps how far a producer may run ahead of the sender
 	// (0 means TermLength/2, Aeron's default). URI: pub-wnd.
@@ -118,7 +120,7 @@ func DefaultConfig() Config {
 	return Config{
 		TermLength:           4 << 20,
 		MTU:                  8192,
-		ReceiverWindow:       1 << 20,
+		ReceiverWindow:       2 << 20,
 		PublicationWindow:    0,
 		SocketRcvBuf:         4 << 20,
 		SocketSndBuf:         1 << 20,

@@ -350,11 +350,19 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 		if err != nil {
 			return nil, fmt.Errorf("transport: bind %s: %w", addr, err)
 		}
-		e = &endpoint{d: d, addr: addr, conn: conn, subs: make(map[int32]*Subscription)}
+		e = &endpoint{d: d, addr: addr, conn: conn, subs: make(map[int32]*Subscription), rcvBuf: conn.rcvBufSize()}
 		e.core = newRecvEndpoint(int64(d.randU64() | 1))
 		e.out = func(b []byte, to netip.AddrPort) { _ = e.conn.writeTo(b, to) }
 		d.endpoints[addr] = e
 		d.goRun(e.loop)
+	}
+	// Never advertise more window than the socket can buffer (the kernel
+	// may have capped SO_RCVBUF at rmem_max): a burst would be lost.
+	if rb := e.rcvBuf; rb > 0 {
+		st.p.soRcvBuf = rb
+		if rb >= d.cfg.MTU && st.p.window > rb {
+			st.p.window = rb
+		}
 	}
 	e.mu.Lock()
 	if e.subs[streamID] != nil {
@@ -669,10 +677,11 @@ func (p *Publication) retire() {
 
 // endpoint runs a bound UDP socket and the receiver core for it.
 type endpoint struct {
-	d    *Driver
-	addr netip.AddrPort
-	conn *udpConn
-	out  outFunc
+	d      *Driver
+	addr   netip.AddrPort
+	conn   *udpConn
+	out    outFunc
+	rcvBuf int // usable SO_RCVBUF, 0 if unknown
 
 	mu      sync.Mutex // guards core, subs and closing
 	core    *recvEndpoint
