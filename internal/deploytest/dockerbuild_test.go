@@ -179,6 +179,15 @@ func TestDockerBuildStage(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(out, "data")); err != nil || !fi.IsDir() {
 		t.Errorf("build stage did not create the data dir: %v", err)
 	}
+	if fi, err := os.Stat(filepath.Join(out, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Errorf("build stage did not create a world-writable sticky tmp dir: %v %v", fi, err)
+	}
+	// The image's default command: the runner's demo with the shipped pods.
+	cmd := exec.Command(filepath.Join(out, "runner"), "--bin-dir", out, "--beats", "50", "--batch", "8", "--rate", "5ms", "--quiet")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("runner --bin-dir (the image's CMD) failed: %v\n%s", err, b)
+	}
 }
 
 func TestDockerignoreMatcher(t *testing.T) {
