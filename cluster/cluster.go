@@ -32,12 +32,18 @@ import (
 // Lock order: mu, then store.mu / EpochTracker.mu / metaMu / reqMu (the
 // latter are leaves and never held together).
 type Cluster struct {
-	cfg    Config
-	log    *slog.Logger
-	ml     *memberlist.Memberlist
-	name   string // memberlist name, "<node id>#<boot id>"
-	store  *store
-	epochs *EpochTracker
+	cfg  Config
+	log  *slog.Logger
+	ml   *memberlist.Memberlist
+	name string // memberlist name, "<node id>#<boot id>"
+	// localAddr is the advertised gossip host:port, read once after
+	// memberlist.Create (LocalNode's fields are written by UpdateNode
+	// without the caller holding a lock).
+	localAddr string
+	localIP   net.IP
+	localPort uint16
+	store     *store
+	epochs    *EpochTracker
 
 	metaMu sync.Mutex
 	meta   []byte // guarded by metaMu; returned by NodeMeta
@@ -168,6 +174,9 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: memberlist: %w", err)
 	}
 	c.ml = ml
+	self := ml.LocalNode()
+	c.localIP, c.localPort = append(net.IP(nil), self.Addr...), self.Port
+	c.localAddr = net.JoinHostPort(c.localIP.String(), strconv.Itoa(int(c.localPort)))
 	c.goTracked(c.worker)
 	return c, nil
 }
@@ -177,10 +186,7 @@ func (c *Cluster) Name() string { return c.name }
 
 // LocalAddr returns the advertised gossip address, host:port (the actual
 // port when BindPort was 0). Give it to other nodes as a seed.
-func (c *Cluster) LocalAddr() string {
-	n := c.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (c *Cluster) LocalAddr() string { return c.localAddr }
 
 // Epoch returns this incarnation's epoch, 0 before Start chose it.
 func (c *Cluster) Epoch() uint64 {
@@ -508,14 +514,13 @@ func (c *Cluster) join(ctx context.Context) error {
 
 // otherSeeds drops seeds that are this node's own address.
 func (c *Cluster) otherSeeds() []string {
-	self := c.ml.LocalNode()
 	var out []string
 	for _, s := range c.cfg.Seeds {
 		if s == "" {
 			continue
 		}
-		if a, err := net.ResolveTCPAddr("tcp", s); err == nil && a.Port == int(self.Port) &&
-			(a.IP.Equal(self.Addr) || a.IP.IsLoopback() && self.Addr.IsLoopback()) {
+		if a, err := net.ResolveTCPAddr("tcp", s); err == nil && a.Port == int(c.localPort) &&
+			(a.IP.Equal(c.localIP) || a.IP.IsLoopback() && c.localIP.IsLoopback()) {
 			continue
 		}
 		out = append(out, s)
