@@ -16,7 +16,8 @@
 #   publisher 10.213.0.10   subscriber-1 10.213.0.11   subscriber-2 10.213.0.12
 #   replacement of subscriber-1: a NEW namespace, 10.213.0.21, empty data dir
 #
-# Scenario. Runs the real pods with their real flags; SIGKILLs subscriber-1
+# Scenario. Runs the real pods with their real flags (binding 0.0.0.0 as in
+# compose, so each pod must advertise its host's IP); SIGKILLs subscriber-1
 # and deletes its host; starts subscriber-1 again on the new host (same node
 # id, different IP, empty data dir); then checks from the pods' /metrics that
 # the replacement restored its state from a peer (restore source peer:<id>)
@@ -37,6 +38,7 @@
 #   TIMEOUT     seconds allowed for each wait (default 60)
 #   KILL_PUBLISHER=1   scenario: also kill the publisher's host at half the stream
 #                      and replace it on 10.213.0.20 (same node id, empty disk)
+#   BIND_EXPLICIT=1    pods bind their host's IP (default: 0.0.0.0, as in compose)
 #   METRICS_DUMP=DIR   scenario: save each pod's /metrics mid-stream as DIR/<host>.prom
 #   SF_FAIL_AT=setup   fail on purpose after the topology is up (tests the cleanup)
 set -euo pipefail
@@ -309,6 +311,10 @@ selftest() {
 # real flags and a new, empty data dir; its log is $WORK_DIR/HOST-<ip>.log.
 start_pod() {
   local host=$1 role=$2 id=$3 ip=${HOST_IP[$1]} h seeds=()
+  # As in docker-compose.yml: bind 0.0.0.0 and let the pod advertise the
+  # host's own (only) address; BIND_EXPLICIT=1 binds the host's IP instead.
+  local BIND_HOST=0.0.0.0
+  [[ ${BIND_EXPLICIT:-0} == 1 ]] && BIND_HOST=$ip
   shift 3
   for h in "${!HOST_IP[@]}"; do
     [[ $h == "$host" ]] || seeds+=("${HOST_IP[$h]}:7946")
@@ -323,11 +329,11 @@ start_pod() {
   )
   POD_DATA[$host]=$data
   local log="$WORK_DIR/$host-${ip##*.}.log"
-  log "start $role $id on $host ($ip), data dir ${data#"$WORK_DIR"/} (empty), seeds $join"
+  log "start $role $id on $host ($ip), data dir ${data#"$WORK_DIR"/} (empty), seeds $join, bind $BIND_HOST"
   # A simple command in the background (see start_probe): $! is the pod.
   ip netns exec "${HOST_NS[$host]}" "$BIN_DIR/$role" \
     --node-id "$id" --data-dir "$data" --join "$join" --cluster-key "$CLUSTER_KEY" \
-    --bind "$ip:7946" --data-endpoint "$ip:40123" --metrics-addr ":9090" \
+    --bind "$BIND_HOST:7946" --data-endpoint "$BIND_HOST:40123" --metrics-addr ":9090" \
     --membership local --log-level "${LOG_LEVEL:-info}" "$@" >>"$log" 2>&1 &
   POD_PID[$host]=$!
 }
