@@ -87,12 +87,12 @@ type node struct {
 func (n *node) addr() string { return net.JoinHostPort(n.ip.String(), strconv.Itoa(int(n.port))) }
 
 type counters struct {
-	events, fencedMembers, invalidMeta, joinAttempts       atomic.Uint64
-	messagesIn, messagesDropped, badMessages               atomic.Uint64
-	saved, sent, acked, received, bytesSent, bytesReceived atomic.Uint64
-	inboxBytes                                             atomic.Int64
-	lastSave                                               atomic.Int64
-	lastSaveBytes                                          atomic.Int64
+	events, eventsDropped, fencedMembers, invalidMeta, joinAttempts atomic.Uint64
+	messagesIn, messagesDropped, badMessages                        atomic.Uint64
+	saved, sent, acked, received, bytesSent, bytesReceived          atomic.Uint64
+	inboxBytes                                                      atomic.Int64
+	lastSave                                                        atomic.Int64
+	lastSaveBytes                                                   atomic.Int64
 
 	rejectMu sync.Mutex
 	rejects  map[string]uint64 // guarded by rejectMu
@@ -232,8 +232,10 @@ func (c *Cluster) Changes() <-chan struct{} { return c.wake }
 
 // Events returns and clears the pending events, oldest first. Events are
 // coalesced per incarnation: if an incarnation changed several times since
-// the last call, only its latest event is kept, so the queue is bounded by
-// the number of incarnations and never drops a change of state.
+// the last call, only its latest event is kept. The history is bounded
+// (1024 incarnations; beyond that the oldest is dropped and counted in
+// Stats.EventsDropped), the state never is: Members is always current, so a
+// pod may follow Changes and Members only and never call Events.
 func (c *Cluster) Events() []Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -837,6 +839,7 @@ func (c *Cluster) Stats() Stats {
 	}
 	c.mu.Unlock()
 	s.Events = c.st.events.Load()
+	s.EventsDropped = c.st.eventsDropped.Load()
 	s.FencedMembers = c.st.fencedMembers.Load()
 	s.InvalidMeta = c.st.invalidMeta.Load()
 	s.JoinAttempts = c.st.joinAttempts.Load()

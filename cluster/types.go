@@ -153,6 +153,7 @@ type Stats struct {
 
 	Members         int    // live view size, including this node
 	Events          uint64 // events produced
+	EventsDropped   uint64 // oldest undrained events dropped (see Cluster.Events)
 	FencedMembers   uint64 // incarnations fenced by a higher epoch
 	InvalidMeta     uint64 // members ignored because their metadata did not decode
 	JoinAttempts    uint64

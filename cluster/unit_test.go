@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -187,5 +188,26 @@ func TestEpochTracker(t *testing.T) {
 	}
 	if tr.Highest("a") != 3 || tr.Highest("b") != 0 || tr.Rejects() != 1 {
 		t.Fatalf("highest %d/%d rejects %d", tr.Highest("a"), tr.Highest("b"), tr.Rejects())
+	}
+}
+
+func TestEventsBoundedAndCoalesced(t *testing.T) {
+	c := &Cluster{}
+	c.mu.Lock()
+	for i := range maxPendingEvents + 10 {
+		name := "n#" + strconv.Itoa(i)
+		c.emit(Event{Kind: EventJoined, Member: Member{Name: name}})
+		c.emit(Event{Kind: EventUpdated, Member: Member{Name: name}}) // coalesces
+	}
+	c.mu.Unlock()
+	ev := c.Events()
+	if len(ev) != maxPendingEvents || c.st.eventsDropped.Load() != 10 {
+		t.Fatalf("%d events kept, %d dropped", len(ev), c.st.eventsDropped.Load())
+	}
+	if ev[0].Member.Name != "n#10" || ev[0].Kind != EventUpdated {
+		t.Fatalf("oldest kept %+v", ev[0])
+	}
+	if len(c.Events()) != 0 {
+		t.Fatal("Events did not drain")
 	}
 }

@@ -236,8 +236,17 @@ func (c *Cluster) emit(e Event) {
 			break
 		}
 	}
+	if len(c.pending) >= maxPendingEvents {
+		// Only the history is lost, never state: Members() is current.
+		c.pending = append(c.pending[:0], c.pending[1:]...)
+		c.st.eventsDropped.Add(1)
+	}
 	c.pending = append(c.pending, e)
 }
+
+// maxPendingEvents bounds the event history kept for a pod that does not
+// drain Events (one that follows Members() only).
+const maxPendingEvents = 1024
 
 // worker serves inbound requests one at a time.
 func (c *Cluster) worker() {
