@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -228,7 +229,21 @@ type rejoinTimes struct {
 // "x" in a child that saves snapshots; SIGKILL x; start a replacement "x"
 // with an empty data dir and a new port; check it restores exactly the
 // newest durable snapshot and that both survivors accept it.
-func killAndReplace(t testing.TB, lan, proc, samePort bool) rejoinTimes {
+// scenario selects a variant of killAndReplace.
+type scenario struct {
+	name     string
+	lan      bool // DefaultConfig (LAN timings) instead of DefaultLocalConfig
+	proc     bool // the replacement is a new process too
+	samePort bool // the replacement binds the killed node's port
+	key      bool // gossip encryption on every node
+}
+
+func killAndReplace(t testing.TB, sc scenario) rejoinTimes {
+	lan, proc, samePort := sc.lan, sc.proc, sc.samePort
+	var key []byte
+	if sc.key {
+		key = bytes.Repeat([]byte{7}, 32)
+	}
 	t.Helper()
 	mk := func(id string, seeds ...string) Config {
 		cfg := testConfig(t, id, seeds...)
@@ -237,11 +252,12 @@ func killAndReplace(t testing.TB, lan, proc, samePort bool) rejoinTimes {
 			l.NodeID, l.Role, l.DataDir, l.DataEndpoint, l.Seeds, l.Logger = cfg.NodeID, cfg.Role, cfg.DataDir, cfg.DataEndpoint, cfg.Seeds, cfg.Logger
 			cfg = l
 		}
+		cfg.ClusterKey = key
 		return cfg
 	}
 	s1, _ := startNode(t, mk("s1"))
 	s2, _ := startNode(t, mk("s2", s1.LocalAddr()))
-	x := startChild(t, "x", t.TempDir(), []string{s1.LocalAddr()}, lan, false, nil)
+	x := startChild(t, "x", t.TempDir(), []string{s1.LocalAddr()}, lan, false, key)
 	if x.durable != childSaves {
 		t.Fatalf("child reported durable version %d, want %d", x.durable, childSaves)
 	}
@@ -260,7 +276,7 @@ func killAndReplace(t testing.TB, lan, proc, samePort bool) rejoinTimes {
 	var rName, rAddr string
 	if proc {
 		// The replacement is a new process too: the time includes its start.
-		r := startChild(t, "x", t.TempDir(), []string{s2.LocalAddr()}, lan, true, nil)
+		r := startChild(t, "x", t.TempDir(), []string{s2.LocalAddr()}, lan, true, key)
 		times.restored = r.restAt.Sub(killed)
 		if want := fmt.Sprintf("%d 2 peer:s", childSaves); !strings.HasPrefix(r.restored, want) {
 			t.Fatalf("replacement process restored %q, want %q*", r.restored, want)
@@ -339,19 +355,16 @@ func TestKillAndReplace(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("REJOIN_RUNS")); err == nil && v > 0 {
 		runs = v
 	}
-	for _, mode := range []struct {
-		name                string
-		lan, proc, samePort bool
-	}{
-		{"test", false, false, false}, {"lan", true, false, false},
-		{"test-process", false, true, false}, {"lan-process", true, true, false},
-		{"test-same-port", false, false, true},
+	for _, sc := range []scenario{
+		{name: "test"}, {name: "lan", lan: true},
+		{name: "test-process", proc: true}, {name: "lan-process", lan: true, proc: true},
+		{name: "test-same-port", samePort: true}, {name: "test-encrypted", proc: true, key: true},
 	} {
-		name, lan, proc, samePort := mode.name, mode.lan, mode.proc, mode.samePort
+		name := sc.name
 		var restored, accepted, dead []time.Duration
 		for i := range runs {
 			t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) {
-				tm := killAndReplace(t, lan, proc, samePort)
+				tm := killAndReplace(t, sc)
 				t.Logf("%s config: kill → restored %v, → accepted by every peer %v, → old declared dead %v",
 					name, tm.restored, tm.accepted, tm.dead)
 				restored = append(restored, tm.restored)
