@@ -160,7 +160,7 @@ func (e *endpoint) loop() {
 			return
 		}
 		if next != armed {
-			e.conn.setReadDeadline(e.d.timeAt(next))
+			e.conn.setReadDeadline(time.Now().Add(time.Duration(next - now)))
 			armed = next
 		}
 	}

@@ -79,8 +79,6 @@ func (d *Driver) now() int64 {
 	return int64(time.Since(d.start))
 }
 
-func (d *Driver) timeAt(ns int64) time.Time { return d.start.Add(time.Duration(ns)) }
-
 func (d *Driver) randU64() uint64 {
 	d.rngMu.Lock()
 	defer d.rngMu.Unlock()
