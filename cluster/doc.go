@@ -53,6 +53,22 @@
 // it covers. A torn or corrupt snapshot file is detected by its checksum,
 // logged, moved aside and never loaded.
 //
+// # Measured (loopback, 3 nodes, 5 snapshots of 256 KiB, no -race)
+//
+// Median of 7 runs of TestKillAndReplace (reproduce with
+// REJOIN_RUNS=7 go test -count=1 -run TestKillAndReplace -v ./cluster):
+//
+//	                              kill → restored   → accepted by all   → old declared dead
+//	DefaultLocalConfig                 10 ms              10 ms               0.95 s
+//	DefaultConfig (LAN)                10 ms              10 ms               6.1 s
+//	  replacement as a new process     16–20 ms           16–20 ms            (as above)
+//
+// "Restored" is Start returning with the newest durable snapshot fetched
+// from a survivor; "accepted" is every survivor listing the replacement
+// (new epoch, new address) in Members. Neither waits for memberlist to
+// declare the old incarnation dead. A peer that vanished without a trace
+// (a host gone, not a process) can add up to GatherTimeout.
+//
 // # Usage
 //
 //	key, err := cluster.KeyFrom(*flagClusterKey) // or $CLUSTER_KEY
