@@ -90,7 +90,7 @@ type SubscriptionStats struct {
 	HeartbeatsReceived uint64
 	SetupsReceived     uint64
 	StatusMessagesSent uint64
-	SetupRequestsSent  uint64 // SMs with 0x80 for unknown sessions
+	SetupRequestsSent  uint64 // SMs with 0x80 for unknown sessions (whole endpoint)
 	NAKsSent           uint64
 	DuplicateOrLate    uint64 // data dropped: under-run or already present
 	Overruns           uint64 // data dropped: beyond the window

@@ -97,9 +97,10 @@ type Config struct {
 	// is dropped and no further request is sent for this long (Aeron: 1 s).
 	PendingSetupHold time.Duration
 
-	// SpinIdle makes the driver goroutines spin (with runtime.Gosched)
-	// instead of blocking when idle. It lowers latency when cores are spare
-	// and hurts badly when they are not. Default false.
+	// SpinIdle makes publication send goroutines spin (with
+	// runtime.Gosched) instead of blocking when idle; receive endpoints
+	// always block on their socket. It can lower latency when cores are
+	// spare and hurts badly when they are not (2 cores). Default false.
 	SpinIdle bool
 
 	// Seed seeds session ids, initial term ids and receiver ids. 0 uses a

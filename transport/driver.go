@@ -423,6 +423,7 @@ func (d *Driver) Stats() DriverStats {
 			}
 		}
 		out.UnknownStream += e.core.c.unknownStream
+		out.SMsSent += e.core.c.setupRequests
 		e.mu.Unlock()
 	}
 	return out
@@ -449,7 +450,7 @@ func addSubStats(out *DriverStats, ss SubscriptionStats) {
 	out.FramesReceived += ss.FramesReceived
 	out.BytesReceived += ss.BytesReceived
 	out.SetupsReceived += ss.SetupsReceived
-	out.SMsSent += ss.StatusMessagesSent + ss.SetupRequestsSent
+	out.SMsSent += ss.StatusMessagesSent
 	out.NAKsSent += ss.NAKsSent
 }
 
@@ -948,7 +949,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 			addImageCounters(&c, &img.c)
 		}
 	}
-	st.SetupRequestsSent = s.ep.core.c.setupRequests
+	st.SetupRequestsSent = s.ep.core.c.setupRequests // endpoint-wide
 	s.ep.mu.Unlock()
 	st.FramesReceived, st.BytesReceived, st.DatagramsReceived = c.frames, c.bytes, c.datagrams
 	st.HeartbeatsReceived, st.SetupsReceived = c.heartbeats, c.setups

@@ -401,3 +401,49 @@ func (r *relayRand) next() uint64 {
 	r.s ^= r.s << 17
 	return r.s
 }
+
+// TestGarbageDatagramsCounted: malformed datagrams sent to a bound
+// endpoint are dropped and counted by reason; the stream keeps working.
+func TestGarbageDatagramsCounted(t *testing.T) {
+	checkNoLeak(t)
+	d := newTestDriver(t, testConfig())
+	c := collect(t, d, "aeron:udp?endpoint=127.0.0.1:0", 8)
+	raw, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(c.sub.LocalAddr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	bad := [][]byte{
+		{1, 2, 3}, // short
+		append([]byte{40, 0, 0, 0, 1, 0xC0, 1, 0}, make([]byte, 56)...),   // version 1
+		append([]byte{40, 0, 0, 0, 0, 0xC0, 99, 0}, make([]byte, 56)...),  // unknown type
+		append([]byte{0xff, 0, 0, 0, 0, 0xC0, 1, 0}, make([]byte, 56)...), // truncated
+	}
+	for _, b := range bad {
+		raw.Write(b)
+	}
+	// Data for a stream nobody subscribed.
+	var hb [32]byte
+	raw.Write(encodeHeartbeat(hb[:], flagsUnfrag, 0, 1, 12345, 0))
+	eventually(t, 5*time.Second, "invalid datagrams counted", func() bool {
+		st := d.Stats()
+		return st.InvalidDatagrams["short"] == 1 && st.InvalidDatagrams["version"] == 1 &&
+			st.InvalidDatagrams["unknown-type"] == 1 && st.InvalidDatagrams["truncated"] == 1 && st.UnknownStream == 1
+	})
+	pub, _ := d.AddPublication("aeron:udp?endpoint="+c.sub.LocalAddr(), 8)
+	offerAll(t, pub, "still works")
+	eventually(t, 5*time.Second, "message after garbage", func() bool { return c.count() == 1 })
+}
+
+// TestSpinIdle runs a stream with spinning send goroutines.
+func TestSpinIdle(t *testing.T) {
+	checkNoLeak(t)
+	cfg := testConfig()
+	cfg.SpinIdle = true
+	d := newTestDriver(t, cfg)
+	sub, _ := d.AddSubscription("aeron:udp?endpoint=127.0.0.1:0", 1)
+	pub, _ := d.AddPublication("aeron:udp?endpoint="+sub.LocalAddr(), 1)
+	eventually(t, 10*time.Second, "connected", pub.IsConnected)
+	streamTest(t, pub, sub, 5000, 9)
+	d.Close()
+}
