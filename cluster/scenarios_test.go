@@ -32,10 +32,13 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	b, _ := startNode(t, cfg)
 	waitFor(t, "keyed node joins", func() bool { return hasMember(a, "enc-b", 1) })
 
-	for name, k := range map[string][]byte{"wrong key": bytes.Repeat([]byte{2}, 32), "no key": nil, "short key": key[:16]} {
+	for name, k := range map[string][]byte{"wrong key": bytes.Repeat([]byte{2}, 32), "no key": nil, "short key": key[:16], "other label": key} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, "intruder", a.LocalAddr())
 			cfg.ClusterKey = k
+			if name == "other label" {
+				cfg.Label = "other-cluster"
+			}
 			c, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
