@@ -447,3 +447,31 @@ func TestSpinIdle(t *testing.T) {
 	streamTest(t, pub, sub, 5000, 9)
 	d.Close()
 }
+
+// TestChannelParamsOnTheWire: session-id, init-term-id/term-id/term-offset
+// and term-length on a publication; a session-id filter on a subscription.
+func TestChannelParamsOnTheWire(t *testing.T) {
+	checkNoLeak(t)
+	d := newTestDriver(t, testConfig())
+	c := collect(t, d, "aeron:udp?endpoint=127.0.0.1:0|session-id=4242|rcv-wnd=64k|nak-delay=200us", 3)
+	addr := c.sub.LocalAddr()
+	other, _ := d.AddPublication("aeron:udp?endpoint="+addr+"|session-id=1", 3)
+	pub, err := d.AddPublication("aeron:udp?endpoint="+addr+"|session-id=4242|term-length=64k|mtu=1408|init-term-id=5|term-id=7|term-offset=64", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.SessionID() != 4242 || pub.Position() != 2*65536+64 || pub.MaxMessageLength() != 8192 || pub.MaxPayloadLength() != 1376 {
+		t.Fatalf("publication: session %d position %d max %d payload %d", pub.SessionID(), pub.Position(), pub.MaxMessageLength(), pub.MaxPayloadLength())
+	}
+	offerAll(t, pub, "hello")
+	eventually(t, 5*time.Second, "message", func() bool { return c.count() == 1 })
+	_, heads, avail, _ := c.snapshot()
+	if len(avail) != 1 || avail[0].SessionID != 4242 || avail[0].JoinPosition != 2*65536+64 || heads[0].Position != 2*65536+64+64 || heads[0].TermID != 7 || heads[0].TermOffset != 64 {
+		t.Fatalf("images %+v header %+v", avail, heads[0])
+	}
+	// The filtered-out session never connects.
+	time.Sleep(300 * time.Millisecond)
+	if other.IsConnected() || len(c.sub.Images()) != 1 {
+		t.Fatalf("session filter let session 1 in: %+v", c.sub.Images())
+	}
+}
