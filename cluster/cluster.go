@@ -123,7 +123,7 @@ func New(cfg Config) (*Cluster, error) {
 		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	lg = lg.With("node_id", cfg.NodeID)
-	st, err := openStore(cfg.DataDir, cfg.MaxSnapshotBytes, lg)
+	st, err := openStore(cfg.DataDir, cfg.NodeID, cfg.MaxSnapshotBytes, lg)
 	if err != nil {
 		return nil, err
 	}

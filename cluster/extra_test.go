@@ -165,19 +165,24 @@ func TestStoreIgnoresBadFiles(t *testing.T) {
 	write(filepath.Join(dir, replicaDir, "good.snap"), snapshot("good", 2, 7, "x"), keep)
 	write(filepath.Join(dir, replicaDir, "liar.snap"), snapshot("other", 1, 1, "x"), keep)
 	write(filepath.Join(dir, replicaDir, "flip.snap"), snapshot("flip", 1, 1, "x"), func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
-	s, err := openStore(dir, codec.DefaultMaxSnapshot, testLogger(t))
+	s, err := openStore(dir, "me", codec.DefaultMaxSnapshot, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.ownSnapshot().snap != nil {
 		t.Fatal("torn own snapshot loaded")
 	}
+	// A data dir holding another node's snapshot is not restored either.
+	write(filepath.Join(dir, snapshotFile), snapshot("someone-else", 1, 1, "x"), keep)
+	if s2, err := openStore(dir, "me", codec.DefaultMaxSnapshot, testLogger(t)); err != nil || s2.ownSnapshot().snap != nil {
+		t.Fatalf("foreign own snapshot loaded (%v)", err)
+	}
 	if n, _ := s.replicaStats(); n != 1 || s.replica("good").snap.Version != 7 {
 		t.Fatalf("replicas loaded: %d", n)
 	}
 	aside, _ := filepath.Glob(filepath.Join(dir, "*", "*.corrupt-*"))
 	aside2, _ := filepath.Glob(filepath.Join(dir, "*.corrupt-*"))
-	if len(aside)+len(aside2) != 3 {
+	if len(aside)+len(aside2) != 4 {
 		t.Fatalf("moved aside: %v %v", aside, aside2)
 	}
 }

@@ -41,12 +41,13 @@ type store struct {
 	replicas map[string]held // guarded by mu; by node id
 }
 
-func openStore(dir string, max int, log *slog.Logger) (*store, error) {
+// openStore opens dir; ownID is the node id its own snapshot must carry.
+func openStore(dir, ownID string, max int, log *slog.Logger) (*store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, replicaDir), 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
 	s := &store{dir: dir, max: max, log: log, replicas: make(map[string]held)}
-	s.own = s.load(filepath.Join(dir, snapshotFile), "")
+	s.own = s.load(filepath.Join(dir, snapshotFile), ownID)
 	entries, err := os.ReadDir(filepath.Join(dir, replicaDir))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
