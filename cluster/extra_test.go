@@ -222,3 +222,32 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFetchFallsBack: the peer announcing the newest snapshot delivers a
+// corrupt one; the starting node logs it and restores the next newest from
+// another peer instead of nothing.
+func TestFetchFallsBack(t *testing.T) {
+	a, _ := startNode(t, testConfig(t, "a"))
+	b, _ := startNode(t, testConfig(t, "b", a.LocalAddr()))
+	xcfg := testConfig(t, "x", a.LocalAddr())
+	x, xb := startNode(t, xcfg)
+	waitFor(t, "x listed", func() bool { return hasMember(a, "x", 1) && hasMember(b, "x", 1) })
+	if _, err := x.Save(ctxT(t), snapshot("x", xb.Epoch, 3, "three")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both replicas", func() bool { return a.store.replica("x").snap != nil && b.store.replica("x").snap != nil })
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// b now claims version 9 but holds garbage.
+	b.store.mu.Lock()
+	b.store.replicas["x"] = held{snap: &codec.Snapshot{NodeID: "x", Epoch: 1, Version: 9}, raw: []byte("garbage")}
+	b.store.mu.Unlock()
+
+	xcfg.DataDir = t.TempDir()
+	xcfg.BindPort = 0
+	_, boot := startNode(t, xcfg)
+	if boot.Source != "peer:a" || boot.Snapshot == nil || boot.Snapshot.Version != 3 || boot.Epoch != 2 {
+		t.Fatalf("boot %+v, snapshot %+v", boot, boot.Snapshot)
+	}
+}
