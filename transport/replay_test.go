@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 const capturePort = 40123
@@ -291,5 +293,55 @@ func TestReplaySenderLayout(t *testing.T) {
 		if next != len(msgs) || len(data) != 0 || compared == 0 {
 			t.Fatalf("%s: offered %d/%d, %d datagrams left over", name, next, len(msgs), len(data))
 		}
+	}
+}
+
+// TestReplayCaptureOverSockets sends aeronmd's captured sender datagrams
+// (the non-dropped ones, byte for byte) from a plain socket on 127.0.0.1 to
+// a real Subscription and checks the messages, end to end through the
+// runner.
+func TestReplayCaptureOverSockets(t *testing.T) {
+	checkNoLeak(t)
+	for _, c := range []struct {
+		file string
+		n    int
+	}{{"a2_clean_fragmented.jsonl", 17}, {"b1_loss_5pct.jsonl", 2006}} {
+		want, _, _ := replayReceiver(t, c.file)
+		if len(want) != c.n {
+			t.Fatalf("%s: core replay gave %d messages", c.file, len(want))
+		}
+		d := newTestDriver(t, testConfig())
+		col := collect(t, d, "aeron:udp?endpoint=127.0.0.1:0", 1001)
+		raw, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(col.sub.LocalAddr())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, dg := range loadCapture(t, c.file) {
+			if !isToReceiver(dg) || dg.Dropped {
+				continue
+			}
+			if _, err := raw.Write(dg.raw); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				eventually(t, 5*time.Second, "image from the captured SETUP", col.sub.IsConnected)
+			}
+			if i%64 == 0 {
+				time.Sleep(time.Millisecond) // keep well inside the socket buffer
+			}
+		}
+		eventually(t, 10*time.Second, c.file+" messages", func() bool { return col.count() >= c.n })
+		got, _, _, _ := col.snapshot()
+		if len(got) != c.n {
+			t.Fatalf("%s: %d messages, want %d", c.file, len(got), c.n)
+		}
+		for i := range got {
+			if got[i] != string(want[i]) {
+				t.Fatalf("%s: message %d differs", c.file, i)
+			}
+		}
+		raw.Close()
+		col.close()
+		d.Close()
 	}
 }

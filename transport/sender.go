@@ -173,7 +173,16 @@ func (s *sender) onSM(b []byte, now int64) {
 		}
 	}
 	if !found {
-		s.receivers = append(s.receivers, rcvLiveness{id: id, lastSM: now})
+		// Forget receivers silent for longer than the connection timeout
+		// so a long-lived publication does not collect every receiver id
+		// it ever saw.
+		live := s.receivers[:0]
+		for _, r := range s.receivers {
+			if now-r.lastSM < s.p.connTimeout {
+				live = append(live, r)
+			}
+		}
+		s.receivers = append(live, rcvLiveness{id: id, lastSM: now})
 	}
 	s.limit = senderLimit(s.limit, smPos, window)
 	if !s.smSeen {
