@@ -303,7 +303,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 	fs := flag.NewFlagSet(role.String(), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, d := range defs {
-		fs.Var(d.value, d.name, usage[d.name])
+		fs.Var(d.value, d.name, usageOf(d.name))
 	}
 	fs.Usage = func() {} // errors are reported by the caller, in one line
 	if err := fs.Parse(args); err != nil {
@@ -351,28 +351,31 @@ func oneLine(s string) string {
 	return s
 }
 
-var usage = map[string]string{
-	"node-id":           "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
-	"data-dir":          "directory for the node id, epoch, own snapshot and peers' replicas",
-	"join":              "comma-separated memberlist seeds host:port (empty: start a new cluster)",
-	"cluster-key":       "gossip encryption key, base64 of 16, 24 or 32 bytes (empty: no encryption)",
-	"bind":              "memberlist gossip address host:port (UDP and TCP)",
-	"advertise":         "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
-	"membership":        "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
-	"data-endpoint":     "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
-	"metrics-addr":      "HTTP address for /metrics and /healthz (empty: off)",
-	"log-level":         "debug, info, warn or error (debug prints every FizzBuzz line)",
-	"log-format":        "text or json",
-	"snapshot-interval": "how often the pod snapshots its actors' state and replicates it",
-	"rate":              "heartbeat period: one beat (one batch) every RATE",
-	"beats":             "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
-	"batch":             "values generated per beat",
-	"outbox":            "values kept until every subscriber acknowledged them; when full the generator waits",
-	"min-subscribers":   "subscribers that must have joined before any value is released from the outbox",
-	"panic-every":       "failure injection: the worker panics every N values (0: never)",
-	"showstopper":       "failure injection: this value always crashes the worker, so it goes to the dead letters (0: none)",
-	"min-publishers":    "publishers whose end of stream the subscriber waits for before it finishes",
-	"exit-when-done":    "exit 0 after every publisher's stream ended and the final snapshot is durable",
+// usageOf returns a flag's help text.
+func usageOf(name string) string {
+	return map[string]string{
+		"node-id":           "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
+		"data-dir":          "directory for the node id, epoch, own snapshot and peers' replicas",
+		"join":              "comma-separated memberlist seeds host:port (empty: start a new cluster)",
+		"cluster-key":       "gossip encryption key, base64 of 16, 24 or 32 bytes (empty: no encryption)",
+		"bind":              "memberlist gossip address host:port (UDP and TCP)",
+		"advertise":         "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
+		"membership":        "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
+		"data-endpoint":     "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
+		"metrics-addr":      "HTTP address for /metrics and /healthz (empty: off)",
+		"log-level":         "debug, info, warn or error (debug prints every FizzBuzz line)",
+		"log-format":        "text or json",
+		"snapshot-interval": "how often the pod snapshots its actors' state and replicates it",
+		"rate":              "heartbeat period: one beat (one batch) every RATE",
+		"beats":             "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
+		"batch":             "values generated per beat",
+		"outbox":            "values kept until every subscriber acknowledged them; when full the generator waits",
+		"min-subscribers":   "subscribers that must have joined before any value is released from the outbox",
+		"panic-every":       "failure injection: the worker panics every N values (0: never)",
+		"showstopper":       "failure injection: this value always crashes the worker, so it goes to the dead letters (0: none)",
+		"min-publishers":    "publishers whose end of stream the subscriber waits for before it finishes",
+		"exit-when-done":    "exit 0 after every publisher's stream ended and the final snapshot is durable",
+	}[name]
 }
 
 func writeUsage(out io.Writer, role Role, fs *flag.FlagSet, defs []flagDef) {

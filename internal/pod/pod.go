@@ -52,6 +52,10 @@ type FinalState struct {
 	Complete bool `json:"complete"`
 	// Durable: the final snapshot reached a replica.
 	Durable bool `json:"durable"`
+	// FirstApplied and LastApplied bound when this incarnation's logger
+	// applied values (unix ns, 0 if it applied none).
+	FirstApplied int64 `json:"first_applied_unix_nano"`
+	LastApplied  int64 `json:"last_applied_unix_nano"`
 }
 
 // ErrFinishTimeout: the subscriber finished but its final snapshot did not
@@ -343,7 +347,10 @@ func (p *Pod) Run(ctx context.Context) error {
 	snapTick := time.NewTicker(p.cfg.SnapshotInterval)
 	defer snapTick.Stop()
 	snapDone := make(chan struct{}, 1)
-	snapBusy := false
+	snapBusy, snapWanted := false, false
+	_, viewVer := p.view.Load()
+	viewTick := time.NewTicker(50 * time.Millisecond) // view changes are polled
+	defer viewTick.Stop()
 	var runErr error
 	done := false
 	for !done {
@@ -365,17 +372,28 @@ func (p *Pod) Run(ctx context.Context) error {
 			}
 			done = true
 		case <-snapTick.C:
-			if !snapBusy {
-				snapBusy = true
-				p.goTracked(func() {
-					sctx, cancel := context.WithTimeout(context.Background(), 4*p.cfg.SnapshotInterval+5*time.Second)
-					defer cancel()
-					p.snapshot(sctx)
-					snapDone <- struct{}{}
-				})
-			}
+			snapWanted = true
+		case <-viewTick.C:
 		case <-snapDone:
 			snapBusy = false
+		}
+		// A membership change (a peer replaced, maybe the one holding this
+		// pod's replica) asks for a snapshot at once, so the state is
+		// replicated again before the next failure.
+		if _, ver := p.view.Load(); ver != viewVer {
+			viewVer, snapWanted = ver, true
+		}
+		if snapWanted && !snapBusy && !done {
+			snapWanted, snapBusy = false, true
+			p.goTracked(func() {
+				// Bounded: a push to a peer that just died must not hold
+				// up the next snapshot (the pushes go on in the
+				// background; the next Save reaches the live peers).
+				sctx, cancel := context.WithTimeout(context.Background(), 3*p.cfg.SnapshotInterval+time.Second)
+				defer cancel()
+				p.snapshot(sctx)
+				snapDone <- struct{}{}
+			})
 		}
 	}
 	p.ready.Store(false)
@@ -513,6 +531,7 @@ func (p *Pod) writeFinal(complete, durable bool) error {
 		NodeID: p.id, Epoch: p.epoch.Load(), RestoreSource: p.boot.Source,
 		Tally: p.subSide.tallyNow().Pubs, DeadLetters: st.DeadLetters, Restarts: restarts,
 		Complete: complete, Durable: durable,
+		FirstApplied: p.subSide.firstApply.Load(), LastApplied: p.subSide.lastApply.Load(),
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

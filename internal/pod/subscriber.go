@@ -109,6 +109,10 @@ type subscriber struct {
 	panics    atomic.Uint64 // injected panics
 	acksOut   atomic.Uint64
 	hellosOut atomic.Uint64
+	// First and last time this incarnation's logger applied a value
+	// (unix ns; 0: none), for throughput figures.
+	firstApply atomic.Int64
+	lastApply  atomic.Int64
 
 	connsMu sync.Mutex
 	conns   map[string]*ackConn
@@ -522,6 +526,12 @@ func (s *subscriber) logger(ctx *actors.Context) error {
 			st.NextPos = pos + 1
 		}
 		s.results.Commit(n)
+		if ns := now.UnixNano(); s.firstApply.Load() == 0 {
+			s.firstApply.Store(ns)
+			s.lastApply.Store(ns)
+		} else {
+			s.lastApply.Store(ns)
+		}
 		ctx.MarkDirty()
 		if now.Sub(lastCk) >= 10*time.Millisecond || ended {
 			_ = ctx.Checkpoint()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/steadfast-pods/steadfast/internal/pod"
 )
@@ -15,7 +16,8 @@ import (
 // finishReport fills the report from the subscribers' final states (their
 // tallies, checked against the closed form here) and the pods' last
 // metrics.
-func (r *Runner) finishReport(rep *Report) {
+func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
+	var firstApplied, lastApplied int64 // over the subscribers' last incarnations
 	n := rep.Expected
 	var allowed []uint64
 	if r.cfg.Showstopper >= 1 && r.cfg.Showstopper <= n {
@@ -52,6 +54,10 @@ func (r *Runner) finishReport(rep *Report) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no final state: %v", nd.id, err))
 			}
 			if f != nil {
+				if f.FirstApplied > 0 && (firstApplied == 0 || f.FirstApplied < firstApplied) {
+					firstApplied = f.FirstApplied
+				}
+				lastApplied = max(lastApplied, f.LastApplied)
 				// A short-lived last incarnation may have exited before
 				// any scrape: its final state knows its epoch and source.
 				if cur := nd.cur(); cur.epoch == 0 && f.Epoch > 0 {
@@ -98,7 +104,15 @@ func (r *Runner) finishReport(rep *Report) {
 	if rep.ElapsedSeconds > 0 {
 		rep.ValuesPerSecond = float64(rep.Delivered) / rep.ElapsedSeconds
 	}
-	if rep.DeliverySeconds > 0 {
+	// The delivery window: from the first value applied (the earliest of
+	// the first scrape that saw one and the subscribers' own first
+	// timestamps) to the last value applied by any subscriber.
+	start := firstApplied
+	if !firstDelivery.IsZero() && (start == 0 || firstDelivery.UnixNano() < start) {
+		start = firstDelivery.UnixNano()
+	}
+	if start > 0 && lastApplied > start {
+		rep.DeliverySeconds = time.Duration(lastApplied - start).Seconds()
 		rep.DeliveryRate = float64(rep.Delivered) / rep.DeliverySeconds
 	}
 	rep.OK = !rep.Interrupted && !rep.TimedOut && rep.Lost == 0 && rep.Duplicated == 0 && len(rep.Problems) == 0

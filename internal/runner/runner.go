@@ -361,7 +361,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 		now := time.Now()
 		r.scrapeAll(ctx)
-		period := r.cfg.Status
+		period := min(r.cfg.Status, 100*time.Millisecond)
 		for _, n := range r.nodes {
 			if p := n.cur(); !p.killedAt.IsZero() && !p.measured && !p.isExited() {
 				period = min(period, 50*time.Millisecond)
@@ -407,9 +407,6 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 		if allDone && pending == nil {
 			stop = true
-			if !firstDelivery.IsZero() {
-				rep.DeliverySeconds = now.Sub(firstDelivery).Seconds()
-			}
 		}
 
 		// Replacement of a killed pod.
@@ -477,7 +474,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	r.scrapeAll(context.Background())
 	r.stopAll()
 	rep.ElapsedSeconds = time.Since(t0).Seconds()
-	r.finishReport(rep)
+	r.finishReport(rep, firstDelivery)
 	return rep, nil
 }
 

@@ -149,6 +149,23 @@ func TestKillAndReplaceUnderLoad(t *testing.T) {
 	}
 }
 
+func TestTwoPublishersTwoSubscribersWithKills(t *testing.T) {
+	rep := run(t, func(c *Config) {
+		c.Publishers, c.Subscribers = 2, 2
+		c.Beats, c.Batch, c.Rate = 2500, 64, 2*time.Millisecond
+		c.Kill, c.Kills, c.KillEvery = "any", 3, 1500*time.Millisecond
+	})
+	if len(rep.Checks) != 4 {
+		t.Fatalf("%d checks, want 4 (every subscriber × every publisher)", len(rep.Checks))
+	}
+	if rep.Delivered != 4*2500*64 {
+		t.Fatalf("delivered %d", rep.Delivered)
+	}
+	if rep.Kills < 1 {
+		t.Fatalf("no kill happened")
+	}
+}
+
 func TestSubscriberDownLongerThanOutbox(t *testing.T) {
 	rep := run(t, func(c *Config) {
 		c.Beats, c.Batch, c.Rate = 1500, 64, 2*time.Millisecond
@@ -226,7 +243,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for _, bs := range []struct {
 		batch int
 		beats uint64
-	}{{1, 300_000}, {64, 40_000}, {1024, 5_000}} {
+	}{{1, 2_000_000}, {64, 80_000}, {1024, 8_000}} {
 		for _, chaos := range []bool{false, true} {
 			name := fmt.Sprintf("batch=%d/chaos=%v", bs.batch, chaos)
 			b.Run(name, func(b *testing.B) {
