@@ -37,6 +37,8 @@
 //	}
 //	pub.Close() // drains what was offered, then signals end of stream
 //
+// TryClaim/BufferClaim write a message in place (zero copy) instead of Offer.
+//
 // aeron:ipc channels connect publications and subscriptions of one Driver
 // through a shared log buffer without any socket.
 //

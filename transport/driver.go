@@ -537,6 +537,13 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 	p.producerPos.Store(pos)
 	p.offered++
 	p.mu.Unlock()
+	p.afterAppend()
+	return pos, nil
+}
+
+// afterAppend wakes whoever consumes the log: the IPC subscriptions, or
+// the send goroutine if it is idle.
+func (p *Publication) afterAppend() {
 	if p.ipc != nil {
 		p.signalIPC()
 	} else if p.idle.Load() && p.idle.CompareAndSwap(true, false) {
@@ -545,7 +552,6 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 		default:
 		}
 	}
-	return pos, nil
 }
 
 // limit returns the producer limit and whether the publication is

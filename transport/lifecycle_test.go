@@ -475,3 +475,65 @@ func TestChannelParamsOnTheWire(t *testing.T) {
 		t.Fatalf("session filter let session 1 in: %+v", c.sub.Images())
 	}
 }
+
+// TestTryClaim writes messages in place, aborts some (they become padding
+// the subscriber never sees) and commits the others.
+func TestTryClaim(t *testing.T) {
+	checkNoLeak(t)
+	d := newTestDriver(t, testConfig())
+	for _, ch := range []string{"aeron:ipc?term-length=64k", "aeron:udp?endpoint=127.0.0.1:0"} {
+		c := collect(t, d, ch, 12)
+		pubCh := ch
+		if c.sub.LocalAddr() != "ipc" {
+			pubCh = "aeron:udp?endpoint=" + c.sub.LocalAddr() + "|term-length=64k"
+		}
+		pub, err := d.AddPublication(pubCh, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "connected", pub.IsConnected)
+		var claim BufferClaim
+		if _, err := pub.TryClaim(pub.MaxPayloadLength()+1, &claim); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("oversized claim: %v", err)
+		}
+		want := 0
+		for i := 0; i < 300; i++ { // 300 × ~1 KiB crosses several 64 KiB terms
+			for {
+				_, err := pub.TryClaim(1000, &claim)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrBackPressured) {
+					t.Fatalf("%s claim %d: %v (pub %+v)", ch, i, err, pub.Stats())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			buf := claim.Buffer()
+			copy(buf, strings.Repeat(string(rune('a'+i%26)), len(buf)))
+			if i%3 == 2 {
+				claim.Abort()
+				continue
+			}
+			claim.Commit()
+			want++
+		}
+		if claim.Commit() == nil {
+			t.Fatal("double commit accepted")
+		}
+		eventually(t, 10*time.Second, "claimed messages", func() bool { return c.count() == want })
+		msgs, _, _, _ := c.snapshot()
+		k := 0
+		for i := 0; i < 300; i++ {
+			if i%3 == 2 {
+				continue
+			}
+			if msgs[k] != strings.Repeat(string(rune('a'+i%26)), 1000) {
+				t.Fatalf("%s: message %d wrong", ch, k)
+			}
+			k++
+		}
+		pub.Close()
+		c.close()
+		c.sub.Close()
+	}
+}

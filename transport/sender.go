@@ -250,7 +250,7 @@ func scanFrames(term []byte, off int32, maxBytes int, avail, softEnd int64) (n, 
 				break
 			}
 			n += hdrLen
-			padding = fl - hdrLen
+			padding = align32(fl) - hdrLen // an aborted claim's PAD is not aligned
 			frames++
 			break
 		}
