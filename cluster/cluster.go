@@ -336,7 +336,8 @@ func (c *Cluster) setMeta(epoch uint64) {
 //     epoch it knows for this node id and the version of the snapshot of it
 //     that it holds. Start waits for every answer or the timeout: a peer
 //     whose host vanished without memberlist noticing yet costs up to
-//     GatherTimeout.
+//     GatherTimeout. If nodes were asked and none answered, it asks again
+//     (every JoinRetry) until one does, all are declared dead, or ctx ends.
 //  3. Epoch = nodeid.Next(local epoch file and local snapshot, highest
 //     from peers and from the metadata seen). Persist it.
 //  4. Announce: publish the epoch in the metadata (UpdateNode) and push it
@@ -374,13 +375,31 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 		source = "local"
 		localEpoch = max(localEpoch, best.Epoch)
 	}
-	answers, asked := c.gather(ctx)
-	if err := ctx.Err(); err != nil {
-		// Without the peers' answers the epoch could repeat one in use.
-		return nil, fmt.Errorf("cluster: start: gathering epochs: %w", err)
-	}
-	if c.isClosed() {
-		return nil, ErrClosed
+	// With other nodes around, at least one must answer: restoring nothing
+	// while a peer holds a durable snapshot would undo acknowledged work.
+	// Nodes that never answer drop out once memberlist declares them dead.
+	var answers []gathered
+	var asked int
+	for {
+		answers, asked = c.gather(ctx)
+		if err := ctx.Err(); err != nil {
+			// Without the peers' answers the epoch could repeat one in use.
+			return nil, fmt.Errorf("cluster: start: gathering epochs: %w", err)
+		}
+		if c.isClosed() {
+			return nil, ErrClosed
+		}
+		if asked == 0 || len(answers) > 0 {
+			break
+		}
+		c.log.Warn("cluster: no peer answered the gather request, retrying", "asked", asked, "in", c.cfg.JoinRetry)
+		t := time.NewTimer(c.cfg.JoinRetry)
+		select {
+		case <-ctx.Done():
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	if len(answers) < asked {
 		c.log.Warn("cluster: not every peer answered the gather request", "asked", asked, "answered", len(answers))
