@@ -37,6 +37,7 @@ func (p *Publication) sendLoop() {
 		now := p.d.now()
 		p.sndMu.Lock()
 		p.snd.doWork(now, p.producerPos.Load(), p.out)
+		p.bw.flush()
 		p.publishLocked(now)
 		finished := p.snd.finished
 		next := p.snd.nextDeadline(now)
@@ -95,6 +96,7 @@ func (p *Publication) controlLoop() {
 		now := p.d.now()
 		p.sndMu.Lock()
 		p.snd.onControl(buf[:n], now, p.out)
+		p.bw.flush()
 		p.publishLocked(now)
 		p.sndMu.Unlock()
 		select {
@@ -113,11 +115,12 @@ type pendingEvent struct {
 // core's next timer, feeds every datagram to the core and dispatches image
 // events outside the lock.
 func (e *endpoint) loop() {
-	buf := make([]byte, 1<<16)
+	rd := newDatagramReader(e.conn, 1<<16)
 	var armed int64 = -1
 	var evs []pendingEvent
+	var sigs []*Subscription
 	for {
-		n, src, err := e.conn.readFrom(buf)
+		n, err := rd.read()
 		if err != nil && !isTimeout(err) {
 			if isClosed(err) {
 				return
@@ -125,12 +128,15 @@ func (e *endpoint) loop() {
 			continue
 		}
 		now := e.d.now()
-		var sig *Subscription
+		sigs = sigs[:0]
 		e.mu.Lock()
-		if err == nil {
-			e.core.onDatagram(buf[:n], src, now, e.out)
-			if n > hdrLen && (getType(buf) == typeData || getType(buf) == typePad) {
-				sig = e.subs[getI32(buf, 16)]
+		for i := 0; i < n; i++ {
+			b, src := rd.datagram(i)
+			e.core.onDatagram(b, src, now, e.out)
+			if len(b) > hdrLen && (getType(b) == typeData || getType(b) == typePad) {
+				if s := e.subs[getI32(b, 16)]; s != nil && (len(sigs) == 0 || sigs[len(sigs)-1] != s) {
+					sigs = append(sigs, s)
+				}
 			}
 		}
 		if now >= e.core.next {
@@ -153,8 +159,8 @@ func (e *endpoint) loop() {
 				"session", img.sessionID, "stream", img.streamID, "source", img.src, "eos", img.eos)
 			pe.sub.imageEvent(pe.ev)
 		}
-		if sig != nil {
-			sig.signal()
+		for _, s := range sigs {
+			s.signal()
 		}
 		if empty && e.shutdownIfEmpty() {
 			return

@@ -245,11 +245,8 @@ func (d *Driver) AddPublication(channel string, streamID int32) (*Publication, e
 		heartbeat: int64(d.cfg.HeartbeatInterval), connTimeout: int64(d.cfg.ConnectionTimeout),
 		rtxLinger: int64(d.cfg.RetransmitLinger), linger: int64(linger), eos: ch.eos,
 	}, log, start, now)
-	p.out = func(b []byte) {
-		if err := p.conn.writeTo(b, p.dest); err != nil {
-			p.sendErrors.Add(1)
-		}
-	}
+	p.bw = newDatagramWriter(conn, dest)
+	p.out = p.bw.add
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -486,19 +483,19 @@ type Publication struct {
 	closeOnce   sync.Once
 
 	// UDP only.
-	conn       *udpConn
-	dest       netip.AddrPort
-	out        sendFunc
-	sndMu      sync.Mutex // guards snd
-	snd        *sender
-	sentPos    atomic.Int64
-	sendLimit  atomic.Int64
-	blockedAt  atomic.Int64
-	idle       atomic.Bool
-	wake       chan struct{}
-	stop       chan struct{}
-	stopOnce   sync.Once
-	sendErrors atomic.Uint64
+	conn      *udpConn
+	dest      netip.AddrPort
+	out       sendFunc
+	sndMu     sync.Mutex // guards snd
+	snd       *sender
+	sentPos   atomic.Int64
+	sendLimit atomic.Int64
+	blockedAt atomic.Int64
+	idle      atomic.Bool
+	wake      chan struct{}
+	stop      chan struct{}
+	stopOnce  sync.Once
+	bw        datagramWriter // guarded by sndMu
 
 	// IPC only.
 	ipc     *ipcStream

@@ -99,3 +99,57 @@ func (u *udpConn) close() error { return u.c.Close() }
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// datagramReader reads datagrams in batches: read blocks until at least
+// one is there (or the deadline passes, or the socket closes) and returns
+// how many; datagram(i) returns the i-th, valid until the next read.
+type datagramReader interface {
+	read() (int, error)
+	datagram(i int) ([]byte, netip.AddrPort)
+}
+
+// datagramWriter queues datagrams to one destination; flush sends them.
+type datagramWriter interface {
+	add(b []byte)
+	flush()
+	errors() uint64
+}
+
+type simpleReader struct {
+	u    *udpConn
+	buf  []byte
+	n    int
+	from netip.AddrPort
+}
+
+func newSimpleReader(u *udpConn, size int) *simpleReader {
+	return &simpleReader{u: u, buf: make([]byte, size)}
+}
+
+func (r *simpleReader) read() (int, error) {
+	n, from, err := r.u.readFrom(r.buf)
+	if err != nil {
+		return 0, err
+	}
+	r.n, r.from = n, from
+	return 1, nil
+}
+
+func (r *simpleReader) datagram(int) ([]byte, netip.AddrPort) { return r.buf[:r.n], r.from }
+
+type simpleWriter struct {
+	u    *udpConn
+	to   netip.AddrPort
+	errs uint64
+}
+
+func newSimpleWriter(u *udpConn, to netip.AddrPort) *simpleWriter { return &simpleWriter{u: u, to: to} }
+
+func (w *simpleWriter) add(b []byte) {
+	if err := w.u.writeTo(b, w.to); err != nil {
+		w.errs++
+	}
+}
+
+func (w *simpleWriter) flush()         {}
+func (w *simpleWriter) errors() uint64 { return w.errs }

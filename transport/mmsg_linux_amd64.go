@@ -1,0 +1,6 @@
+package transport
+
+const (
+	sysRecvmmsg = 299
+	sysSendmmsg = 307
+)

@@ -1,0 +1,6 @@
+package transport
+
+const (
+	sysRecvmmsg = 243
+	sysSendmmsg = 269
+)
