@@ -109,7 +109,7 @@ func TestPodsInProcess(t *testing.T) {
 		name        string
 		panicEvery  uint64
 		showstopper uint64
-	}{{"clean", 0, 0}, {"panics", 97, 0}, {"showstopper", 0, 500}} {
+	}{{"clean", 0, 0}, {"panics", 97, 0}, {"showstopper", 0, 500}, {"last-value-showstopper", 0, 1020}, {"first-value-showstopper", 50, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			mn := newMemNet()
 			pc := baseConfig(t, Publisher, "pub-1", "127.0.0.1:1")
