@@ -218,7 +218,7 @@ broken{a="1" 3
 	}
 }
 
-func TestBuildFailsCleanlyOutsideModule(t *testing.T) {
+func TestEmptyBinDirRejected(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go tool")
 	}
