@@ -64,12 +64,16 @@ func b2f(b bool) float64 {
 func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 	p := c.p
 	e := emitter{ch}
+	run := p.running.Load()
+	if run == nil {
+		run = &runningPod{}
+	}
 	e.gauge("steadfast_info", "Constant 1, labelled with the pod's node id and role.", 1, "node_id", p.id, "role", p.cfg.Role.String())
 	e.gauge("steadfast_up", "1 while the pod runs its actors (what /healthz reports).", b2f(p.ready.Load()))
 	e.gauge("steadfast_epoch", "This incarnation's epoch.", float64(p.epoch.Load()))
 
 	// Actors.
-	if g := p.graph; g != nil {
+	if g := run.graph; g != nil {
 		st := g.Stats()
 		for _, a := range st.Actors {
 			e.counter("steadfast_actor_restarts_total", "Restarts of an actor since the pod started.", float64(a.Restarts), "actor", a.Name)
@@ -97,7 +101,7 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		e.gauge("steadfast_replicas_held", "Node ids this node holds a replica snapshot for.", float64(cs.ReplicasHeld))
 		e.gauge("steadfast_replica_bytes", "Total size of the replicas held.", float64(cs.ReplicaBytes))
 	}
-	if b := p.boot; b != nil {
+	if b := run.boot; b != nil {
 		e.gauge("steadfast_restore_source", "1 for where this incarnation's state came from: local, peer:<id> or none.", 1, "source", b.Source)
 		if b.Snapshot != nil {
 			e.gauge("steadfast_restore_snapshot_epoch", "Epoch of the restored snapshot.", float64(b.Snapshot.Epoch))

@@ -81,6 +81,9 @@ type Pod struct {
 
 	graph *actors.Graph
 	view  *view
+	// running publishes graph and boot to the metrics collector (an HTTP
+	// goroutine) once Run has built them.
+	running atomic.Pointer[runningPod]
 
 	ready    atomic.Bool
 	epoch    atomic.Uint64
@@ -94,6 +97,11 @@ type Pod struct {
 	subSide *subscriber // subscriber pods
 
 	closeOnce sync.Once
+}
+
+type runningPod struct {
+	graph *actors.Graph
+	boot  *cluster.Boot
 }
 
 type snapStats struct {
@@ -334,6 +342,7 @@ func (p *Pod) Run(ctx context.Context) error {
 
 	gctx, stopGraph := context.WithCancel(context.Background())
 	defer stopGraph()
+	p.running.Store(&runningPod{graph: p.graph, boot: boot})
 	if err := p.graph.Start(gctx); err != nil {
 		return err
 	}

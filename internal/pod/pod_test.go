@@ -175,6 +175,10 @@ func TestSubscriberReplacedEmptyDisk(t *testing.T) {
 	sc.Join = []string{pub.p.GossipAddr()}
 	sub := startPod(t, mn, sc, "sub")
 	waitFor(t, "some values delivered and acked", 30*time.Second, func() bool {
+		// Scrape while the pods run (the race detector watches the collectors).
+		if !strings.Contains(scrape(t, pub.p)+scrape(t, sub.p), "steadfast_up 1") {
+			return false
+		}
 		st := pub.p.pubSide.status.Load()
 		return len(st.Subs) == 1 && st.Subs[0].Acked > 500
 	})
@@ -202,5 +206,39 @@ func TestSubscriberReplacedEmptyDisk(t *testing.T) {
 	}
 	if r := Check(f.Tally["pub-1"], 4000, nil); !r.OK() {
 		t.Fatalf("check: %+v", r)
+	}
+}
+
+// TestMetricsDuringStartup scrapes a pod while it starts, runs and stops:
+// /healthz says 503 before it runs and 200 while it runs, /metrics always
+// answers (and the race detector watches the collector).
+func TestMetricsDuringStartup(t *testing.T) {
+	mn := newMemNet()
+	pc := baseConfig(t, Publisher, "pub-1", "127.0.0.1:1")
+	// A seed that never answers keeps the pod joining.
+	pc.Join = []string{"127.0.0.1:1"}
+	p, err := newPod(pc, testLogger(t, "pub"), mn.node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	health := func() int {
+		resp, err := http.Get("http://" + p.MetricsAddr() + "/healthz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "healthz 503 while joining", 10*time.Second, func() bool { return health() == http.StatusServiceUnavailable })
+	if m := scrape(t, p); !strings.Contains(m, "steadfast_up 0") {
+		t.Fatalf("metrics while starting lack steadfast_up 0")
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("Run returned nil although the cluster never started")
 	}
 }
