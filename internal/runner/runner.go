@@ -342,7 +342,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	nextKill := time.Now().Add(r.cfg.KillEvery)
 	var pending *node // killed, replacement not yet started
 	var pendingAt time.Time
-	var lastDelivered float64
+	var lastPublished, lastDelivered float64
 	var firstDelivery time.Time
 	lastT := time.Now()
 	stop := false
@@ -455,11 +455,12 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		if !r.cfg.Quiet && now.Sub(lastStatus) >= r.cfg.Status-10*time.Millisecond {
 			lastStatus = now
 			pub, del, restarts, dead := r.totals()
-			rate := (del - lastDelivered) / now.Sub(lastT).Seconds()
-			lastDelivered, lastT = del, now
-			line := fmt.Sprintf("%5.1fs  published %d/%d  delivered %d/%d  %.0f values/s  restarts %d  dead letters %d  kills %d",
-				now.Sub(t0).Seconds(), uint64(pub), rep.Expected*uint64(r.cfg.Publishers), uint64(del),
-				rep.Expected*uint64(r.cfg.Publishers*r.cfg.Subscribers), rate, restarts, uint64(dead), rep.Kills)
+			dt := now.Sub(lastT).Seconds()
+			pubRate, delRate := (pub-lastPublished)/dt, (del-lastDelivered)/dt
+			lastPublished, lastDelivered, lastT = pub, del, now
+			line := fmt.Sprintf("%5.1fs  published %d/%d (%.0f/s)  delivered %d/%d (%.0f/s)  restarts %d  dead letters %d  kills %d",
+				now.Sub(t0).Seconds(), uint64(pub), rep.Expected*uint64(r.cfg.Publishers), max(0, pubRate), uint64(del),
+				rep.Expected*uint64(r.cfg.Publishers*r.cfg.Subscribers), max(0, delRate), restarts, uint64(dead), rep.Kills)
 			if r.tty {
 				fmt.Fprintf(r.out, "\r\033[K%s", line)
 			} else {

@@ -283,3 +283,45 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 	}
 }
+
+// TestPodBinariesUsage runs the real pod binaries: --help exits 0 and names
+// every flag with its variable; a bad flag or variable exits 2 with one line
+// on stderr; the healthcheck subcommand fails (1) when nothing listens.
+func TestPodBinariesUsage(t *testing.T) {
+	if binDir == "" {
+		t.Skip("no binaries (-short)")
+	}
+	runBin := func(bin string, env []string, args ...string) (int, string, string) {
+		cmd := exec.Command(filepath.Join(binDir, bin), args...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, out.String(), errb.String()
+	}
+	for _, bin := range []string{"publisher", "subscriber"} {
+		code, out, _ := runBin(bin, nil, "--help")
+		if code != 0 || !strings.Contains(out, "--data-endpoint [DATA_ENDPOINT]") || !strings.Contains(out, "--cluster-key [CLUSTER_KEY]") {
+			t.Errorf("%s --help: exit %d\n%s", bin, code, out)
+		}
+		for _, c := range []struct {
+			env  []string
+			args []string
+		}{{nil, []string{"--bind", "nowhere"}}, {[]string{"DATA_ENDPOINT=x"}, nil}, {nil, []string{"--no-such-flag"}}} {
+			code, _, stderr := runBin(bin, c.env, c.args...)
+			if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || stderr == "" {
+				t.Errorf("%s %v %v: exit %d, stderr %q; want 2 and one line", bin, c.env, c.args, code, stderr)
+			}
+		}
+		if code, _, _ := runBin(bin, []string{"METRICS_ADDR=127.0.0.1:1"}, "healthcheck"); code != 1 {
+			t.Errorf("%s healthcheck with nothing listening: exit %d, want 1", bin, code)
+		}
+	}
+}
