@@ -119,7 +119,9 @@ func TestSubscriberGoesAwayAndComesBack(t *testing.T) {
 	ds1.Close()
 	gone := time.Now()
 	eventually(t, 10*time.Second, "not connected", func() bool { return !pub.IsConnected() })
-	if el := time.Since(gone); el > cfg.ConnectionTimeout+2*time.Second {
+	// Generous margin: the check is "within the connection timeout", not
+	// a latency measurement, and CI machines are loaded.
+	if el := time.Since(gone); el > cfg.ConnectionTimeout+5*time.Second {
 		t.Fatalf("not connected only after %v", el)
 	}
 	if _, err := pub.Offer([]byte("lost")); !errors.Is(err, ErrNotConnected) {
