@@ -93,7 +93,7 @@ func (a *termAppender) claim(length int) ([]byte, int64) {
 	}
 	term := l.termAt(a.pos)
 	frame := term[off : int(off)+hdrLen+length]
-	clear(frame[hdrLen:])
+	clear(term[int(off)+hdrLen : int(off)+n]) // payload and alignment padding
 	putDataHeader(frame, int32(hdrLen+length), flagsUnfrag, typeData, off, a.sessionID, a.streamID, l.termID(a.pos), 0)
 	a.pos += int64(n)
 	return frame, a.pos

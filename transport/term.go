@@ -109,7 +109,9 @@ func (a *termAppender) append(msg []byte, reserved int64) int64 {
 	term := l.termAt(a.pos)
 	termID := l.termID(a.pos)
 	if len(msg) <= a.maxPayload {
+		end := int(off) + hdrLen + len(msg)
 		copy(term[int(off)+hdrLen:], msg)
+		clear(term[end:int(off)+align32(hdrLen+len(msg))]) // alignment padding goes on the wire: zero it
 		putDataHeader(term[off:], int32(hdrLen+len(msg)), flagsUnfrag, typeData, off, a.sessionID, a.streamID, termID, reserved)
 		a.pos += int64(align32(hdrLen + len(msg)))
 		return a.pos
@@ -122,6 +124,7 @@ func (a *termAppender) append(msg []byte, reserved int64) int64 {
 			flags |= flagEnd
 		}
 		copy(term[int(off)+hdrLen:], rest[:chunk])
+		clear(term[int(off)+hdrLen+chunk : int(off)+align32(hdrLen+chunk)])
 		putDataHeader(term[off:], int32(hdrLen+chunk), flags, typeData, off, a.sessionID, a.streamID, termID, reserved)
 		off += int32(align32(hdrLen + chunk))
 		rest = rest[chunk:]

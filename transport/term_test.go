@@ -117,3 +117,25 @@ func TestFragmentFlags(t *testing.T) {
 		t.Fatalf("fragments %v", got)
 	}
 }
+
+// TestAppendZeroesAlignmentPadding: a reused (dirty) partition must not
+// leak old bytes into the alignment padding that goes on the wire.
+func TestAppendZeroesAlignmentPadding(t *testing.T) {
+	l := newLogBuffer(64*1024, 0)
+	for i := range l.buf {
+		l.buf[i] = 0xFF
+	}
+	a := &termAppender{log: l, maxPayload: 1376}
+	a.append(make([]byte, 14), 0)   // 46-byte frame, 18 bytes of padding
+	a.append(make([]byte, 3000), 0) // last fragment 248+32 = 280 → 8 bytes of padding
+	term := l.termAt(0)
+	for off := 0; off < int(a.pos); {
+		fl := int(getFrameLength(term[off:]))
+		for k := off + fl; k < off+align32(fl); k++ {
+			if term[k] != 0 {
+				t.Fatalf("padding byte at %d is %#x", k, term[k])
+			}
+		}
+		off += align32(fl)
+	}
+}
