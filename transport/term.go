@@ -111,7 +111,7 @@ func (a *termAppender) append(msg []byte, reserved int64) int64 {
 	if len(msg) <= a.maxPayload {
 		end := int(off) + hdrLen + len(msg)
 		copy(term[int(off)+hdrLen:], msg)
-		clear(term[end:int(off)+align32(hdrLen+len(msg))]) // alignment padding goes on the wire: zero it
+		clear(term[end : int(off)+align32(hdrLen+len(msg))]) // alignment padding goes on the wire: zero it
 		putDataHeader(term[off:], int32(hdrLen+len(msg)), flagsUnfrag, typeData, off, a.sessionID, a.streamID, termID, reserved)
 		a.pos += int64(align32(hdrLen + len(msg)))
 		return a.pos
