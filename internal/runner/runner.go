@@ -103,15 +103,23 @@ type proc struct {
 	up        bool
 	logFile   *os.File
 	exitError error
+	retries   int // restarts after a port clash
+}
+
+// portClash reports whether the incarnation failed to bind a port.
+func (p *proc) portClash() bool {
+	b, err := os.ReadFile(p.logPath)
+	return err == nil && strings.Contains(string(b), "address already in use")
 }
 
 // node is one node id.
 type node struct {
-	id    string
-	role  pod.Role
-	procs []*proc
-	done  bool // subscriber finished by itself (exit 0)
-	kills int
+	id     string
+	role   pod.Role
+	procs  []*proc
+	done   bool // subscriber finished by itself (exit 0)
+	kills  int
+	starts int // processes started (names the data dirs and logs)
 }
 
 func (n *node) cur() *proc { return n.procs[len(n.procs)-1] }
@@ -236,7 +244,8 @@ func (r *Runner) start(n *node) (*proc, error) {
 		ports[i] = port
 	}
 	p.gossip, p.data, p.metrics = addr(ports[0]), addr(ports[1]), addr(ports[2])
-	p.dataDir = filepath.Join(r.workDir, fmt.Sprintf("%s.%d", n.id, p.n))
+	n.starts++
+	p.dataDir = filepath.Join(r.workDir, fmt.Sprintf("%s.%d", n.id, n.starts))
 	p.logPath = p.dataDir + ".log"
 	if err := os.MkdirAll(p.dataDir, 0o755); err != nil {
 		return nil, err
@@ -387,6 +396,19 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 					r.log.Info("runner: subscriber finished", "node_id", n.id)
 				}
 				continue
+			}
+			if code != 0 && p.portClash() && p.retries < 3 {
+				// A port picked by freePort was taken (e.g. by an ephemeral
+				// socket) before the pod bound it: start it again.
+				r.log.Warn("runner: port already in use; starting the pod again on new ports", "node_id", n.id)
+				retries := p.retries + 1
+				n.procs = n.procs[:len(n.procs)-1]
+				np, err := r.start(n)
+				if err == nil {
+					np.retries, np.killedAt = retries, p.killedAt
+					continue
+				}
+				n.procs = append(n.procs, p)
 			}
 			if !slices.Contains(rep.Problems, exitProblem(p, code)) {
 				rep.Problems = append(rep.Problems, exitProblem(p, code))
