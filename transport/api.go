@@ -92,6 +92,7 @@ type SubscriptionStats struct {
 	StatusMessagesSent uint64
 	SetupRequestsSent  uint64 // SMs with 0x80 for unknown sessions (whole endpoint)
 	NAKsSent           uint64
+	RejectedSetups     uint64 // SETUPs refused (invalid, too large, too many images; whole endpoint)
 	DuplicateOrLate    uint64 // data dropped: under-run or already present
 	Overruns           uint64 // data dropped: beyond the window
 	MessagesDelivered  uint64

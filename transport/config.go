@@ -97,6 +97,14 @@ type Config struct {
 	// is dropped and no further request is sent for this long (Aeron: 1 s).
 	PendingSetupHold time.Duration
 
+	// MaxReceiveTermLength rejects SETUPs announcing a larger term: an
+	// image allocates 3 × term length, so this bounds what a remote peer
+	// can make us allocate (Aeron's default term is 16 MiB; 0: no bound).
+	MaxReceiveTermLength int
+	// MaxImagesPerEndpoint caps the images of one bound endpoint; further
+	// SETUPs are rejected and counted until some image goes (0: no bound).
+	MaxImagesPerEndpoint int
+
 	// SpinIdle makes publication send goroutines spin (with
 	// runtime.Gosched) instead of blocking when idle; receive endpoints
 	// always block on their socket. It can lower latency when cores are
@@ -133,6 +141,8 @@ func DefaultConfig() Config {
 		ImageLivenessTimeout: 10 * time.Second,
 		PublicationLinger:    5 * time.Second,
 		PendingSetupHold:     time.Second,
+		MaxReceiveTermLength: 64 << 20,
+		MaxImagesPerEndpoint: 64,
 	}
 }
 
@@ -171,6 +181,8 @@ func (c *Config) validate() error {
 		return bad("ImageLivenessTimeout", c.ImageLivenessTimeout, "must be positive")
 	case c.PublicationLinger < 0:
 		return bad("PublicationLinger", c.PublicationLinger, "must not be negative")
+	case c.MaxReceiveTermLength < 0 || c.MaxImagesPerEndpoint < 0:
+		return bad("MaxReceiveTermLength/MaxImagesPerEndpoint", c.MaxReceiveTermLength, "must not be negative")
 	case c.PendingSetupHold < 0:
 		return bad("PendingSetupHold", c.PendingSetupHold, "must not be negative")
 	}

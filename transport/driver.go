@@ -329,7 +329,8 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 			window: window, nakDelay: int64(nakDelay), nakRetry: 100 * int64(nakDelay),
 			smTimeout: int64(d.cfg.StatusMessageTimeout), liveness: int64(d.cfg.ImageLivenessTimeout),
 			connLive: int64(d.cfg.ConnectionTimeout), setupHold: int64(d.cfg.PendingSetupHold),
-			drainHold: 5 * int64(d.cfg.StatusMessageTimeout),
+			drainHold:  5 * int64(d.cfg.StatusMessageTimeout),
+			maxTermLen: d.cfg.MaxReceiveTermLength, maxImages: d.cfg.MaxImagesPerEndpoint,
 		},
 	}
 	s.stream = st
@@ -953,6 +954,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 		}
 	}
 	st.SetupRequestsSent = s.ep.core.c.setupRequests // endpoint-wide
+	st.RejectedSetups = s.ep.core.c.rejectedSetup
 	s.ep.mu.Unlock()
 	st.FramesReceived, st.BytesReceived, st.DatagramsReceived = c.frames, c.bytes, c.datagrams
 	st.HeartbeatsReceived, st.SetupsReceived = c.heartbeats, c.setups

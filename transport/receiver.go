@@ -30,6 +30,10 @@ type recvParams struct {
 	setupHold int64
 	drainHold int64
 	soRcvBuf  int // SETUP mtu must not exceed it (0: unchecked)
+	// maxTermLen and maxImages bound what a SETUP can make us allocate
+	// (3 × term length per image); 0 means unbounded.
+	maxTermLen int
+	maxImages  int
 }
 
 // streamSub is a subscribed stream on an endpoint.
@@ -189,7 +193,9 @@ func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outF
 	window := effectiveWindow(st.p.window, termLen)
 	if !validTermLength(int(termLen)) || !validMTU(int(mtu)) || mtu > window ||
 		(st.p.soRcvBuf > 0 && int(mtu) > st.p.soRcvBuf) ||
-		termOff < 0 || termOff > termLen || termOff%frameAlign != 0 || active-initial < 0 {
+		termOff < 0 || termOff > termLen || termOff%frameAlign != 0 || active-initial < 0 ||
+		(st.p.maxTermLen > 0 && int(termLen) > st.p.maxTermLen) ||
+		(st.p.maxImages > 0 && len(e.images) >= st.p.maxImages) {
 		e.c.rejectedSetup++
 		return
 	}

@@ -104,7 +104,11 @@ func TestReceiverUnknownSessionAndHold(t *testing.T) {
 	// Invalid SETUPs (bad term length, MTU above the window) make no image.
 	ep.onDatagram(encodeSetup(su[:], 0, 99, 10, 5, 5, 100000, 1408, 0), src, 2e9, out)
 	ep.onDatagram(encodeSetup(su[:], 0, 99, 10, 5, 5, 64*1024, 65504&^31, 0), src, 2e9, out)
-	if len(ep.images) != 0 || ep.c.rejectedSetup != 2 {
+	big := captureRecvParams()
+	big.maxTermLen = 1 << 20
+	ep.streams[10].p = big
+	ep.onDatagram(encodeSetup(su[:], 0, 99, 10, 5, 5, 1<<30, 1408, 0), src, 2e9, out)
+	if len(ep.images) != 0 || ep.c.rejectedSetup != 3 {
 		t.Fatalf("invalid SETUP accepted: %d images", len(ep.images))
 	}
 	// A valid SETUP: image at the SETUP position, SM at once.
@@ -139,6 +143,12 @@ func TestReceiverUnknownSessionAndHold(t *testing.T) {
 	ep.doWork(2e9+10_200_000, out)
 	if img.c.naks != naks+1 {
 		t.Fatal("NAK not retried after 10 ms")
+	}
+	// The image cap refuses a second session.
+	ep.streams[10].p.maxImages = 1
+	ep.onDatagram(encodeSetup(su[:], 0, 100, 10, 5, 5, 64*1024, 1408, 0), src, 3e9, out)
+	if len(ep.images) != 1 || ep.c.rejectedSetup != 4 {
+		t.Fatalf("image cap ignored: %d images", len(ep.images))
 	}
 }
 
