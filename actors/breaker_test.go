@@ -362,3 +362,29 @@ func runBreakerModel(seed uint64) (opens, replays uint64, err error) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// ExampleBreaker walks a breaker through a subscriber's replacement: the
+// publisher stops offering when membership reports it dead, keeps stashing
+// (its outbox grows), half-opens when the new incarnation appears, learns
+// the committed position from its hello, drains the stash, and closes.
+func ExampleBreaker() {
+	now := time.Unix(0, 0)
+	b, _ := NewBreaker(DefaultBreakerConfig(), 1)
+	b.Heard(now, 1, 0, true)  // first hello: nothing committed yet
+	b.Offered(now, 100, 100)  // live: 1..100 offered, caught up
+	fmt.Println(b.State())    // closed
+	b.MemberDead(now, 1)      // the subscriber was killed
+	fmt.Println(b.State())    // open: the outbox keeps 101..
+	b.MemberAlive(now, 2)     // its replacement joined
+	fmt.Println(b.State())    // half-open: position unknown
+	b.Heard(now, 2, 80, true) // restored a snapshot committed at 80
+	fmt.Println(b.State(), b.Next())
+	b.Offered(now, 250, 250) // replayed 81..250 in order
+	fmt.Println(b.State())
+	// Output:
+	// closed
+	// open
+	// half-open
+	// draining 81
+	// closed
+}
