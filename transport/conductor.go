@@ -207,8 +207,10 @@ func (e *endpoint) nudge(img *image) {
 func (s *Subscription) imageEvent(ev imageEvent) {
 	img := ev.img
 	if ev.available {
+		// A new image starts at its join position; a re-attached one where
+		// the previous subscription stopped reading.
 		si := &subImage{sub: s, img: img, log: img.log, limit: &img.rebuild, posPub: &img.subPos,
-			pos: img.joinPos, sessionID: img.sessionID, window: img.window, source: img.src.String(), joinPos: img.joinPos}
+			pos: img.subPos.Load(), sessionID: img.sessionID, window: img.window, source: img.src.String(), joinPos: img.joinPos}
 		si.asm.maxBytes = maxMessageLength(img.log.termLen)
 		s.addImage(si)
 		return

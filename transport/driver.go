@@ -340,12 +340,19 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 	if d.closed {
 		return nil, ErrClosed
 	}
-	e := d.endpoints[addr]
+	// Endpoints are keyed by their bound address, so port 0 always binds
+	// a fresh ephemeral endpoint and its actual address finds it later.
+	var e *endpoint
+	if addr.Port() != 0 {
+		e = d.endpoints[addr]
+	}
 	if e == nil {
 		conn, err := listenUDP(addr, rcvBuf, sndBuf)
 		if err != nil {
 			return nil, fmt.Errorf("transport: bind %s: %w", addr, err)
 		}
+		la := conn.localAddr()
+		addr = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
 		e = &endpoint{d: d, addr: addr, conn: conn, subs: make(map[int32]*Subscription), rcvBuf: conn.rcvBufSize()}
 		e.core = newRecvEndpoint(int64(d.randU64() | 1))
 		e.out = func(b []byte, to netip.AddrPort) { _ = e.conn.writeTo(b, to) }
@@ -365,10 +372,13 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: stream %d on %s", ErrInUse, streamID, addr)
 	}
-	e.subs[streamID] = s
-	e.core.subscribe(st)
-	e.mu.Unlock()
 	s.ep = e
+	e.subs[streamID] = s
+	reattached := e.core.subscribe(st)
+	e.mu.Unlock()
+	if reattached {
+		e.conn.setReadDeadline(time.Now()) // dispatch the image events now
+	}
 	d.subs[s] = struct{}{}
 	return s, nil
 }

@@ -539,3 +539,38 @@ func TestTryClaim(t *testing.T) {
 		c.sub.Close()
 	}
 }
+
+// TestResubscribeResumes: closing a subscription and subscribing again to
+// the same stream on the same endpoint (an actor restart) resumes the
+// image where the old subscription stopped: nothing lost, nothing twice.
+func TestResubscribeResumes(t *testing.T) {
+	checkNoLeak(t)
+	d := newTestDriver(t, testConfig())
+	c1 := collect(t, d, "aeron:udp?endpoint=127.0.0.1:0", 4)
+	addr := c1.sub.LocalAddr()
+	pub, _ := d.AddPublication("aeron:udp?endpoint="+addr, 4)
+	msg := func(i int) string { return "m" + strings.Repeat("x", i%50) + string(rune('0'+i%10)) }
+	for i := 0; i < 100; i++ {
+		offerAll(t, pub, msg(i))
+	}
+	eventually(t, 5*time.Second, "first 100", func() bool { return c1.count() == 100 })
+	c1.close()
+	c1.sub.Close()
+	for i := 100; i < 150; i++ { // offered while nobody is subscribed
+		offerAll(t, pub, msg(i))
+	}
+	c2 := collect(t, d, "aeron:udp?endpoint="+addr, 4)
+	for i := 150; i < 200; i++ {
+		offerAll(t, pub, msg(i))
+	}
+	eventually(t, 5*time.Second, "the other 100", func() bool { return c2.count() == 100 })
+	got, _, avail, _ := c2.snapshot()
+	for k, m := range got {
+		if m != msg(100+k) {
+			t.Fatalf("message %d after resubscribe is %q, want %q", k, m, msg(100+k))
+		}
+	}
+	if len(avail) != 1 || avail[0].SessionID != pub.SessionID() || !pub.IsConnected() {
+		t.Fatalf("images %+v connected %v", avail, pub.IsConnected())
+	}
+}

@@ -425,8 +425,27 @@ func (img *image) deadline(now int64) int64 {
 	return d
 }
 
-// subscribe adds or replaces a stream subscription.
-func (e *recvEndpoint) subscribe(st *streamSub) { e.streams[st.streamID] = st }
+// subscribe adds or replaces a stream subscription. Images of the stream
+// still draining because the previous subscription closed (not because the
+// publisher ended) are handed to the new one, which resumes where the old
+// one stopped reading; it reports whether any was.
+func (e *recvEndpoint) subscribe(st *streamSub) bool {
+	e.streams[st.streamID] = st
+	reattached := false
+	for _, img := range e.images {
+		if img.streamID != st.streamID || img.sub == st || !img.sub.closed || img.eos || img.state != imgDraining ||
+			(st.hasFilter && st.sessionID != img.sessionID) {
+			continue
+		}
+		img.sub = st
+		img.p = st.p
+		img.state = imgActive
+		img.smSent = false // tell the sender at once that we are back
+		e.events = append(e.events, imageEvent{img, true})
+		reattached = true
+	}
+	return reattached
+}
 
 // unsubscribe marks the stream closed; its images drain and go.
 func (e *recvEndpoint) unsubscribe(streamID int32, now int64, out outFunc) {
