@@ -574,3 +574,17 @@ func TestResubscribeResumes(t *testing.T) {
 		t.Fatalf("images %+v connected %v", avail, pub.IsConnected())
 	}
 }
+
+// TestEmptyMessages: zero-length messages are valid (header-only frames).
+func TestEmptyMessages(t *testing.T) {
+	checkNoLeak(t)
+	d := newTestDriver(t, testConfig())
+	c := collect(t, d, "aeron:udp?endpoint=127.0.0.1:0", 1)
+	pub, _ := d.AddPublication("aeron:udp?endpoint="+c.sub.LocalAddr(), 1)
+	offerAll(t, pub, "", "x", "")
+	eventually(t, 5*time.Second, "three messages", func() bool { return c.count() == 3 })
+	msgs, heads, _, _ := c.snapshot()
+	if msgs[0] != "" || msgs[1] != "x" || msgs[2] != "" || heads[0].Position != 32 || heads[2].Position != 32+64+32 {
+		t.Fatalf("messages %q headers %+v", msgs, heads)
+	}
+}
