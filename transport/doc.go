@@ -71,8 +71,19 @@
 // Per publication a send goroutine waits for offers, status messages and
 // timers, and a control goroutine blocks on the publication's socket; per
 // subscribed endpoint one goroutine blocks on the socket with a read deadline
-// set to the next protocol timer. Offer wakes the sender through a channel
-// of capacity 1 only when it is idle. Config.SpinIdle trades CPU for latency.
+// set to the next protocol timer. On Linux (amd64, arm64) datagrams are
+// read and sent in batches with recvmmsg/sendmmsg. Offer wakes the sender
+// through a channel of capacity 1 only when it is idle; Subscription.Wait
+// and Notify are woken by the endpoint goroutine when data arrives.
+// Config.SpinIdle trades CPU for latency on the send side.
+//
+// # Limits
+//
+// A SETUP makes a subscription allocate 3 × its term length;
+// Config.MaxReceiveTermLength and MaxImagesPerEndpoint bound that. Not
+// implemented: multicast, multi-destination and response channels,
+// reliable=false, congestion control other than static, more than one
+// subscription per stream and endpoint in one driver (see README.md).
 //
 // # Benchmarks
 //
