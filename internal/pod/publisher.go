@@ -556,7 +556,11 @@ func (pb *publisher) offer(now time.Time, st *pubState, c *subConn, epoch uint64
 			c.br.CaughtUp(now, ob.Last())
 			break
 		}
-		*vals = ob.Range((*vals)[:0], next, chunk)
+		n := chunk
+		if c.br.State() == actors.BreakerDraining {
+			n = maxChunk // replaying the stash: large messages, whatever the batch size
+		}
+		*vals = ob.Range((*vals)[:0], next, n)
 		b := codec.Batch{Publisher: pb.p.id, Epoch: epoch, FirstSeq: next, Values: *vals}
 		*msg = codec.AppendBatch((*msg)[:0], &b)
 		if _, err := c.pub.Offer(*msg); err != nil {
@@ -564,9 +568,8 @@ func (pb *publisher) offer(now time.Time, st *pubState, c *subConn, epoch uint64
 			return sent
 		}
 		last := b.LastSeq()
-		n := uint64(len(*vals))
-		c.sent += n
-		st.Sent += n
+		c.sent += uint64(len(*vals))
+		st.Sent += uint64(len(*vals))
 		if next <= c.highest {
 			r := min(c.highest, last) - next + 1
 			c.replayed += r

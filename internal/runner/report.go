@@ -27,10 +27,17 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 	for _, nd := range r.nodes {
 		if nd.role == pod.Publisher {
 			pubs = append(pubs, nd.id)
-			if m := nd.cur().last; m != nil {
-				v, _ := m.get("steadfast_publisher_last_seq")
-				rep.Published += uint64(v)
+			// The highest seq any incarnation generated: a replacement
+			// restored from an older snapshot regenerates the tail again,
+			// and may not have caught up when the run ends.
+			var most float64
+			for _, p := range nd.procs {
+				if p.last != nil {
+					v, _ := p.last.get("steadfast_publisher_last_seq")
+					most = max(most, v)
+				}
 			}
+			rep.Published += uint64(most)
 		}
 	}
 	for _, nd := range r.nodes {

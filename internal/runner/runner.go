@@ -427,7 +427,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				anyDone = anyDone || n.done
 			}
 		}
-		if allDone && pending == nil {
+		if allDone && pending == nil && r.beatsDone(rep.Expected) {
 			stop = true
 		}
 
@@ -596,6 +596,26 @@ func (r *Runner) scrapeAll(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// beatsDone reports whether every publisher's current incarnation has
+// generated the whole stream (a replacement restored from an older snapshot
+// regenerates the tail at its pace even when the subscribers already have
+// it).
+func (r *Runner) beatsDone(expected uint64) bool {
+	for _, n := range r.nodes {
+		if n.role != pod.Publisher {
+			continue
+		}
+		p := n.cur()
+		if p.last == nil {
+			return false
+		}
+		if v, _ := p.last.get("steadfast_publisher_last_seq"); uint64(v) < expected {
+			return false
+		}
+	}
+	return true
 }
 
 // outboxFull reports whether any publisher reports a full outbox now or
