@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// captureDir holds the real aeronmd datagrams (see its README.md).
-const captureDir = "../../shared/testdata/aeron-capture"
+// captureDir holds the real aeronmd datagrams (see its README.md), an
+// in-repo copy so a fresh clone's tests need nothing outside it.
+const captureDir = "testdata/aeron-capture"
 
 type capFrame struct {
 	Offset        int    `json:"offset"`
