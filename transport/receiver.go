@@ -80,7 +80,14 @@ type image struct {
 	lastSMPos  int64
 	lastSMTime int64
 	smSent     bool
-	cleanedTC  int64 // term counts up to this are clean for use
+	// zeroedTo: every log byte in [rebuildPos, zeroedTo) is zero or was
+	// written by onData in this lap of the log; beyond it the bytes are
+	// stale (the partition held the term three terms earlier). Always
+	// ≥ hwm: everything that reads frame lengths reads below hwm, or at a
+	// new datagram's position when that is below zeroedTo. Zeroing is
+	// done lazily as hwm moves, and skipped for the bytes an in-order
+	// datagram overwrites anyway.
+	zeroedTo int64
 
 	gapActive bool
 	gapTermID int32
@@ -205,7 +212,7 @@ func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outF
 		sessionID: key.session, streamID: key.stream, log: log, mtu: mtu, window: window,
 		src: src, joinPos: join, p: st.p, sub: st,
 		rebuildPos: join, hwm: join, lastSMPos: join,
-		cleanedTC:  join>>log.shift + 2,
+		zeroedTo:   log.termStart(join) + 3*int64(termLen), // a fresh log is zero
 		lastPacket: now,
 	}
 	img.rebuild.Store(join)
@@ -236,6 +243,7 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 		}
 		img.c.heartbeats++
 		img.lastPacket = now
+		img.zeroUpTo(pos)
 		img.hwm = max(img.hwm, pos)
 		if getFlags(b)&flagEOS != 0 {
 			img.eos = true
@@ -246,12 +254,14 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 	// Walk the frames: consistent offsets, one session/stream/term, and
 	// the extent they cover (a PAD covers up to the term end).
 	extent := int32(0)
+	frames := uint64(0)
 	ok = true
 	forEachChecked(b, func(typ int16, f []byte) {
 		if getI32(f, 8) != termOff+extent || getI32(f, 12) != img.sessionID || getI32(f, 16) != img.streamID || getI32(f, 20) != termID {
 			ok = false
 		}
 		extent += int32(align32(int(getFrameLength(f))))
+		frames++
 	})
 	if !ok || int64(termOff)+int64(extent) > int64(T) || int(termOff)+len(b) > int(T) {
 		img.c.overruns++
@@ -267,28 +277,40 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 		return
 	}
 	img.lastPacket = now
-	img.ensureClean(pos >> l.shift)
 	term := l.termAt(pos)
-	if getFrameLength(term[termOff:]) != 0 {
+	if pos < img.zeroedTo && getFrameLength(term[termOff:]) != 0 {
 		img.c.duplicates++
 		return
 	}
+	// Stale bytes between the clean region and this datagram are zeroed
+	// (a gap the NAK scan must see as empty); the datagram's own bytes
+	// are overwritten, so only what its extent covers beyond them (a PAD
+	// to the term end) is zeroed after the copy.
+	img.zeroUpTo(pos)
 	copy(term[int(termOff)+4:], b[4:])
 	putI32(term, int(termOff), fl) // frame_length last
+	if tail := pos + int64(len(b)); end > tail && end > img.zeroedTo {
+		img.zeroedTo = max(img.zeroedTo, tail)
+		img.zeroUpTo(end)
+	}
+	img.zeroedTo = max(img.zeroedTo, end)
 	img.c.datagrams++
 	img.c.bytes += uint64(len(b))
-	forEachChecked(b, func(int16, []byte) { img.c.frames++ })
+	img.c.frames += frames
 	img.hwm = max(img.hwm, end)
 	img.advance()
 }
 
-// ensureClean zeroes the partitions of term counts up to tc before first
-// use (a partition held the term three terms earlier).
-func (img *image) ensureClean(tc int64) {
-	for img.cleanedTC < tc {
-		img.cleanedTC++
-		t := img.log.termAt(img.cleanedTC << img.log.shift)
-		clear(t)
+// zeroUpTo zeroes the log from zeroedTo up to position to (term by term)
+// and moves zeroedTo there.
+func (img *image) zeroUpTo(to int64) {
+	l := img.log
+	for img.zeroedTo < to {
+		p := img.zeroedTo
+		n := min(to, l.termStart(p)+int64(l.termLen)) - p
+		off := int64(l.termOffset(p))
+		clear(l.termAt(p)[off : off+n])
+		img.zeroedTo = p + n
 	}
 }
 
@@ -297,7 +319,6 @@ func (img *image) advance() {
 	l := img.log
 	p := img.rebuildPos
 	for p < img.hwm {
-		img.ensureClean(p >> l.shift)
 		term := l.termAt(p)
 		off := l.termOffset(p)
 		fl := getFrameLength(term[off:])
