@@ -33,6 +33,11 @@ type Config struct {
 	// DownFor keeps a killed pod down this long before its replacement
 	// starts (0: replace at once).
 	DownFor time.Duration
+	// Zombie freezes the victim (SIGSTOP) instead of killing it, starts
+	// the replacement, and resumes the old incarnation (SIGCONT) 2 s later:
+	// it must notice the higher epoch of its node id and stop itself, and
+	// nothing it still sends may be applied.
+	Zombie bool
 
 	Report   string        // JSON report path
 	Timeout  time.Duration // the whole run
@@ -73,6 +78,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.KillEvery, "kill-every", c.KillEvery, "time between kills")
 	fs.IntVar(&c.Kills, "kills", c.Kills, "number of kills")
 	fs.DurationVar(&c.DownFor, "down-for", c.DownFor, "keep a killed pod down this long before its replacement starts")
+	fs.BoolVar(&c.Zombie, "zombie", c.Zombie, "freeze victims (SIGSTOP) instead of killing them and resume them 2s after their replacement started: the stale incarnation must be fenced by epoch")
 	fs.Uint64Var(&c.PanicEvery, "panic-every", c.PanicEvery, "fault injection: subscriber workers panic every N values (actor restarts)")
 	fs.Uint64Var(&c.Showstopper, "showstopper", c.Showstopper, "fault injection: value V always crashes the worker (dead letter)")
 	fs.StringVar(&c.Report, "report", c.Report, "write a JSON report to this file")

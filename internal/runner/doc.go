@@ -14,7 +14,11 @@
 // after every pod is up again, and never after a stream has ended) and
 // starts a replacement with the same node id, new ports and an empty data
 // dir, as a new container would (--down-for keeps it down a while first).
-// --panic-every and --showstopper are passed to the subscribers' workers.
+// --zombie freezes the victim (SIGSTOP) instead, starts the replacement, and
+// resumes the stale incarnation 2 s later: it must learn of the higher epoch
+// of its node id and stop itself (zombies_fenced in the report), and nothing
+// it sends may be applied. --panic-every and --showstopper are passed to the
+// subscribers' workers.
 //
 // The run ends when every subscriber has exited 0 (it does so once every
 // publisher's stream is delivered and its final snapshot is durable); the

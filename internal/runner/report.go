@@ -43,6 +43,12 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 	for _, nd := range r.nodes {
 		pr := PodReport{NodeID: nd.id, Role: nd.role.String(), Incarnations: len(nd.procs), Kills: nd.kills}
 		for _, p := range nd.procs {
+			if p.zombie {
+				rep.Zombies++
+				if p.fencedExit {
+					rep.ZombiesFenced++
+				}
+			}
 			if p.epoch > 0 {
 				pr.Epochs = append(pr.Epochs, p.epoch)
 			}
@@ -175,6 +181,9 @@ func PrintSummary(w io.Writer, rep *Report) {
 		rep.Delivered, rep.ValuesPerSecond, rep.ElapsedSeconds, rep.DeliveryRate)
 	fmt.Fprintf(w, "  lost        %d\n  duplicated  %d\n  dead letters %d\n", rep.Lost, rep.Duplicated, rep.DeadLetters)
 	fmt.Fprintf(w, "  restarts    %d   kills %d   replacements %d\n", rep.Restarts, rep.Kills, rep.Replacements)
+	if rep.Zombies > 0 {
+		fmt.Fprintf(w, "  zombies     %d frozen and resumed, %d fenced by epoch\n", rep.Zombies, rep.ZombiesFenced)
+	}
 	if len(rep.KillToDelivery) > 0 {
 		s := append([]float64(nil), rep.KillToDelivery...)
 		sort.Float64s(s)

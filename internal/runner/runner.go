@@ -47,6 +47,11 @@ type Report struct {
 	// OutboxFullSeen: a publisher's outbox filled up at some point (its
 	// generator was back-pressured).
 	OutboxFullSeen bool `json:"outbox_full_seen"`
+	// Zombies counts frozen incarnations (--zombie); ZombiesFenced those
+	// that stopped by themselves after resuming, fenced by their
+	// replacement's higher epoch.
+	Zombies       int `json:"zombies,omitempty"`
+	ZombiesFenced int `json:"zombies_fenced,omitempty"`
 	// DeliverySeconds: from the first value delivered (as scraped) to the
 	// last subscriber finishing; DeliveryRate = Delivered / DeliverySeconds
 	// (the steady-state throughput, without start-up and shutdown).
@@ -81,29 +86,34 @@ type CheckReport struct {
 
 // proc is one incarnation of a pod.
 type proc struct {
-	node      *node
-	n         int // incarnation number, from 1
-	cmd       *exec.Cmd
-	dataDir   string
-	logPath   string
-	gossip    string
-	data      string
-	metrics   string
-	started   time.Time
-	killedAt  time.Time // zero unless replacing a killed pod
-	measured  bool      // kill → delivering measured
-	exited    chan struct{}
-	exitCode  int
-	killed    bool
-	last      metrics // last successful scrape
-	epoch     uint64
-	source    string
-	restarts  int
-	peakRSS   uint64
-	up        bool
-	logFile   *os.File
-	exitError error
-	retries   int // restarts after a port clash
+	node       *node
+	n          int // incarnation number, from 1
+	cmd        *exec.Cmd
+	dataDir    string
+	logPath    string
+	gossip     string
+	data       string
+	metrics    string
+	started    time.Time
+	killedAt   time.Time // zero unless replacing a killed pod
+	measured   bool      // kill → delivering measured
+	exited     chan struct{}
+	exitCode   int
+	killed     bool
+	last       metrics // last successful scrape
+	epoch      uint64
+	source     string
+	restarts   int
+	peakRSS    uint64
+	up         bool
+	logFile    *os.File
+	exitError  error
+	retries    int       // restarts after a port clash
+	zombie     bool      // frozen instead of killed (--zombie)
+	resumeAt   time.Time // when to SIGCONT a zombie (zero: resumed or none)
+	resumedAt  time.Time // when it was resumed
+	fencedExit bool      // the zombie stopped by itself, fenced
+	judged     bool      // the zombie's fate was recorded
 }
 
 // portClash reports whether the incarnation failed to bind a port.
@@ -427,8 +437,32 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				anyDone = anyDone || n.done
 			}
 		}
-		if allDone && pending == nil && r.beatsDone(rep.Expected) {
+		if allDone && pending == nil && r.beatsDone(rep.Expected) && r.zombiesJudged() {
 			stop = true
+		}
+
+		// Zombies come back to life after their replacement took over.
+		for _, n := range r.nodes {
+			for _, p := range n.procs[:len(n.procs)-1] {
+				if p.zombie && !p.resumeAt.IsZero() && now.After(p.resumeAt) && !p.isExited() {
+					p.resumeAt, p.resumedAt = time.Time{}, now
+					_ = p.cmd.Process.Signal(syscall.SIGCONT)
+					fmt.Fprintf(r.out, "%srunner: SIGCONT %s (incarnation %d): a stale incarnation is back\n", r.clearLine(), n.id, p.n)
+				}
+				if p.zombie && !p.judged && p.isExited() {
+					p.judged = true
+					r.mu.Lock()
+					code := p.exitCode
+					r.mu.Unlock()
+					b, _ := os.ReadFile(p.logPath)
+					p.fencedExit = code != 0 && strings.Contains(string(b), "fenced")
+					r.log.Info("runner: zombie stopped", "node_id", n.id, "incarnation", p.n, "exit", code, "fenced", p.fencedExit)
+				}
+				if p.zombie && !p.judged && !p.resumedAt.IsZero() && now.Sub(p.resumedAt) > 15*time.Second {
+					p.judged = true
+					rep.Problems = append(rep.Problems, fmt.Sprintf("%s incarnation %d still running 15s after it came back: not fenced", n.id, p.n))
+				}
+			}
 		}
 
 		// Replacement of a killed pod.
@@ -450,12 +484,20 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				p := v.cur()
 				p.killed = true
 				p.killedAt = time.Now()
-				p.signal(syscall.SIGKILL)
-				<-p.exited
+				sig := syscall.SIGKILL
+				if r.cfg.Zombie {
+					sig = syscall.SIGSTOP
+					p.zombie, p.resumeAt = true, time.Now().Add(r.cfg.DownFor+2*time.Second)
+					p.signal(sig)
+				} else {
+					p.signal(sig)
+					<-p.exited
+				}
 				v.kills++
 				rep.Kills++
-				fmt.Fprintf(r.out, "%srunner: SIGKILL %s (incarnation %d, pid %d); replacement with an empty data dir%s\n",
-					r.clearLine(), v.id, p.n, p.cmd.Process.Pid, map[bool]string{true: " in " + r.cfg.DownFor.String(), false: ""}[r.cfg.DownFor > 0])
+				fmt.Fprintf(r.out, "%srunner: %s %s (incarnation %d, pid %d); replacement with an empty data dir%s\n",
+					r.clearLine(), map[bool]string{true: "SIGSTOP", false: "SIGKILL"}[r.cfg.Zombie], v.id, p.n, p.cmd.Process.Pid,
+					map[bool]string{true: " in " + r.cfg.DownFor.String(), false: ""}[r.cfg.DownFor > 0])
 				pending, pendingAt = v, time.Now().Add(r.cfg.DownFor)
 				nextKill = time.Now().Add(r.cfg.KillEvery)
 				if r.cfg.DownFor == 0 {
@@ -598,6 +640,19 @@ func (r *Runner) scrapeAll(ctx context.Context) {
 	wg.Wait()
 }
 
+// zombiesJudged reports whether every frozen incarnation was resumed and
+// stopped (or was declared not fenced).
+func (r *Runner) zombiesJudged() bool {
+	for _, n := range r.nodes {
+		for _, p := range n.procs {
+			if p.zombie && !p.judged {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // beatsDone reports whether every publisher's current incarnation has
 // generated the whole stream (a replacement restored from an older snapshot
 // regenerates the tail at its pace even when the subscribers already have
@@ -671,7 +726,13 @@ func (r *Runner) stopAll() {
 			if n.role != role || len(n.procs) == 0 {
 				continue
 			}
-			if p := n.cur(); !p.isExited() {
+			for _, p := range n.procs {
+				if p.isExited() {
+					continue
+				}
+				if p.zombie {
+					_ = p.cmd.Process.Signal(syscall.SIGCONT)
+				}
 				p.signal(syscall.SIGTERM)
 				live = append(live, p)
 			}

@@ -166,6 +166,20 @@ func TestTwoPublishersTwoSubscribersWithKills(t *testing.T) {
 	}
 }
 
+// TestZombiesAreFenced freezes the subscriber and then the publisher
+// (SIGSTOP), starts their replacements, and resumes the stale incarnations:
+// each must learn of the higher epoch of its node id and stop itself, and
+// nothing it sends may be applied.
+func TestZombiesAreFenced(t *testing.T) {
+	rep := run(t, func(c *Config) {
+		c.Beats, c.Batch, c.Rate = 3000, 32, 3*time.Millisecond
+		c.Kill, c.Kills, c.KillEvery, c.Zombie = "alternate", 2, 2*time.Second, true
+	})
+	if rep.Zombies != 2 || rep.ZombiesFenced != 2 {
+		t.Fatalf("zombies %d, fenced %d; want 2 and 2", rep.Zombies, rep.ZombiesFenced)
+	}
+}
+
 func TestSubscriberDownLongerThanOutbox(t *testing.T) {
 	rep := run(t, func(c *Config) {
 		c.Beats, c.Batch, c.Rate = 1500, 64, 2*time.Millisecond
