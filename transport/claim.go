@@ -66,7 +66,7 @@ func (p *Publication) TryClaim(length int, c *BufferClaim) (int64, error) {
 	}
 	req := p.app.required(length)
 	if req > limit {
-		p.backPressure++
+		p.backPressure.Add(1)
 		p.mu.Unlock()
 		return BackPressured, ErrBackPressured
 	}

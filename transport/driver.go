@@ -484,8 +484,8 @@ type Publication struct {
 	mu           sync.Mutex // guards app and the offer counters
 	app          termAppender
 	offered      uint64
-	backPressure uint64
 	notConnected uint64
+	backPressure atomic.Uint64
 
 	producerPos atomic.Int64
 	pubLimit    atomic.Int64
@@ -524,6 +524,13 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 	if len(msg) > p.maxMsg {
 		return AdminAction, ErrMessageTooLarge
 	}
+	// A back-pressured producer retrying in a loop takes no lock: the
+	// tail (stale only towards lower values) plus the frame already
+	// exceeds the limit.
+	if p.ipc == nil && p.connected.Load() && p.producerPos.Load()+int64(framedLength(len(msg), p.maxPayload)) > p.pubLimit.Load() {
+		p.backPressure.Add(1)
+		return BackPressured, ErrBackPressured
+	}
 	p.mu.Lock()
 	limit, connected := p.limit()
 	if !connected {
@@ -533,7 +540,7 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 	}
 	req := p.app.required(len(msg))
 	if req > limit {
-		p.backPressure++
+		p.backPressure.Add(1)
 		p.mu.Unlock()
 		return BackPressured, ErrBackPressured
 	}
@@ -626,7 +633,7 @@ func (p *Publication) LocalAddr() string {
 func (p *Publication) Stats() PublicationStats {
 	st := PublicationStats{SessionID: p.sessionID, StreamID: p.streamID, Connected: p.IsConnected(), Position: p.producerPos.Load()}
 	p.mu.Lock()
-	st.MessagesOffered, st.BackPressureEvents, st.NotConnectedEvents = p.offered, p.backPressure, p.notConnected
+	st.MessagesOffered, st.BackPressureEvents, st.NotConnectedEvents = p.offered, p.backPressure.Load(), p.notConnected
 	p.mu.Unlock()
 	if p.snd == nil {
 		st.SenderPosition = st.Position
