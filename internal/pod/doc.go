@@ -44,7 +44,12 @@
 // # Delivery guarantee
 //
 // Acks cover only positions inside a durable snapshot: the snapshot loop
-// saves the graph's states through cluster.Save every --snapshot-interval and,
+// saves the graph's states through cluster.Save every --snapshot-interval (a
+// subscriber, whose snapshot is only its tally, every 25 ms while values
+// arrive: a publisher can release its outbox only as fast as acks come, so
+// throughput is bounded by about outbox capacity / ack interval), at once
+// after a membership change (to re-replicate when a replica holder was
+// replaced), and,
 // when Save reports a replica acknowledged it, the logger tally in that
 // snapshot becomes what acks report. A subscriber with no live peer has no
 // durable snapshot (cluster DurableAlone is off for subscribers) and acks

@@ -58,6 +58,10 @@ type FinalState struct {
 	LastApplied  int64 `json:"last_applied_unix_nano"`
 }
 
+// fastSnapshot is the shortest interval between a subscriber's snapshots
+// while values arrive.
+const fastSnapshot = 25 * time.Millisecond
+
 // ErrFinishTimeout: the subscriber finished but its final snapshot did not
 // become durable in time.
 var ErrFinishTimeout = errors.New("pod: final snapshot not durable in time")
@@ -360,6 +364,17 @@ func (p *Pod) Run(ctx context.Context) error {
 	_, viewVer := p.view.Load()
 	viewTick := time.NewTicker(50 * time.Millisecond) // view changes are polled
 	defer viewTick.Stop()
+	// A subscriber's snapshot is small (its tally), and its publishers can
+	// release their outboxes only as fast as it acks durable snapshots: it
+	// snapshots every fastSnapshot while values arrive, and every
+	// SnapshotInterval otherwise.
+	var fastC <-chan time.Time
+	var lastApplied uint64
+	if p.subSide != nil && p.cfg.SnapshotInterval > fastSnapshot {
+		fast := time.NewTicker(fastSnapshot)
+		defer fast.Stop()
+		fastC = fast.C
+	}
 	var runErr error
 	done := false
 	for !done {
@@ -383,6 +398,10 @@ func (p *Pod) Run(ctx context.Context) error {
 		case <-snapTick.C:
 			snapWanted = true
 		case <-viewTick.C:
+		case <-fastC:
+			if a := p.subSide.applied.Load(); a != lastApplied {
+				lastApplied, snapWanted = a, true
+			}
 		case <-snapDone:
 			snapBusy = false
 		}

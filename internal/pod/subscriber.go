@@ -113,6 +113,7 @@ type subscriber struct {
 	// (unix ns; 0: none), for throughput figures.
 	firstApply atomic.Int64
 	lastApply  atomic.Int64
+	applied    atomic.Uint64 // logger batches applied (snapshot trigger)
 
 	connsMu sync.Mutex
 	conns   map[string]*ackConn
@@ -526,6 +527,7 @@ func (s *subscriber) logger(ctx *actors.Context) error {
 			st.NextPos = pos + 1
 		}
 		s.results.Commit(n)
+		s.applied.Add(1)
 		if ns := now.UnixNano(); s.firstApply.Load() == 0 {
 			s.firstApply.Store(ns)
 			s.lastApply.Store(ns)
