@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"net/netip"
 	"runtime"
 	"time"
 )
@@ -111,6 +112,11 @@ type pendingEvent struct {
 	ev  imageEvent
 }
 
+// directMin: data datagrams at least this long are read straight into
+// their image's log while they keep arriving in order (one system call
+// per datagram, no copy); shorter ones are read in batches and copied.
+var directMin = 16 << 10
+
 // loop reads the endpoint's socket with a deadline set to the receiver
 // core's next timer, feeds every datagram to the core and dispatches image
 // events outside the lock.
@@ -119,8 +125,37 @@ func (e *endpoint) loop() {
 	var armed int64 = -1
 	var evs []pendingEvent
 	var sigs []*Subscription
+	var direct *image // read its next datagram into its log (see directSlot)
+	var scratch []byte
+	addSig := func(b []byte) {
+		if len(b) > hdrLen && (getType(b) == typeData || getType(b) == typePad) {
+			if s := e.subs[getI32(b, 16)]; s != nil && (len(sigs) == 0 || sigs[len(sigs)-1] != s) {
+				sigs = append(sigs, s)
+			}
+		}
+	}
 	for {
-		n, err := rd.read()
+		var slot []byte
+		if direct != nil {
+			e.mu.Lock()
+			if e.core.images[imageKey{direct.sessionID, direct.streamID}] == direct {
+				slot = direct.directSlot()
+			}
+			e.mu.Unlock()
+			if slot == nil {
+				direct = nil
+			}
+		}
+		var n, dn int
+		var dsrc netip.AddrPort
+		var err error
+		if slot != nil {
+			// Only this goroutine writes the log at or above hwm, so the
+			// slot stays valid while the lock is released.
+			dn, dsrc, err = e.conn.readFrom(slot)
+		} else {
+			n, err = rd.read()
+		}
 		if err != nil && !isTimeout(err) {
 			if isClosed(err) {
 				return
@@ -130,13 +165,32 @@ func (e *endpoint) loop() {
 		now := e.d.now()
 		sigs = sigs[:0]
 		e.mu.Lock()
+		if slot != nil && err == nil {
+			b := slot[:dn]
+			handled, stored := e.core.onDatagramInPlace(direct, b, dsrc, now, e.out)
+			if !stored {
+				if !handled {
+					if scratch == nil {
+						scratch = make([]byte, 1<<16)
+					}
+					b = scratch[:copy(scratch, b)]
+				}
+				direct.restoreSlot(slot, dn)
+				if !handled {
+					e.core.onDatagram(b, dsrc, now, e.out)
+				}
+			}
+			addSig(b)
+			if !stored || dn < directMin {
+				direct = nil
+			}
+		}
 		for i := 0; i < n; i++ {
 			b, src := rd.datagram(i)
 			e.core.onDatagram(b, src, now, e.out)
-			if len(b) > hdrLen && (getType(b) == typeData || getType(b) == typePad) {
-				if s := e.subs[getI32(b, 16)]; s != nil && (len(sigs) == 0 || sigs[len(sigs)-1] != s) {
-					sigs = append(sigs, s)
-				}
+			addSig(b)
+			if i == n-1 {
+				direct = e.directCandidate(b)
 			}
 		}
 		if now >= e.core.next {
@@ -170,6 +224,20 @@ func (e *endpoint) loop() {
 			armed = next
 		}
 	}
+}
+
+// directCandidate returns the image a long data datagram b was stored in
+// when the image has no gap, so its next datagram can be read in place.
+// Called with e.mu held.
+func (e *endpoint) directCandidate(b []byte) *image {
+	if len(b) < directMin || getType(b) != typeData || checkDatagram(b) != dropNone {
+		return nil
+	}
+	img := e.core.images[imageKey{getI32(b, 12), getI32(b, 16)}]
+	if img == nil || img.rebuildPos != img.hwm {
+		return nil
+	}
+	return img
 }
 
 // shutdownIfEmpty closes the endpoint when no subscription and no image

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -286,32 +287,53 @@ func TestSeveralPublishersOneSubscription(t *testing.T) {
 }
 
 // TestLossyRelay streams through a UDP relay on 127.0.0.1 that drops,
-// duplicates and reorders datagrams in both directions.
+// duplicates and reorders datagrams in both directions. With MTU 65504
+// and a low directMin the receiver also reads in-order datagrams straight
+// into the image (and must recover when a datagram read there belongs
+// elsewhere).
 func TestLossyRelay(t *testing.T) {
-	checkNoLeak(t)
-	cfg := testConfig()
-	ds := newTestDriver(t, cfg)
-	sub, err := ds.AddSubscription("aeron:udp?endpoint=127.0.0.1:0", 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay := startRelay(t, netip.MustParseAddrPort(sub.LocalAddr()), 7)
-	dp := newTestDriver(t, cfg)
-	pub, err := dp.AddPublication("aeron:udp?endpoint="+relay.front.LocalAddr().String()+"|mtu=1408", 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, "connection through relay", pub.IsConnected)
-	n := 20000
-	if raceEnabled {
-		n = 5000
-	}
-	streamTest(t, pub, sub, n, 4)
-	relay.stop()
-	ps := pub.Stats()
-	if relay.dropped.Load() == 0 || relay.duplicated.Load() == 0 || relay.reordered.Load() == 0 || ps.Retransmits == 0 || sub.Stats().NAKsSent == 0 {
-		t.Fatalf("relay did not exercise loss: dropped %d dup %d reordered %d, pub %+v",
-			relay.dropped.Load(), relay.duplicated.Load(), relay.reordered.Load(), ps)
+	for _, mtu := range []int{1408, 65504} {
+		t.Run(fmt.Sprintf("mtu%d", mtu), func(t *testing.T) {
+			if mtu > 8192 {
+				old := directMin
+				directMin = 2048
+				t.Cleanup(func() { directMin = old }) // after the drivers closed
+			}
+			checkNoLeak(t)
+			cfg := testConfig()
+			ds := newTestDriver(t, cfg)
+			sub, err := ds.AddSubscription("aeron:udp?endpoint=127.0.0.1:0", 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			relay := startRelay(t, netip.MustParseAddrPort(sub.LocalAddr()), 7)
+			dp := newTestDriver(t, cfg)
+			pub, err := dp.AddPublication(fmt.Sprintf("aeron:udp?endpoint=%s|mtu=%d", relay.front.LocalAddr(), mtu), 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 20*time.Second, "connection through relay", pub.IsConnected)
+			n := 20000
+			if raceEnabled {
+				n = 5000
+			}
+			streamTest(t, pub, sub, n, 4)
+			relay.stop()
+			ps := pub.Stats()
+			if relay.dropped.Load() == 0 || relay.duplicated.Load() == 0 || relay.reordered.Load() == 0 || ps.Retransmits == 0 || sub.Stats().NAKsSent == 0 {
+				t.Fatalf("relay did not exercise loss: dropped %d dup %d reordered %d, pub %+v",
+					relay.dropped.Load(), relay.duplicated.Load(), relay.reordered.Load(), ps)
+			}
+			if mtu > 8192 {
+				sub.ep.mu.Lock()
+				inPlace, dgrams := sub.ep.core.c.inPlace, sub.ep.core.c.datagrams
+				sub.ep.mu.Unlock()
+				if inPlace == 0 || inPlace == dgrams {
+					t.Fatalf("in-place reads not exercised: %d of %d datagrams", inPlace, dgrams)
+				}
+				t.Logf("%d of %d datagrams stored in place", inPlace, dgrams)
+			}
+		})
 	}
 }
 

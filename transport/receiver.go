@@ -114,6 +114,7 @@ type endpointCounters struct {
 	setupRequests uint64
 	rejectedSetup uint64
 	datagrams     uint64
+	inPlace       uint64 // data datagrams stored where they were read
 }
 
 type recvEndpoint struct {
@@ -168,7 +169,7 @@ func (e *recvEndpoint) onDatagram(b []byte, src netip.AddrPort, now int64, out o
 			e.c.setupRequests++
 			return
 		}
-		img.onData(b, src, now)
+		img.onData(b, src, now, false)
 		e.imageWork(img, now, out)
 	case typeSetup:
 		e.onSetup(b, src, now, out)
@@ -225,21 +226,74 @@ func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outF
 	e.imageWork(img, now, out) // first SM at once
 }
 
-// onData inserts a data datagram (already validated by checkDatagram).
-func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
+// directSlot returns where the next in-order datagram of img goes in its
+// log (at hwm), 64 KiB long so no datagram can be truncated, or nil when
+// the rebuild has a gap or the term has less room left. Reading a datagram
+// there saves copying it; onDatagramInPlace then accepts it or the caller
+// restores the slot with restoreSlot. Writing there is safe: nothing is
+// stored at or above hwm, and hwm + 64 KiB − 3T lies below the subscriber
+// (hwm ≤ its position + T/2, T ≥ 64 KiB).
+func (img *image) directSlot() []byte {
+	l := img.log
+	off := int(l.termOffset(img.hwm))
+	if img.state != imgActive || img.rebuildPos != img.hwm || int(l.termLen)-off < 1<<16 {
+		return nil
+	}
+	return l.termAt(img.hwm)[off : off+1<<16]
+}
+
+// restoreSlot zeroes what a datagram of n bytes read into directSlot (at
+// hwm) overwrote below zeroedTo.
+func (img *image) restoreSlot(slot []byte, n int) {
+	if z := img.zeroedTo - img.hwm; z > 0 {
+		clear(slot[:min(int64(n), z)])
+	}
+}
+
+// onDatagramInPlace handles a datagram read into img's directSlot, which
+// must be unchanged since. It reports whether the datagram was handled
+// (a data datagram of img's stream at exactly hwm: counted, and stored or
+// rejected by the image checks) and whether it was stored; when it was not
+// stored the caller restores the slot, and when it was not handled also
+// passes a copy to onDatagram.
+func (e *recvEndpoint) onDatagramInPlace(img *image, b []byte, src netip.AddrPort, now int64, out outFunc) (handled, stored bool) {
+	if checkDatagram(b) != dropNone || getType(b) != typeData || len(b) < hdrLen || getFrameLength(b) <= 0 ||
+		getI32(b, 12) != img.sessionID || getI32(b, 16) != img.streamID {
+		return false, false
+	}
+	key := imageKey{img.sessionID, img.streamID}
+	if st := e.streams[key.stream]; st == nil || st.closed || st != img.sub || e.images[key] != img {
+		return false, false
+	}
+	if pos, ok := img.log.position(getI32(b, 20), getI32(b, 8)); !ok || pos != img.hwm {
+		return false, false
+	}
+	e.c.datagrams++
+	stored = img.onData(b, src, now, true)
+	if stored {
+		e.c.inPlace++
+	}
+	e.imageWork(img, now, out)
+	return true, stored
+}
+
+// onData inserts a data datagram (already validated by checkDatagram) and
+// reports whether it was stored. inPlace: b already lies where it belongs
+// in the log (read there by the runner, see directSlot).
+func (img *image) onData(b []byte, src netip.AddrPort, now int64, inPlace bool) bool {
 	l := img.log
 	T := l.termLen
 	termOff, termID := getI32(b, 8), getI32(b, 20)
 	pos, ok := l.position(termID, termOff)
 	if !ok || termOff < 0 || termOff >= T || termOff%frameAlign != 0 {
 		img.c.overruns++
-		return
+		return false
 	}
 	fl := getFrameLength(b)
 	if len(b) == heartbeatLen && fl == 0 {
 		if pos < img.lastSMPos-int64(T) || overrun(pos, img.lastSMPos, T) {
 			img.c.overruns++
-			return
+			return false
 		}
 		img.c.heartbeats++
 		img.lastPacket = now
@@ -249,7 +303,7 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 			img.eos = true
 		}
 		img.advance()
-		return
+		return false
 	}
 	// Walk the frames: consistent offsets, one session/stream/term, and
 	// the extent they cover (a PAD covers up to the term end).
@@ -265,31 +319,37 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 	})
 	if !ok || int64(termOff)+int64(extent) > int64(T) || int(termOff)+len(b) > int(T) {
 		img.c.overruns++
-		return
+		return false
 	}
 	end := pos + int64(extent)
 	if pos < img.lastSMPos || pos < img.rebuildPos {
 		img.c.duplicates++ // under-run: already consumed
-		return
+		return false
 	}
 	if overrun(pos+int64(len(b)), img.lastSMPos, T) {
 		img.c.overruns++
-		return
+		return false
 	}
 	img.lastPacket = now
 	term := l.termAt(pos)
-	if pos < img.zeroedTo && getFrameLength(term[termOff:]) != 0 {
-		img.c.duplicates++
-		return
+	// Only the frames are stored, not bytes trailing them.
+	w := min(len(b), int(extent))
+	if inPlace {
+		clear(term[int(termOff)+w : int(termOff)+len(b)])
+	} else {
+		if pos < img.zeroedTo && getFrameLength(term[termOff:]) != 0 {
+			img.c.duplicates++
+			return false
+		}
+		// Stale bytes between the clean region and this datagram are
+		// zeroed (a gap the NAK scan must see as empty); the datagram's
+		// own bytes are overwritten, so only what its extent covers beyond
+		// them (a PAD to the term end) is zeroed after the copy.
+		img.zeroUpTo(pos)
+		copy(term[int(termOff)+4:int(termOff)+w], b[4:w])
+		putI32(term, int(termOff), fl) // frame_length last
 	}
-	// Stale bytes between the clean region and this datagram are zeroed
-	// (a gap the NAK scan must see as empty); the datagram's own bytes
-	// are overwritten, so only what its extent covers beyond them (a PAD
-	// to the term end) is zeroed after the copy.
-	img.zeroUpTo(pos)
-	copy(term[int(termOff)+4:], b[4:])
-	putI32(term, int(termOff), fl) // frame_length last
-	if tail := pos + int64(len(b)); end > tail && end > img.zeroedTo {
+	if tail := pos + int64(w); end > tail && end > img.zeroedTo {
 		img.zeroedTo = max(img.zeroedTo, tail)
 		img.zeroUpTo(end)
 	}
@@ -299,6 +359,7 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64) {
 	img.c.frames += frames
 	img.hwm = max(img.hwm, end)
 	img.advance()
+	return true
 }
 
 // zeroUpTo zeroes the log from zeroedTo up to position to (term by term)
