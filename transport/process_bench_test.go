@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,11 +95,13 @@ func BenchmarkTwoProcess(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				b.ResetTimer()
+				var bo backoff
 				for i := 0; i < b.N; {
 					if _, err := pub.Offer(msg); err == nil {
 						i++
+						bo = 0
 					} else {
-						runtime.Gosched()
+						bo.idle()
 					}
 				}
 				if !lines.Scan() || !strings.HasPrefix(lines.Text(), "done") {
