@@ -72,7 +72,13 @@
 // timers, and a control goroutine blocks on the publication's socket; per
 // subscribed endpoint one goroutine blocks on the socket with a read deadline
 // set to the next protocol timer. On Linux (amd64, arm64) datagrams are
-// read and sent in batches with recvmmsg/sendmmsg. Offer wakes the sender
+// read and sent in batches with recvmmsg/sendmmsg, and runs of equal-length
+// data datagrams go down as one UDP GSO (UDP_SEGMENT) entry that the
+// kernel cuts into the same datagrams (one entry per datagram if the
+// kernel refuses it). Data datagrams of 16 KiB and more that arrive in
+// order are read straight into the image's log, one system call each and
+// no copy; the receiver zeroes the log lazily just ahead of what arrived
+// instead of whole terms. Offer wakes the sender
 // through a channel of capacity 1 only when it is idle; Subscription.Wait
 // and Notify are woken by the endpoint goroutine when data arrives.
 // Config.SpinIdle trades CPU for latency on the send side.

@@ -139,6 +139,9 @@ const (
 
 var cmsgSpace = syscall.CmsgSpace(2)
 
+// useGSO lets tests and benchmarks compare with GSO off.
+var useGSO = true
+
 func newDatagramWriter(u *udpConn, to netip.AddrPort) datagramWriter {
 	rc, err := u.c.SyscallConn()
 	if err != nil {
@@ -170,7 +173,7 @@ func newDatagramWriter(u *udpConn, to netip.AddrPort) datagramWriter {
 	}
 	_ = rc.Control(func(fd uintptr) {
 		_, err := syscall.GetsockoptInt(int(fd), solUDP, udpSegment)
-		w.gso = err == nil
+		w.gso = useGSO && err == nil
 	})
 	return w
 }
