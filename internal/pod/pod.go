@@ -89,13 +89,14 @@ type Pod struct {
 	// goroutine) once Run has built them.
 	running atomic.Pointer[runningPod]
 
-	ready    atomic.Bool
-	epoch    atomic.Uint64
-	boot     *cluster.Boot
-	snapVer  uint64
-	snapMu   sync.Mutex // serialises Save calls
-	snapStat snapStats
-	wg       sync.WaitGroup
+	ready      atomic.Bool
+	epoch      atomic.Uint64
+	boot       *cluster.Boot
+	snapVer    uint64
+	snapMu     sync.Mutex // serialises Save calls; guards snapVer and snapWarned
+	snapWarned time.Time
+	snapStat   snapStats
+	wg         sync.WaitGroup
 
 	pubSide *publisher  // publisher pods
 	subSide *subscriber // subscriber pods
@@ -361,6 +362,7 @@ func (p *Pod) Run(ctx context.Context) error {
 	defer snapTick.Stop()
 	snapDone := make(chan struct{}, 1)
 	snapBusy, snapWanted := false, false
+	var snapCancel context.CancelFunc // cancels the Save in flight
 	_, viewVer := p.view.Load()
 	viewTick := time.NewTicker(50 * time.Millisecond) // view changes are polled
 	defer viewTick.Stop()
@@ -404,20 +406,28 @@ func (p *Pod) Run(ctx context.Context) error {
 			}
 		case <-snapDone:
 			snapBusy = false
+			snapCancel()
+			snapCancel = nil
 		}
 		// A membership change (a peer replaced, maybe the one holding this
 		// pod's replica) asks for a snapshot at once, so the state is
 		// replicated again before the next failure.
 		if _, ver := p.view.Load(); ver != viewVer {
 			viewVer, snapWanted = ver, true
+			// A Save in flight may be waiting for a peer that just died;
+			// give it up so the next one reaches the current peers.
+			if snapCancel != nil {
+				snapCancel()
+			}
 		}
 		if snapWanted && !snapBusy && !done {
 			snapWanted, snapBusy = false, true
+			// Bounded: a push to a peer that just died must not hold up
+			// the next snapshot (the pushes go on in the background; the
+			// next Save reaches the live peers).
+			sctx, cancel := context.WithTimeout(context.Background(), 3*p.cfg.SnapshotInterval+time.Second)
+			snapCancel = cancel
 			p.goTracked(func() {
-				// Bounded: a push to a peer that just died must not hold
-				// up the next snapshot (the pushes go on in the
-				// background; the next Save reaches the live peers).
-				sctx, cancel := context.WithTimeout(context.Background(), 3*p.cfg.SnapshotInterval+time.Second)
 				defer cancel()
 				p.snapshot(sctx)
 				snapDone <- struct{}{}
@@ -535,9 +545,12 @@ func (p *Pod) snapshot(ctx context.Context) bool {
 		p.snapStat.failures.Add(1)
 		if errors.Is(err, cluster.ErrNoReplica) {
 			p.snapStat.saved.Add(1)
-			p.log.Debug("pod: snapshot saved locally, not durable", "version", p.snapVer, "err", err)
-		} else {
-			p.log.Warn("pod: snapshot", "version", p.snapVer, "err", err)
+		}
+		// At most one line per 5 s: a pod without a durable snapshot
+		// acknowledges nothing, which an operator wants to know.
+		if time.Since(p.snapWarned) > 5*time.Second {
+			p.snapWarned = time.Now()
+			p.log.Warn("pod: snapshot not durable", "version", p.snapVer, "err", err, "failures", p.snapStat.failures.Load())
 		}
 		return false
 	}

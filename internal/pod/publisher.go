@@ -164,7 +164,7 @@ func (pb *publisher) build(g *actors.Graph, states map[string][]byte) error {
 	// subscribers drop what they already have); the heartbeat after the
 	// beats those values took.
 	pb.gen.Next = pb.st.Outbox.Last() + 1
-	pb.hb.Beats = (pb.gen.Next - 1 + uint64(batch) - 1) / uint64(batch)
+	pb.hb.Beats = (pb.gen.Next - 1) / uint64(batch) // a partial beat is beaten again
 	pb.log.Info("publisher: state", "next_seq", pb.gen.Next, "beats_done", pb.hb.Beats,
 		"outbox", pb.st.Outbox.Len(), "outbox_first", pb.st.Outbox.First(), "subscribers", len(pb.st.Subs), "total", pb.total)
 	return nil
@@ -215,17 +215,21 @@ func (pb *publisher) generator(ctx *actors.Context) error {
 		if !pb.beats.WaitAvailable(ctx, 1) {
 			return nil
 		}
-		if _, ok := pb.beats.TryPeek(); !ok {
+		b, ok := pb.beats.TryPeek()
+		if !ok {
 			continue
 		}
-		n := batch
+		// Beat N stands for the values up to seq N×Batch. After a restore
+		// the outbox may end inside a beat (the publishing actor takes what
+		// fits): the first beat then completes it, and a beat whose values
+		// already exist generates nothing.
+		end := b.N * batch
 		if pb.total > 0 {
-			switch {
-			case st.Next > pb.total:
-				n = 0
-			case st.Next+n-1 > pb.total:
-				n = pb.total - st.Next + 1
-			}
+			end = min(end, pb.total)
+		}
+		var n uint64
+		if end >= st.Next {
+			n = end - st.Next + 1
 		}
 		buf = buf[:0]
 		for i := uint64(0); i < n; i++ {

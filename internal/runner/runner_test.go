@@ -257,14 +257,18 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for _, bs := range []struct {
 		batch int
 		beats uint64
-	}{{1, 2_000_000}, {64, 80_000}, {1024, 8_000}} {
+	}{{1, 3_000_000}, {64, 200_000}, {1024, 15_000}} {
 		for _, chaos := range []bool{false, true} {
+			beats := bs.beats
+			if chaos {
+				beats *= 3 // long enough for several kills one second apart
+			}
 			name := fmt.Sprintf("batch=%d/chaos=%v", bs.batch, chaos)
 			b.Run(name, func(b *testing.B) {
 				for range b.N {
 					cfg := DefaultConfig()
 					cfg.BinDir, cfg.WorkDir, cfg.Quiet = binDir, b.TempDir(), true
-					cfg.Batch, cfg.Beats, cfg.Rate = bs.batch, bs.beats, time.Microsecond
+					cfg.Batch, cfg.Beats, cfg.Rate = bs.batch, beats, time.Microsecond
 					cfg.Outbox = 1 << 18
 					if chaos {
 						cfg.Kill, cfg.Kills, cfg.KillEvery = "alternate", 4, time.Second
