@@ -4,44 +4,22 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/steadfast-pods/steadfast/internal/fizzbuzz"
 )
 
-// Category is FizzBuzz's classification of a value.
-type Category uint8
+// Category is FizzBuzz's classification of a value (see internal/fizzbuzz).
+type Category = fizzbuzz.Category
 
 const (
-	Plain Category = iota
-	Fizz
-	Buzz
-	FizzBuzz
+	Plain    = fizzbuzz.Plain
+	Fizz     = fizzbuzz.Fizz
+	Buzz     = fizzbuzz.Buzz
+	FizzBuzz = fizzbuzz.FizzBuzz
 )
 
-func (c Category) String() string {
-	switch c {
-	case Plain:
-		return "value"
-	case Fizz:
-		return "fizz"
-	case Buzz:
-		return "buzz"
-	case FizzBuzz:
-		return "fizzbuzz"
-	}
-	return "category(?)"
-}
-
 // Classify is FizzBuzz: 15 → FizzBuzz, 3 → Fizz, 5 → Buzz, else the value.
-func Classify(v uint64) Category {
-	switch {
-	case v%15 == 0:
-		return FizzBuzz
-	case v%3 == 0:
-		return Fizz
-	case v%5 == 0:
-		return Buzz
-	}
-	return Plain
-}
+func Classify(v uint64) Category { return fizzbuzz.Classify(v) }
 
 // Line renders a value the way the logger prints it.
 func Line(v uint64, c Category) string {
@@ -202,39 +180,11 @@ func (t *Tally) Clone() *Tally {
 }
 
 // Expect is the closed form of a complete stream 1..N.
-type Expect struct {
-	Count, Fizz, Buzz, FizzBuzz, Plain, PlainSum uint64
-}
-
-func tri(k uint64) uint64 { return k * (k + 1) / 2 }
+type Expect fizzbuzz.Counts
 
 // Expected returns the counts for values 1..n, minus the excluded values
 // (dead letters, each a distinct value in 1..n).
-func Expected(n uint64, excluded []uint64) Expect {
-	e := Expect{
-		Count:    n,
-		FizzBuzz: n / 15,
-		Fizz:     n/3 - n/15,
-		Buzz:     n/5 - n/15,
-		Plain:    n - n/3 - n/5 + n/15,
-		PlainSum: tri(n) - 3*tri(n/3) - 5*tri(n/5) + 15*tri(n/15),
-	}
-	for _, v := range excluded {
-		e.Count--
-		switch Classify(v) {
-		case Fizz:
-			e.Fizz--
-		case Buzz:
-			e.Buzz--
-		case FizzBuzz:
-			e.FizzBuzz--
-		default:
-			e.Plain--
-			e.PlainSum -= v
-		}
-	}
-	return e
-}
+func Expected(n uint64, excluded []uint64) Expect { return Expect(fizzbuzz.Expected(n, excluded)) }
 
 // CheckResult is the verdict of the closed-form check for one publisher's stream at one
 // subscriber.

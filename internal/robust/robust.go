@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/steadfast-pods/steadfast/actors"
+	"github.com/steadfast-pods/steadfast/internal/fizzbuzz"
 )
 
 // Actor names.
@@ -33,14 +34,15 @@ const (
 	Logger    = "logger"
 )
 
-// Kind is a FizzBuzz category.
-type Kind uint8
+// Kind is a FizzBuzz category (internal/fizzbuzz's, with this package's
+// String).
+type Kind fizzbuzz.Category
 
 const (
-	Plain Kind = iota
-	Fizz
-	Buzz
-	FizzBuzz
+	Plain    = Kind(fizzbuzz.Plain)
+	Fizz     = Kind(fizzbuzz.Fizz)
+	Buzz     = Kind(fizzbuzz.Buzz)
+	FizzBuzz = Kind(fizzbuzz.FizzBuzz)
 )
 
 func (k Kind) String() string {
@@ -48,17 +50,7 @@ func (k Kind) String() string {
 }
 
 // Classify is FizzBuzz: 15 → FizzBuzz, 3 → Fizz, 5 → Buzz, else the value.
-func Classify(v uint64) Kind {
-	switch {
-	case v%15 == 0:
-		return FizzBuzz
-	case v%3 == 0:
-		return Fizz
-	case v%5 == 0:
-		return Buzz
-	}
-	return Plain
-}
+func Classify(v uint64) Kind { return Kind(fizzbuzz.Classify(v)) }
 
 // Beat is one heartbeat.
 type Beat struct{ N uint64 }
@@ -93,36 +85,20 @@ func (s *LoggerState) Total() uint64 { return s.FizzBuzz + s.Fizz + s.Buzz + s.P
 
 // Expected returns the logger state for values 1..n without the values in
 // skip: the closed form ⌊n/15⌋, ⌊n/3⌋−⌊n/15⌋, ⌊n/5⌋−⌊n/15⌋, minus the
-// skipped values' categories. LastSeq, Gaps and Replayed are left zero.
+// skipped values' categories (values outside 1..n and repeats are
+// ignored). LastSeq, Gaps and Replayed are left zero.
 func Expected(n uint64, skip ...uint64) LoggerState {
-	s := LoggerState{
-		FizzBuzz: n / 15,
-		Fizz:     n/3 - n/15,
-		Buzz:     n/5 - n/15,
-	}
-	s.Plain = n - s.FizzBuzz - s.Fizz - s.Buzz
-	// sum of 1..n minus the multiples of 3 or 5
-	m := func(k uint64) uint64 { c := n / k; return k * c * (c + 1) / 2 }
-	s.PlainSum = n*(n+1)/2 - m(3) - m(5) + m(15)
+	var excluded []uint64
 	seen := map[uint64]bool{}
 	for _, v := range skip {
 		if v < 1 || v > n || seen[v] {
 			continue
 		}
 		seen[v] = true
-		switch Classify(v) {
-		case FizzBuzz:
-			s.FizzBuzz--
-		case Fizz:
-			s.Fizz--
-		case Buzz:
-			s.Buzz--
-		default:
-			s.Plain--
-			s.PlainSum -= v
-		}
+		excluded = append(excluded, v)
 	}
-	return s
+	e := fizzbuzz.Expected(n, excluded)
+	return LoggerState{FizzBuzz: e.FizzBuzz, Fizz: e.Fizz, Buzz: e.Buzz, Plain: e.Plain, PlainSum: e.PlainSum}
 }
 
 // Options configure a Pipeline.
