@@ -49,13 +49,14 @@ type Cluster struct {
 	meta   []byte // guarded by metaMu; returned by NodeMeta
 
 	mu            sync.Mutex
-	started       bool              // guarded by mu; Start was called
-	epoch         uint64            // guarded by mu; 0 until Start chose it
-	nodes         map[string]*node  // guarded by mu; alive memberlist nodes by name
-	view          map[string]Member // guarded by mu; live view by name
-	pending       []Event           // guarded by mu; coalesced, at most one per name
-	fencedErr     error             // guarded by mu; set once when fenced
-	restoreSource string            // guarded by mu
+	started       bool                    // guarded by mu; Start was called
+	epoch         uint64                  // guarded by mu; 0 until Start chose it
+	nodes         map[string]*node        // guarded by mu; alive memberlist nodes by name
+	view          map[string]Member       // guarded by mu; live view by name
+	pending       []Event                 // guarded by mu; coalesced, at most one per name
+	fencedErr     error                   // guarded by mu; set once when fenced
+	restoreSource string                  // guarded by mu
+	watchers      map[*viewWatch]struct{} // guarded by mu; woken by recompute (Save)
 
 	wake   chan struct{} // capacity 1: "the view changed"
 	fenced chan struct{} // closed when fenced
@@ -132,20 +133,21 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: boot id: %w", err)
 	}
 	c := &Cluster{
-		cfg:     cfg,
-		log:     lg,
-		name:    cfg.NodeID + "#" + hex.EncodeToString(boot[:4]),
-		nextReq: binary.BigEndian.Uint64(boot[4:]) >> 1,
-		store:   st,
-		epochs:  NewEpochTracker(),
-		nodes:   make(map[string]*node),
-		view:    make(map[string]Member),
-		wake:    make(chan struct{}, 1),
-		fenced:  make(chan struct{}),
-		inbox:   make(chan []byte, inboxDepth),
-		sends:   make(chan struct{}, maxReplySenders),
-		waiting: make(map[uint64]chan []byte),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		log:      lg,
+		name:     cfg.NodeID + "#" + hex.EncodeToString(boot[:4]),
+		nextReq:  binary.BigEndian.Uint64(boot[4:]) >> 1,
+		store:    st,
+		epochs:   NewEpochTracker(),
+		nodes:    make(map[string]*node),
+		view:     make(map[string]Member),
+		watchers: make(map[*viewWatch]struct{}),
+		wake:     make(chan struct{}, 1),
+		fenced:   make(chan struct{}),
+		inbox:    make(chan []byte, inboxDepth),
+		sends:    make(chan struct{}, maxReplySenders),
+		waiting:  make(map[uint64]chan []byte),
+		done:     make(chan struct{}),
 	}
 	c.st.rejects = make(map[string]uint64)
 	c.setMeta(0)
@@ -688,24 +690,65 @@ func (c *Cluster) request(ctx context.Context, n *node, build func(req uint64) [
 	case r := <-ch:
 		return r, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx) // errPeerGone when Save gave up on the peer
 	case <-c.done:
 		return nil, ErrClosed
 	}
 }
 
+// errPeerGone fails a push whose peer left the live view (declared dead,
+// left, fenced, or superseded by a higher epoch of its node id) before it
+// acknowledged. Save wraps it in its ErrNoReplica error.
+var errPeerGone = errors.New("cluster: peer left the live view before acknowledging")
+
+// viewWatch is a wake-up (capacity 1) that recompute sends on after every
+// change of the live view; the receiver reads the view afresh.
+type viewWatch struct{ ch chan struct{} }
+
+// watchView registers a wake-up for changes of the live view; call the
+// returned function to unregister it.
+func (c *Cluster) watchView() (<-chan struct{}, func()) {
+	w := &viewWatch{ch: make(chan struct{}, 1)}
+	c.mu.Lock()
+	c.watchers[w] = struct{}{}
+	c.mu.Unlock()
+	return w.ch, func() {
+		c.mu.Lock()
+		delete(c.watchers, w)
+		c.mu.Unlock()
+	}
+}
+
+// inView reports whether the incarnation name is in the live view.
+func (c *Cluster) inView(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.view[name]
+	return ok
+}
+
 // Save writes snap to the data dir and pushes it to up to Replicas live
 // peers. It returns once the snapshot is written locally and MinAcks peers
-// (default 1; fewer if fewer were pushed to) have acknowledged that they
+// (default 1; fewer if fewer were live) have acknowledged that they
 // persisted it, or, when there is no live peer and Config.DurableAlone is
 // set, once it is written locally. Pushes to further peers continue in the
 // background. Calls should not overlap; if they do, a peer holding a newer
 // version of the same epoch counts as an acknowledgement of the older.
 //
+// A push fails at once when its peer leaves the live view (declared dead,
+// left, fenced, or superseded by a higher epoch of its node id), without
+// waiting for ReplicaTimeout. While fewer than MinAcks peers have
+// acknowledged, every failed push (that one or any other) is replaced by a
+// push to the next live peer in rendezvous order that this Save has not
+// pushed to yet, keeping up to Replicas pushes in flight. When no push is
+// left and no untried live peer remains, Save returns: durable if at least
+// one peer acknowledged, ErrNoReplica otherwise. Save also stops as soon as
+// this incarnation is fenced.
+//
 // snap must carry this node's id and the epoch chosen by Start, and must
 // not be older than the last saved one. Errors: ErrNotStarted, ErrFenced
-// (wrapped), ErrSnapshot, codec.ErrTooLarge, ErrNoReplica (the local write
-// happened), ctx.Err(), ErrClosed.
+// (wrapped), ErrSnapshot, codec.ErrTooLarge, ErrNoReplica (wrapped with
+// each peer's failure; the local write happened), ctx.Err(), ErrClosed.
 func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, error) {
 	t0 := time.Now()
 	c.mu.Lock()
@@ -738,7 +781,14 @@ func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, erro
 	}()
 
 	d := Durable{Epoch: snap.Epoch, Version: snap.Version}
-	peers := c.replicaPeers()
+	// Watch before choosing the peers: a peer that leaves after being
+	// chosen always wakes this Save up.
+	changes, unwatch := c.watchView()
+	defer unwatch()
+	peers := c.rankedPeers(nil)
+	if len(peers) > c.cfg.Replicas {
+		peers = peers[:c.cfg.Replicas]
+	}
 	if len(peers) == 0 {
 		if c.cfg.DurableAlone {
 			d.Alone = true
@@ -746,35 +796,112 @@ func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, erro
 		}
 		return d, fmt.Errorf("%w: no live peer", ErrNoReplica)
 	}
+	need := min(c.cfg.MinAcks, len(peers))
+
+	type attempt struct {
+		peer   *node
+		cancel context.CancelCauseFunc
+		done   bool
+	}
 	type result struct {
-		id  string
+		i   int // index in attempts
 		err error
 	}
-	results := make(chan result, len(peers))
-	for _, p := range peers {
+	var (
+		attempts []*attempt
+		tried    = make(map[string]bool) // incarnation names pushed to
+		pending  int
+		errs     []error
+		results  = make(chan result)
+		saveDone = make(chan struct{})
+	)
+	defer close(saveDone) // pushes still running report to nobody
+	start := func(p *node) {
+		i := len(attempts)
+		pctx, cancel := context.WithCancelCause(context.Background())
+		a := &attempt{peer: p, cancel: cancel}
+		attempts = append(attempts, a)
+		tried[p.name] = true
+		pending++
 		ok := c.goTracked(func() {
-			pctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicaTimeout)
-			defer cancel()
-			results <- result{p.meta.nodeID, c.push(pctx, p, snap, raw)}
+			tctx, tcancel := context.WithTimeout(pctx, c.cfg.ReplicaTimeout)
+			err := c.push(tctx, p, snap, raw)
+			tcancel()
+			cancel(nil)
+			select {
+			case results <- result{i, err}:
+			case <-saveDone:
+			}
 		})
 		if !ok {
-			results <- result{p.meta.nodeID, ErrClosed}
+			cancel(nil)
+			a.done = true
+			pending--
+			errs = append(errs, fmt.Errorf("%s: %w", p.meta.nodeID, ErrClosed))
 		}
 	}
-	var errs []error
-	for range peers {
+	fail := func(a *attempt, err error) {
+		a.done = true
+		pending--
+		errs = append(errs, fmt.Errorf("%s: %w", a.peer.meta.nodeID, err))
+	}
+	// refill replaces failed pushes while acknowledgements are missing.
+	refill := func() {
+		if len(d.Replicas) >= need || pending+len(d.Replicas) >= c.cfg.Replicas {
+			return
+		}
+		for _, p := range c.rankedPeers(tried) {
+			if pending+len(d.Replicas) >= c.cfg.Replicas {
+				return
+			}
+			c.log.Info("cluster: pushing the snapshot to another peer", "peer", p.name,
+				"version", snap.Version, "acks", len(d.Replicas), "failed", len(errs))
+			start(p)
+		}
+	}
+	for _, p := range peers {
+		start(p)
+	}
+	refill() // a push that could not start
+	for pending > 0 {
 		select {
 		case r := <-results:
+			a := attempts[r.i]
+			if a.done {
+				continue // already failed when its peer left the view
+			}
 			if r.err == nil {
-				d.Replicas = append(d.Replicas, r.id)
-				if len(d.Replicas) >= min(c.cfg.MinAcks, len(peers)) {
+				a.done = true
+				pending--
+				d.Replicas = append(d.Replicas, a.peer.meta.nodeID)
+				if len(d.Replicas) >= need {
 					return d, nil
 				}
 				continue
 			}
-			errs = append(errs, fmt.Errorf("%s: %w", r.id, r.err))
+			fail(a, r.err)
+			refill()
+		case <-changes:
+			if err := c.Err(); err != nil {
+				return d, err
+			}
+			gone := false
+			for _, a := range attempts {
+				if !a.done && !c.inView(a.peer.name) {
+					a.cancel(errPeerGone) // its goroutine stops waiting for the ack
+					fail(a, errPeerGone)
+					gone = true
+					c.log.Info("cluster: replica peer left the live view during a push", "peer", a.peer.name,
+						"version", snap.Version, "after", time.Since(t0))
+				}
+			}
+			if gone {
+				refill()
+			}
 		case <-ctx.Done():
 			return d, ctx.Err()
+		case <-c.done:
+			return d, ErrClosed
 		}
 	}
 	if len(d.Replicas) > 0 {
@@ -807,14 +934,16 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 	return nil
 }
 
-// replicaPeers picks up to Replicas live peers by rendezvous hashing on
-// (this node id, peer node id), so that a node keeps its replicas on the
-// same peers while membership is stable.
-func (c *Cluster) replicaPeers() []*node {
+// rankedPeers returns the live peers not in skip (incarnation names),
+// ordered by rendezvous hashing on (this node id, peer node id): Save
+// pushes to the first Replicas of them, so that a node keeps its replicas
+// on the same peers while membership is stable, and falls back to the next
+// ones.
+func (c *Cluster) rankedPeers(skip map[string]bool) []*node {
 	c.mu.Lock()
 	var peers []*node
 	for name, m := range c.view {
-		if m.Self {
+		if m.Self || skip[name] {
 			continue
 		}
 		if n := c.nodes[name]; n != nil {
@@ -840,9 +969,6 @@ func (c *Cluster) replicaPeers() []*node {
 		}
 		return 0
 	})
-	if len(peers) > c.cfg.Replicas {
-		peers = peers[:c.cfg.Replicas]
-	}
 	return peers
 }
 

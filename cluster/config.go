@@ -77,7 +77,8 @@ type Config struct {
 	// memberlist itself refuses stream messages over 20 MiB.
 	MaxSnapshotBytes int
 	// ReplicaTimeout bounds one push of a snapshot to a peer and the wait
-	// for its acknowledgement.
+	// for its acknowledgement. A push to a peer that leaves the live view
+	// (dead, left, fenced) fails at once, without waiting for it.
 	ReplicaTimeout time.Duration
 	// GatherTimeout bounds how long Start waits for peers to report the
 	// highest epoch and the newest snapshot they know for this node id.

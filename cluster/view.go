@@ -216,6 +216,12 @@ func (c *Cluster) recompute() {
 		case c.wake <- struct{}{}:
 		default:
 		}
+		for w := range c.watchers {
+			select {
+			case w.ch <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
