@@ -413,18 +413,14 @@ func (p *Pod) Run(ctx context.Context) error {
 		// pod's replica) asks for a snapshot at once, so the state is
 		// replicated again before the next failure.
 		if _, ver := p.view.Load(); ver != viewVer {
+			// (cluster.Save itself fails over from a push to a peer that
+			// leaves the view while it waits.)
 			viewVer, snapWanted = ver, true
-			// A Save in flight may be waiting for a peer that just died;
-			// give it up so the next one reaches the current peers.
-			if snapCancel != nil {
-				snapCancel()
-			}
 		}
 		if snapWanted && !snapBusy && !done {
 			snapWanted, snapBusy = false, true
-			// Bounded: a push to a peer that just died must not hold up
-			// the next snapshot (the pushes go on in the background; the
-			// next Save reaches the live peers).
+			// Bounded, so a push to a peer that hangs without leaving the
+			// view (a frozen host) cannot hold up the next snapshot.
 			sctx, cancel := context.WithTimeout(context.Background(), 3*p.cfg.SnapshotInterval+time.Second)
 			snapCancel = cancel
 			p.goTracked(func() {
