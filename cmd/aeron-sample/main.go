@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop) // a second Ctrl-C kills at once
 	switch args[0] {
 	case "subscribe":
 		return subscribe(ctx, args[1:], stdout, stderr)
@@ -422,7 +423,8 @@ bytes are fragmented.
 It waits for a subscriber (printing "offer failed: not connected" about once
 a second) for up to --connect-timeout, retries on back pressure, prints
 throughput (messages/s, MB/s), closes the publication (end of stream) and
-lingers up to --linger so the end of stream goes out. Exit 0 when every
+lingers until the subscriber acknowledged the end of stream, at most
+--linger, so the end of stream goes out. Exit 0 when every
 message was offered, 1 when no subscriber connected (or the connection was
 lost for --connect-timeout), 2 for bad flags.
 
@@ -442,7 +444,7 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sizes := fs.String("size", "", "message size in bytes (≥ 8; a comma-separated list mixes sizes): counter messages instead of text")
 	text := fs.String("text", "Hello World!", `text of message i is "<text> <i>"`)
 	interval := fs.Duration("interval", 0, "pause between messages (basic_publisher: 1s)")
-	linger := fs.Duration("linger", 5*time.Second, "after closing, wait up to this long for the end of stream to go out")
+	linger := fs.Duration("linger", 5*time.Second, "after closing, wait up to this long for the subscriber to acknowledge the end of stream")
 	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "give up (exit 1) when no subscriber is connected for this long")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), publishUsage)
@@ -529,7 +531,11 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bytes += int64(len(msg))
 		end = time.Now()
 		if verbose {
-			fmt.Fprintf(stdout, "Offering %d/%d - yay!\n", i+1, *messages)
+			if *messages > 0 {
+				fmt.Fprintf(stdout, "Offering %d/%d - yay!\n", i+1, *messages)
+			} else {
+				fmt.Fprintf(stdout, "Offering %d - yay!\n", i+1)
+			}
 		}
 		if *interval > 0 && (*messages == 0 || i+1 < *messages) {
 			select {
