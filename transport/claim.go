@@ -58,21 +58,9 @@ func (p *Publication) TryClaim(length int, c *BufferClaim) (int64, error) {
 		return AdminAction, ErrMessageTooLarge
 	}
 	p.mu.Lock()
-	limit, connected := p.limit()
-	if !connected {
-		p.notConnected++
+	if code, err := p.admitLocked(length); err != nil {
 		p.mu.Unlock()
-		return NotConnected, ErrNotConnected
-	}
-	req := p.app.required(length)
-	if req > limit {
-		p.backPressure.Add(1)
-		p.mu.Unlock()
-		return BackPressured, ErrBackPressured
-	}
-	if req > p.log.maxPosition() {
-		p.mu.Unlock()
-		return MaxPositionExceeded, ErrMaxPositionExceeded
+		return code, err
 	}
 	frame, newPos := p.app.claim(length)
 	c.p, c.frame, c.newPos = p, frame, newPos

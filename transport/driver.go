@@ -225,13 +225,7 @@ func (d *Driver) AddPublication(channel string, streamID int32) (*Publication, e
 	if err != nil {
 		return nil, badChannel(channel, "interface", "%v", err)
 	}
-	rcvBuf, sndBuf := d.cfg.SocketRcvBuf, d.cfg.SocketSndBuf
-	if ch.soRcvBuf != 0 {
-		rcvBuf = ch.soRcvBuf
-	}
-	if ch.soSndBuf != 0 {
-		sndBuf = ch.soSndBuf
-	}
+	rcvBuf, sndBuf := d.socketBuffers(ch)
 	conn, err := listenUDP(local, rcvBuf, sndBuf)
 	if err != nil {
 		return nil, fmt.Errorf("transport: publication socket: %w", err)
@@ -316,13 +310,7 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 	if ch.hasNakDelay {
 		nakDelay = ch.nakDelay
 	}
-	rcvBuf, sndBuf := d.cfg.SocketRcvBuf, d.cfg.SocketSndBuf
-	if ch.soRcvBuf != 0 {
-		rcvBuf = ch.soRcvBuf
-	}
-	if ch.soSndBuf != 0 {
-		sndBuf = ch.soSndBuf
-	}
+	rcvBuf, sndBuf := d.socketBuffers(ch)
 	st := &streamSub{
 		streamID: streamID, hasFilter: ch.hasSessionID, sessionID: ch.sessionID,
 		p: recvParams{
@@ -532,21 +520,9 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 		return BackPressured, ErrBackPressured
 	}
 	p.mu.Lock()
-	limit, connected := p.limit()
-	if !connected {
-		p.notConnected++
+	if code, err := p.admitLocked(len(msg)); err != nil {
 		p.mu.Unlock()
-		return NotConnected, ErrNotConnected
-	}
-	req := p.app.required(len(msg))
-	if req > limit {
-		p.backPressure.Add(1)
-		p.mu.Unlock()
-		return BackPressured, ErrBackPressured
-	}
-	if req > p.log.maxPosition() {
-		p.mu.Unlock()
-		return MaxPositionExceeded, ErrMaxPositionExceeded
+		return code, err
 	}
 	pos := p.app.append(msg, 0)
 	p.producerPos.Store(pos)
@@ -554,6 +530,38 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 	p.mu.Unlock()
 	p.afterAppend()
 	return pos, nil
+}
+
+// admitLocked, with p.mu held, checks that a message of msgLen bytes may
+// be appended now and returns Offer's refusal (code, sentinel) if not.
+func (p *Publication) admitLocked(msgLen int) (int64, error) {
+	limit, connected := p.limit()
+	if !connected {
+		p.notConnected++
+		return NotConnected, ErrNotConnected
+	}
+	req := p.app.required(msgLen)
+	if req > limit {
+		p.backPressure.Add(1)
+		return BackPressured, ErrBackPressured
+	}
+	if req > p.log.maxPosition() {
+		return MaxPositionExceeded, ErrMaxPositionExceeded
+	}
+	return 0, nil
+}
+
+// socketBuffers returns the socket buffer sizes for ch: its so-rcvbuf and
+// so-sndbuf parameters, else the driver's defaults.
+func (d *Driver) socketBuffers(ch *channel) (rcv, snd int) {
+	rcv, snd = d.cfg.SocketRcvBuf, d.cfg.SocketSndBuf
+	if ch.soRcvBuf != 0 {
+		rcv = ch.soRcvBuf
+	}
+	if ch.soSndBuf != 0 {
+		snd = ch.soSndBuf
+	}
+	return rcv, snd
 }
 
 // afterAppend wakes whoever consumes the log: the IPC subscriptions, or
