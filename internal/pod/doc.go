@@ -71,8 +71,10 @@
 //
 // # HTTP
 //
-// /healthz answers 200 while the pod runs its actors, 503 while starting or
-// stopping. /metrics serves the pod's own prometheus.Registry (no global
+// /livez answers 200 while the process serves HTTP; /readyz (and /healthz,
+// the same) 200 once the pod joined, restored and runs its actors, 503
+// ("not ready: joining|restoring|stopping|fenced") otherwise; /status is the
+// pod's view of the cluster as text or JSON (see http.go). /metrics serves the pod's own prometheus.Registry (no global
 // registry): Go and process collectors (process_resident_memory_bytes, ...)
 // and the steadfast_* metrics below, read at scrape time.
 //
@@ -81,6 +83,7 @@
 // Both pods:
 //
 //   - steadfast_info{node_id,role} (gauge): Constant 1, labelled with the pod's node id and role.
+//   - steadfast_build_info{version,revision,goversion} (gauge): Constant 1, labelled with the pods' version, VCS revision and Go version.
 //   - steadfast_up (gauge): 1 while the pod runs its actors (what /healthz reports).
 //   - steadfast_epoch (gauge): This incarnation's epoch.
 //   - steadfast_actor_restarts_total{actor} (counter): Restarts of an actor since the pod started.

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/steadfast-pods/steadfast/actors"
 	"github.com/steadfast-pods/steadfast/cluster"
@@ -116,6 +115,8 @@ type snapStats struct {
 	saved    atomic.Uint64
 	durable  atomic.Uint64
 	failures atomic.Uint64
+	// lastDurable: the last durable Save's result (/status holders).
+	lastDurable atomic.Pointer[cluster.Durable]
 }
 
 // New builds a pod: node id, transport driver and inbound subscription,
@@ -302,17 +303,7 @@ func advertised(addr, host string) string {
 // snapshot is durable. It returns an error when an actor escalated, the node
 // was fenced, or startup failed.
 func (p *Pod) Run(ctx context.Context) error {
-	if p.lis != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{Registry: p.reg}))
-		mux.HandleFunc("/healthz", p.healthz)
-		p.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		p.goTracked(func() {
-			if err := p.http.Serve(p.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				p.log.Error("pod: metrics server", "err", err)
-			}
-		})
-	}
+	p.serveHTTP() // http.go
 	boot, err := p.clus.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("pod: cluster start: %w", err)
@@ -498,14 +489,6 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-func (p *Pod) healthz(w http.ResponseWriter, _ *http.Request) {
-	if !p.ready.Load() {
-		http.Error(w, "starting or stopping\n", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = io.WriteString(w, "ok\n")
-}
-
 func (p *Pod) goTracked(f func()) {
 	p.wg.Add(1)
 	go func() {
@@ -552,6 +535,7 @@ func (p *Pod) snapshot(ctx context.Context) bool {
 	}
 	p.snapStat.saved.Add(1)
 	p.snapStat.durable.Add(1)
+	p.snapStat.lastDurable.Store(&d)
 	if p.subSide != nil {
 		p.subSide.durable(states, d)
 	}

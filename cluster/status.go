@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Node states reported by Nodes.
+const (
+	NodeLive     = "live"     // in the live view
+	NodeSuspect  = "suspect"  // in the live view, but memberlist suspects it failed
+	NodeFenced   = "fenced"   // an older incarnation of a live node id
+	NodeStarting = "starting" // joined but has not announced an epoch yet
+	NodeInvalid  = "invalid"  // its metadata did not decode; ignored
+)
+
+// NodeState is one memberlist node as this Cluster sees it: every live
+// member, and the incarnations not in the view (fenced, starting, invalid).
+type NodeState struct {
+	Member
+	State string
+}
+
+// Nodes returns every memberlist node this Cluster knows (itself included),
+// by node id, then epoch, highest first. It is meant for status pages:
+// Members is the view the pods act on.
+func (c *Cluster) Nodes() []NodeState {
+	// memberlist's own health view (suspect), read without c.mu: memberlist
+	// calls the delegates, which take c.mu, with its own lock held.
+	suspect := map[string]bool{}
+	if c.ml != nil {
+		for _, n := range c.ml.Members() {
+			if n.State == memberlist.StateSuspect {
+				suspect[n.Name] = true
+			}
+		}
+	}
+	c.mu.Lock()
+	out := make([]NodeState, 0, len(c.nodes))
+	for name, n := range c.nodes {
+		ns := NodeState{Member: c.member(n)}
+		_, live := c.view[name]
+		switch {
+		case !n.valid:
+			ns.State = NodeInvalid
+		case live && suspect[name]:
+			ns.State = NodeSuspect
+		case live:
+			ns.State = NodeLive
+		case n.meta.epoch == 0:
+			ns.State = NodeStarting
+		default:
+			ns.State = NodeFenced
+		}
+		out = append(out, ns)
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b NodeState) int {
+		if d := strings.Compare(a.NodeID, b.NodeID); d != 0 {
+			return d
+		}
+		switch {
+		case a.Epoch > b.Epoch:
+			return -1
+		case a.Epoch < b.Epoch:
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// SnapshotInfo describes a snapshot held on this node: its own newest, or
+// a replica held for a peer.
+type SnapshotInfo struct {
+	NodeID         string
+	Epoch, Version uint64
+	Bytes          int       // encoded size
+	Taken          time.Time // when its owner took it (the owner's clock)
+}
+
+func info(h held) (SnapshotInfo, bool) {
+	if h.snap == nil {
+		return SnapshotInfo{}, false
+	}
+	return SnapshotInfo{NodeID: h.snap.NodeID, Epoch: h.snap.Epoch, Version: h.snap.Version,
+		Bytes: len(h.raw), Taken: time.Unix(0, h.snap.TakenUnixNano)}, true
+}
+
+// Replicas describes the replicas this node holds for its peers, by node id.
+func (c *Cluster) Replicas() []SnapshotInfo {
+	c.store.mu.Lock()
+	out := make([]SnapshotInfo, 0, len(c.store.replicas))
+	for _, h := range c.store.replicas {
+		if i, ok := info(h); ok {
+			out = append(out, i)
+		}
+	}
+	c.store.mu.Unlock()
+	slices.SortFunc(out, func(a, b SnapshotInfo) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// OwnSnapshot describes this node's newest saved snapshot (false if none).
+func (c *Cluster) OwnSnapshot() (SnapshotInfo, bool) {
+	return info(c.store.ownSnapshot())
+}
