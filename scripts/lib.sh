@@ -10,14 +10,14 @@
   M_RESTORE=steadfast_restore_source         # 1, label source: none | local | peer:<node id>
   M_RESTORE_LABEL=source
   M_PUBLISHED=steadfast_publisher_last_seq   # publisher: values generated, all incarnations
-  M_DELIVERED=steadfast_logger_count         # subscriber: values applied, per publisher, restored across incarnations
+  M_DELIVERED=steadfast_logger_applied_values         # subscriber: values applied, per publisher, restored across incarnations
   M_DUPLICATES=steadfast_duplicates_dropped_total
-  M_LOST=steadfast_logger_skipped            # values the publisher no longer had (lost)
+  M_LOST=steadfast_logger_lost_values            # values the publisher no longer had (lost)
   M_MEMBERS=steadfast_membership_members
   M_EPOCH=steadfast_epoch                    # this incarnation's epoch
   # the subscriber's tally per publisher, one consistent copy per scrape
   M_T_VALUES=steadfast_logger_values         # label category: fizz | buzz | fizzbuzz | value
-  M_T_SUM=steadfast_logger_plain_sum
+  M_T_SUM=steadfast_logger_plain_values_summed
   M_T_FIRST=steadfast_logger_first_seq
   M_T_LAST=steadfast_logger_last_seq
   M_T_DEAD=steadfast_logger_dead_lettered

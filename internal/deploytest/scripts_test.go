@@ -130,15 +130,15 @@ func expoTally(pub string, values []uint64) string {
 	}{{"buzz", buzz}, {"fizz", fizz}, {"fizzbuzz", fb}, {"value", plain}} {
 		fmt.Fprintf(&b, "steadfast_logger_values{category=%q,publisher=%q} %s\n", c.cat, pub, f(c.v))
 	}
-	fmt.Fprintf(&b, "steadfast_logger_count{publisher=%q} %s\n", pub, f(count))
-	fmt.Fprintf(&b, "steadfast_logger_plain_sum{publisher=%q} %s\n", pub, f(sum))
+	fmt.Fprintf(&b, "steadfast_logger_applied_values{publisher=%q} %s\n", pub, f(count))
+	fmt.Fprintf(&b, "steadfast_logger_plain_values_summed{publisher=%q} %s\n", pub, f(sum))
 	fmt.Fprintf(&b, "steadfast_logger_first_seq{publisher=%q} %s\n", pub, f(first))
 	fmt.Fprintf(&b, "steadfast_logger_last_seq{publisher=%q} %s\n", pub, f(last))
-	for _, n := range []string{"dead_lettered", "skipped", "out_of_order"} {
+	for _, n := range []string{"dead_lettered", "lost_values", "out_of_order"} {
 		fmt.Fprintf(&b, "steadfast_logger_%s{publisher=%q} 0\n", n, pub)
 	}
 	// Another publisher's perfect stream must not mask a broken one.
-	fmt.Fprintf(&b, "steadfast_logger_count{publisher=\"other\"} 15\nsteadfast_logger_last_seq{publisher=\"other\"} 15\n")
+	fmt.Fprintf(&b, "steadfast_logger_applied_values{publisher=\"other\"} 15\nsteadfast_logger_last_seq{publisher=\"other\"} 15\n")
 	return b.String()
 }
 

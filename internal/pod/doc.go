@@ -135,7 +135,7 @@
 //   - steadfast_outbox_capacity (gauge): Outbox capacity in values.
 //   - steadfast_outbox_first_seq (gauge): Oldest seq held in the outbox.
 //   - steadfast_outbox_full (gauge): 1 while the outbox is full and the generator is back-pressured.
-//   - steadfast_outbox_full_total (counter): Publishing loop iterations that found the outbox full.
+//   - steadfast_outbox_full_total (counter): Times the outbox became full (the generator back-pressured).
 //   - steadfast_publisher_complete (gauge): 1 when every subscriber acknowledged the whole stream.
 //   - steadfast_acks_received_total (counter): Acks received from subscribers.
 //   - steadfast_hellos_received_total (counter): Hellos (replay requests) received from subscribers.
@@ -148,8 +148,9 @@
 //   - steadfast_values_replayed_total{subscriber} (counter): Values offered again to a subscriber (replays) by this incarnation.
 //
 // Subscriber pod (the logger gauges carry the tally: with
-// steadfast_logger_values, _count, _plain_sum, _first_seq, _last_seq and
-// _end_seq a script can check the closed-form invariant from /metrics alone):
+// steadfast_logger_values, _applied_values, _plain_values_summed, _first_seq,
+// _last_seq and _end_seq a script can check the closed-form invariant from
+// /metrics alone):
 //
 //   - steadfast_values_received_total (counter): Values taken into the pipeline (new, in order).
 //   - steadfast_values_processed_total (counter): Values through the FizzBuzz worker.
@@ -163,12 +164,12 @@
 //   - steadfast_subscriber_done (gauge): 1 once every publisher's stream is complete.
 //   - steadfast_committed_seq{publisher} (gauge): Last seq per publisher inside a durable snapshot (what acks report).
 //   - steadfast_logger_values{publisher,category} (gauge): Logger count per publisher and FizzBuzz category (restored across incarnations).
-//   - steadfast_logger_count{publisher} (gauge): Values applied by the logger per publisher.
-//   - steadfast_logger_plain_sum{publisher} (gauge): Sum of the plain (non-Fizz/Buzz) values per publisher.
+//   - steadfast_logger_applied_values{publisher} (gauge): Values applied by the logger per publisher.
+//   - steadfast_logger_plain_values_summed{publisher} (gauge): Sum of the plain (non-Fizz/Buzz) values per publisher.
 //   - steadfast_logger_first_seq{publisher} (gauge): First seq the logger applied per publisher (1 for a complete stream).
 //   - steadfast_logger_last_seq{publisher} (gauge): Last seq applied or dead-lettered per publisher.
 //   - steadfast_logger_end_seq{publisher} (gauge): The publisher's end of stream (0 until it ended).
 //   - steadfast_logger_dead_lettered{publisher} (gauge): Values dead-lettered by the worker per publisher.
-//   - steadfast_logger_skipped{publisher} (gauge): Values the publisher no longer had for this subscriber (lost).
+//   - steadfast_logger_lost_values{publisher} (gauge): Values the publisher no longer had for this subscriber (lost).
 //   - steadfast_logger_out_of_order{publisher} (gauge): Values applied out of sequence order (0 when correct).
 package pod

@@ -155,7 +155,7 @@ func (pb *publisher) collect(e emitter) {
 	e.gauge("steadfast_outbox_capacity", "Outbox capacity in values.", float64(st.OutboxCap))
 	e.gauge("steadfast_outbox_first_seq", "Oldest seq held in the outbox.", float64(st.OutboxFirst))
 	e.gauge("steadfast_outbox_full", "1 while the outbox is full and the generator is back-pressured.", b2f(st.OutboxFull))
-	e.counter("steadfast_outbox_full_total", "Publishing loop iterations that found the outbox full.", float64(pb.fullEvents.Load()))
+	e.counter("steadfast_outbox_full_total", "Times the outbox became full (the generator back-pressured).", float64(pb.fullEvents.Load()))
 	e.gauge("steadfast_publisher_complete", "1 when every subscriber acknowledged the whole stream.", b2f(st.Complete))
 	e.counter("steadfast_acks_received_total", "Acks received from subscribers.", float64(pb.acksIn.Load()))
 	e.counter("steadfast_hellos_received_total", "Hellos (replay requests) received from subscribers.", float64(pb.hellosIn.Load()))
@@ -194,13 +194,13 @@ func (s *subscriber) collect(e emitter) {
 		}{{"fizz", pt.Fizz}, {"buzz", pt.Buzz}, {"fizzbuzz", pt.FizzBuzz}, {"value", pt.Plain}} {
 			e.gauge("steadfast_logger_values", "Logger count per publisher and FizzBuzz category (restored across incarnations).", float64(c.v), "publisher", id, "category", c.cat)
 		}
-		e.gauge("steadfast_logger_count", "Values applied by the logger per publisher.", float64(pt.Count), "publisher", id)
-		e.gauge("steadfast_logger_plain_sum", "Sum of the plain (non-Fizz/Buzz) values per publisher.", float64(pt.PlainSum), "publisher", id)
+		e.gauge("steadfast_logger_applied_values", "Values applied by the logger per publisher.", float64(pt.Count), "publisher", id)
+		e.gauge("steadfast_logger_plain_values_summed", "Sum of the plain (non-Fizz/Buzz) values per publisher.", float64(pt.PlainSum), "publisher", id)
 		e.gauge("steadfast_logger_first_seq", "First seq the logger applied per publisher (1 for a complete stream).", float64(pt.FirstSeq), "publisher", id)
 		e.gauge("steadfast_logger_last_seq", "Last seq applied or dead-lettered per publisher.", float64(pt.LastSeq), "publisher", id)
 		e.gauge("steadfast_logger_end_seq", "The publisher's end of stream (0 until it ended).", float64(pt.EndSeq), "publisher", id)
 		e.gauge("steadfast_logger_dead_lettered", "Values dead-lettered by the worker per publisher.", float64(pt.DeadCount), "publisher", id)
-		e.gauge("steadfast_logger_skipped", "Values the publisher no longer had for this subscriber (lost).", float64(pt.Skipped), "publisher", id)
+		e.gauge("steadfast_logger_lost_values", "Values the publisher no longer had for this subscriber (lost).", float64(pt.Skipped), "publisher", id)
 		e.gauge("steadfast_logger_out_of_order", "Values applied out of sequence order (0 when correct).", float64(pt.OutOfOrder), "publisher", id)
 	}
 }

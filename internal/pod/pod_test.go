@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 type testPod struct {
@@ -145,6 +147,18 @@ func TestPodsInProcess(t *testing.T) {
 			}
 			for _, want := range []string{"steadfast_publisher_last_seq " + fmt.Sprint(n), "steadfast_breaker_state{subscriber=\"sub-1\"}"} {
 				waitFor(t, "publisher metric "+want, 10*time.Second, func() bool { return strings.Contains(scrape(t, pub.p), want) })
+			}
+			// Every metric passes the Prometheus linter (what promtool
+			// check metrics runs): no gauge named like a counter or a
+			// histogram part, counters end in _total.
+			for _, pp := range []*Pod{pub.p, sub.p} {
+				problems, err := promlint.New(strings.NewReader(scrape(t, pp))).Lint()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, pr := range problems {
+					t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+				}
 			}
 			// Every steadfast_* metric a pod serves is documented in doc.go.
 			doc, err := os.ReadFile("doc.go")

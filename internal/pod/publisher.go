@@ -297,6 +297,7 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 			pb.badIn.Add(1)
 		}
 	}
+	wasFull := false
 	for {
 		if ctx.IsStopping() {
 			pb.publishStatus(st, complete, false)
@@ -308,7 +309,6 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 		now := time.Now()
 
 		// 1. Take generated values into the outbox while it has room.
-		full := false
 		if free := st.Outbox.Free(); free > 0 {
 			n := pb.values.PeekBatch(inBuf[:min(free, len(inBuf))])
 			newVals = newVals[:0]
@@ -336,8 +336,14 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 				work += n
 				ctx.MarkDirty()
 			}
-		} else {
-			full = true
+		}
+		// Count the outbox becoming full (an event), not the loop
+		// iterations that find it full.
+		if isFull := st.Outbox.Free() == 0; isFull != wasFull {
+			if isFull {
+				pb.fullEvents.Add(1)
+			}
+			wasFull = isFull
 		}
 		if !genDone && pb.values.IsClosedAndEmpty() {
 			genDone = true
@@ -370,9 +376,6 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 			if st.Outbox.Release(low) > 0 {
 				ctx.MarkDirty()
 			}
-		}
-		if full && st.Outbox.Free() == 0 {
-			pb.fullEvents.Add(1)
 		}
 		complete = pb.total > 0 && st.Outbox.Last() >= pb.total && len(st.Subs) >= p.cfg.MinSubscribers && len(st.Subs) > 0
 		for _, r := range st.Subs {

@@ -709,7 +709,7 @@ func (r *Runner) totals() (published, delivered float64, restarts int, dead floa
 			v, _ := p.last.get("steadfast_publisher_last_seq")
 			published += v
 		default:
-			delivered += p.last.sum("steadfast_logger_count")
+			delivered += p.last.sum("steadfast_logger_applied_values")
 			dead += p.last.sum("steadfast_logger_dead_lettered")
 		}
 	}

@@ -213,15 +213,15 @@ func TestParseFlags(t *testing.T) {
 func TestParseMetrics(t *testing.T) {
 	m := parseMetrics(strings.NewReader(`# HELP x y
 steadfast_up 1
-steadfast_logger_count{publisher="p-1"} 12
-steadfast_logger_count{publisher="p-2"} 30
+steadfast_logger_applied_values{publisher="p-1"} 12
+steadfast_logger_applied_values{publisher="p-2"} 30
 weird{a="q\"uo,te",b="x"} 2.5e+03
 broken{a="1" 3
 `))
 	if v, _ := m.get("steadfast_up"); v != 1 {
 		t.Error("up")
 	}
-	if v := m.sum("steadfast_logger_count"); v != 42 {
+	if v := m.sum("steadfast_logger_applied_values"); v != 42 {
 		t.Errorf("sum %v", v)
 	}
 	if v, ok := m.get("weird", "a", `q"uo,te`, "b", "x"); !ok || v != 2500 {
