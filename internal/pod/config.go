@@ -57,6 +57,10 @@ type Config struct {
 	Batch          int           // --batch [BATCH]: values per beat
 	OutboxCapacity int           // --outbox [OUTBOX]: values held until acked
 	MinSubscribers int           // --min-subscribers [MIN_SUBSCRIBERS]
+	// SubscriberRetention: a subscriber absent from the live view this long
+	// is retired (its record dropped: it no longer holds the outbox back).
+	// One that comes back later resumes from what the outbox still holds.
+	SubscriberRetention time.Duration // --subscriber-retention [SUBSCRIBER_RETENTION]
 
 	// Subscriber.
 	PanicEvery    uint64 // --panic-every [PANIC_EVERY]: worker panics every N values (0 = never)
@@ -68,22 +72,23 @@ type Config struct {
 // DefaultConfig returns the defaults for a role.
 func DefaultConfig(r Role) Config {
 	return Config{
-		Role:             r,
-		DataDir:          "data",
-		Bind:             "0.0.0.0:7946",
-		Membership:       "lan",
-		DataEndpoint:     "0.0.0.0:40123",
-		MetricsAddr:      ":9090",
-		LogLevel:         slog.LevelInfo,
-		LogFormat:        "text",
-		SnapshotInterval: 500 * time.Millisecond,
-		Rate:             10 * time.Millisecond,
-		Beats:            1000,
-		Batch:            64,
-		OutboxCapacity:   1 << 16,
-		MinSubscribers:   1,
-		MinPublishers:    1,
-		ExitWhenDone:     true,
+		Role:                r,
+		DataDir:             "data",
+		Bind:                "0.0.0.0:7946",
+		Membership:          "lan",
+		DataEndpoint:        "0.0.0.0:40123",
+		MetricsAddr:         ":9090",
+		LogLevel:            slog.LevelInfo,
+		LogFormat:           "text",
+		SnapshotInterval:    500 * time.Millisecond,
+		Rate:                10 * time.Millisecond,
+		Beats:               1000,
+		Batch:               64,
+		OutboxCapacity:      1 << 16,
+		MinSubscribers:      1,
+		SubscriberRetention: 5 * time.Minute,
+		MinPublishers:       1,
+		ExitWhenDone:        true,
 	}
 }
 
@@ -291,6 +296,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			flagDef{"batch", "BATCH", intVal(&c.Batch, 1, 1<<16)},
 			flagDef{"outbox", "OUTBOX", intVal(&c.OutboxCapacity, 1, 1<<24)},
 			flagDef{"min-subscribers", "MIN_SUBSCRIBERS", intVal(&c.MinSubscribers, 0, 1<<16)},
+			flagDef{"subscriber-retention", "SUBSCRIBER_RETENTION", positiveDuration(&c.SubscriberRetention)},
 		)
 	} else {
 		defs = append(defs,
@@ -354,27 +360,28 @@ func oneLine(s string) string {
 // usageOf returns a flag's help text.
 func usageOf(name string) string {
 	return map[string]string{
-		"node-id":           "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
-		"data-dir":          "directory for the node id, epoch, own snapshot and peers' replicas",
-		"join":              "comma-separated memberlist seeds host:port (empty: start a new cluster)",
-		"cluster-key":       "gossip encryption key, base64 of 16, 24 or 32 bytes (empty: no encryption)",
-		"bind":              "memberlist gossip address host:port (UDP and TCP)",
-		"advertise":         "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
-		"membership":        "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
-		"data-endpoint":     "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
-		"metrics-addr":      "HTTP address for /metrics and /healthz (empty: off)",
-		"log-level":         "debug, info, warn or error (debug prints every FizzBuzz line)",
-		"log-format":        "text or json",
-		"snapshot-interval": "how often the pod snapshots its actors' state and replicates it",
-		"rate":              "heartbeat period: one beat (one batch) every RATE",
-		"beats":             "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
-		"batch":             "values generated per beat",
-		"outbox":            "values kept until every subscriber acknowledged them; when full the generator waits",
-		"min-subscribers":   "subscribers that must have joined before any value is released from the outbox",
-		"panic-every":       "failure injection: the worker panics every N values (0: never)",
-		"showstopper":       "failure injection: this value always crashes the worker, so it goes to the dead letters (0: none)",
-		"min-publishers":    "publishers whose end of stream the subscriber waits for before it finishes",
-		"exit-when-done":    "exit 0 after every publisher's stream ended and the final snapshot is durable",
+		"node-id":              "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
+		"data-dir":             "directory for the node id, epoch, own snapshot and peers' replicas",
+		"join":                 "comma-separated memberlist seeds host:port (empty: start a new cluster)",
+		"cluster-key":          "gossip encryption key, base64 of 16, 24 or 32 bytes (empty: no encryption)",
+		"bind":                 "memberlist gossip address host:port (UDP and TCP)",
+		"advertise":            "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
+		"membership":           "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
+		"data-endpoint":        "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
+		"metrics-addr":         "HTTP address for /metrics and /healthz (empty: off)",
+		"log-level":            "debug, info, warn or error (debug prints every FizzBuzz line)",
+		"log-format":           "text or json",
+		"snapshot-interval":    "how often the pod snapshots its actors' state and replicates it",
+		"rate":                 "heartbeat period: one beat (one batch) every RATE",
+		"beats":                "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
+		"batch":                "values generated per beat",
+		"outbox":               "values kept until every subscriber acknowledged them; when full the generator waits",
+		"min-subscribers":      "subscribers that must have joined before any value is released from the outbox",
+		"subscriber-retention": "a subscriber gone from the live view this long is retired: it no longer holds values in the outbox (one that returns later resumes from what the outbox still holds; values released meanwhile are reported lost)",
+		"panic-every":          "failure injection: the worker panics every N values (0: never)",
+		"showstopper":          "failure injection: this value always crashes the worker, so it goes to the dead letters (0: none)",
+		"min-publishers":       "publishers whose end of stream the subscriber waits for before it finishes",
+		"exit-when-done":       "exit 0 after every publisher's stream ended and the final snapshot is durable",
 	}[name]
 }
 
@@ -401,4 +408,80 @@ func writeUsage(out io.Writer, role Role, fs *flag.FlagSet, defs []flagDef) {
 		fmt.Fprintln(out)
 	}
 	fmt.Fprintf(out, "\nhealthcheck [URL]: GET URL (default http://127.0.0.1:<port of METRICS_ADDR>/healthz),\nexit 0 on 200, else 1. Also spelled --healthcheck.\n")
+}
+
+// ErrConfig wraps every error Config.validate returns (New returns it).
+var ErrConfig = errors.New("pod: invalid config")
+
+// Limits of the values a Config may hold (the flags enforce the same).
+const (
+	maxBatch  = 1 << 16
+	maxOutbox = 1 << 24
+)
+
+// validate checks a Config the way ParseFlags checks flags, for pods built as
+// a library (New): a zero Batch would divide by zero, a zero Rate panic in
+// time.NewTicker. Every problem is reported, joined.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if c.Role != Publisher && c.Role != Subscriber {
+		bad("unknown role %d", c.Role)
+	}
+	if c.NodeID != "" {
+		if err := nodeid.Validate(c.NodeID); err != nil {
+			bad("node id: %v", err)
+		}
+	}
+	if c.DataDir == "" {
+		bad("data dir is empty")
+	}
+	for name, a := range map[string]string{"bind": c.Bind, "data endpoint": c.DataEndpoint} {
+		if err := hostPort(a); err != nil {
+			bad("%s %q: %v", name, a, err)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if err := hostPort(c.MetricsAddr); err != nil {
+			bad("metrics address %q: %v", c.MetricsAddr, err)
+		}
+	}
+	for _, s := range c.Join {
+		if err := hostPort(s); err != nil {
+			bad("seed %q: %v", s, err)
+		}
+	}
+	if c.Membership != "" && c.Membership != "lan" && c.Membership != "local" {
+		bad("membership %q: want lan or local", c.Membership)
+	}
+	if c.SnapshotInterval <= 0 {
+		bad("snapshot interval %v must be > 0", c.SnapshotInterval)
+	}
+	if c.Role == Publisher {
+		if c.Rate <= 0 {
+			bad("rate %v must be > 0", c.Rate)
+		}
+		if c.Batch < 1 || c.Batch > maxBatch {
+			bad("batch %d must be in 1..%d", c.Batch, maxBatch)
+		}
+		if c.OutboxCapacity < 1 || c.OutboxCapacity > maxOutbox {
+			bad("outbox %d must be in 1..%d", c.OutboxCapacity, maxOutbox)
+		} else if c.OutboxCapacity < c.Batch {
+			bad("outbox %d must hold at least one batch (%d)", c.OutboxCapacity, c.Batch)
+		}
+		if c.MinSubscribers < 0 {
+			bad("min subscribers %d must be >= 0", c.MinSubscribers)
+		}
+		if c.Batch > 0 && c.Beats > ^uint64(0)/uint64(c.Batch) {
+			bad("beats %d × batch %d overflows the sequence numbers", c.Beats, c.Batch)
+		}
+		if c.SubscriberRetention <= 0 {
+			bad("subscriber retention %v must be > 0", c.SubscriberRetention)
+		}
+	} else if c.MinPublishers < 1 {
+		bad("min publishers %d must be >= 1", c.MinPublishers)
+	}
+	return errors.Join(errs...)
 }

@@ -128,3 +128,50 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatalf("down: rc %d", rc)
 	}
 }
+
+// TestNewValidatesConfig: a pod built as a library (New, not ParseFlags)
+// refuses a Config that would divide by zero (Batch 0) or panic (Rate 0 in
+// a ticker) with an error wrapping ErrConfig, before it touches anything.
+func TestNewValidatesConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		role Role
+		mod  func(*Config)
+	}{
+		{"batch 0", Publisher, func(c *Config) { c.Batch = 0 }},
+		{"rate 0", Publisher, func(c *Config) { c.Rate = 0 }},
+		{"negative rate", Publisher, func(c *Config) { c.Rate = -time.Second }},
+		{"outbox 0", Publisher, func(c *Config) { c.OutboxCapacity = 0 }},
+		{"outbox below a batch", Publisher, func(c *Config) { c.OutboxCapacity, c.Batch = 10, 64 }},
+		{"beats×batch overflow", Publisher, func(c *Config) { c.Beats, c.Batch = 1<<60, 1 << 10 }},
+		{"retention 0", Publisher, func(c *Config) { c.SubscriberRetention = 0 }},
+		{"snapshot interval 0", Subscriber, func(c *Config) { c.SnapshotInterval = 0 }},
+		{"min publishers 0", Subscriber, func(c *Config) { c.MinPublishers = 0 }},
+		{"bad node id", Subscriber, func(c *Config) { c.NodeID = "../x" }},
+		{"bad bind", Subscriber, func(c *Config) { c.Bind = "nohost" }},
+		{"bad data endpoint", Publisher, func(c *Config) { c.DataEndpoint = "127.0.0.1:99999" }},
+		{"empty data dir", Subscriber, func(c *Config) { c.DataDir = "" }},
+		{"bad role", Role(9), func(*Config) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig(tc.role)
+			c.DataDir = t.TempDir()
+			c.Bind, c.DataEndpoint, c.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+			tc.mod(&c)
+			p, err := New(c, nil)
+			if err == nil {
+				p.Close()
+				t.Fatalf("New accepted %+v", c)
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error %v does not wrap ErrConfig", err)
+			}
+		})
+	}
+	// The defaults are valid.
+	for _, r := range []Role{Publisher, Subscriber} {
+		if err := DefaultConfig(r).validate(); err != nil {
+			t.Fatalf("%v defaults: %v", r, err)
+		}
+	}
+}

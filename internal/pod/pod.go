@@ -130,6 +130,9 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("pod: data dir: %w", err)
 	}
@@ -187,13 +190,17 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	ccfg.DataDir = cfg.DataDir
 	ccfg.DataEndpoint = p.dataAdv
 	ccfg.MetricsAddr = metricsAdv
-	host, port, _ := net.SplitHostPort(cfg.Bind)
+	host, port, _ := net.SplitHostPort(cfg.Bind) // validated
 	ccfg.BindAddr = host
-	ccfg.BindPort, _ = strconv.Atoi(port)
+	if ccfg.BindPort, err = strconv.Atoi(port); err != nil {
+		return nil, fmt.Errorf("%w: bind port %q: %v", ErrConfig, port, err)
+	}
 	if cfg.Advertise != "" {
 		if h, pt, err := net.SplitHostPort(cfg.Advertise); err == nil {
 			ccfg.AdvertiseAddr = h
-			ccfg.AdvertisePort, _ = strconv.Atoi(pt)
+			if ccfg.AdvertisePort, err = strconv.Atoi(pt); err != nil {
+				return nil, fmt.Errorf("%w: advertise port %q: %v", ErrConfig, pt, err)
+			}
 		} else {
 			ccfg.AdvertiseAddr = cfg.Advertise
 			ccfg.AdvertisePort = ccfg.BindPort
