@@ -143,7 +143,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"negative rate", Publisher, func(c *Config) { c.Rate = -time.Second }},
 		{"outbox 0", Publisher, func(c *Config) { c.OutboxCapacity = 0 }},
 		{"outbox below a batch", Publisher, func(c *Config) { c.OutboxCapacity, c.Batch = 10, 64 }},
-		{"beats×batch overflow", Publisher, func(c *Config) { c.Beats, c.Batch = 1<<60, 1 << 10 }},
+		{"beats×batch overflow", Publisher, func(c *Config) { c.Beats, c.Batch = 1<<60, 1<<10 }},
 		{"retention 0", Publisher, func(c *Config) { c.SubscriberRetention = 0 }},
 		{"snapshot interval 0", Subscriber, func(c *Config) { c.SnapshotInterval = 0 }},
 		{"min publishers 0", Subscriber, func(c *Config) { c.MinPublishers = 0 }},
