@@ -125,6 +125,10 @@
 //   - steadfast_transport_invalid_datagrams_total{reason} (counter): Malformed datagrams dropped, by reason.
 //   - steadfast_transport_images (gauge): Current transport images (publishing sessions received).
 //   - steadfast_transport_publications (gauge): Current transport publications.
+//   - steadfast_data_authenticated (gauge): 1 when data-plane messages are authenticated with the cluster key, 0 when the pod runs --insecure.
+//   - steadfast_data_rejected_total{reason} (counter): Data-plane messages dropped before they could change state: unknown_sender (not a live member with that role and epoch) or unauthenticated (no trailer, bad tag or replay).
+//   - steadfast_data_auth_verified_total (counter): Data-plane messages whose tag verified.
+//   - steadfast_data_auth_rejects_total{reason} (counter): Data-plane messages whose authentication failed: short, bad_tag, replay, stale_epoch, bad_peer, too_many_senders.
 //
 // Publisher pod:
 //

@@ -138,6 +138,9 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		e.gauge("steadfast_transport_publications", "Current transport publications.", float64(ds.Publications))
 	}
 
+	if p.auth != nil {
+		p.auth.collect(e)
+	}
 	if pb := p.pubSide; pb != nil {
 		pb.collect(e)
 	}

@@ -84,6 +84,7 @@ type Pod struct {
 
 	graph *actors.Graph
 	view  *view
+	auth  *dataAuth // seals and admits data-plane messages
 	// running publishes graph and boot to the metrics collector (an HTTP
 	// goroutine) once Run has built them.
 	running atomic.Pointer[runningPod]
@@ -220,6 +221,9 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	// node without a lock, racing with the UpdateNode in Start.
 	p.gossip = p.clus.LocalAddr()
 	p.view = newView(p.clus)
+	if p.auth, err = newDataAuth(p.view, cfg.ClusterKey); err != nil {
+		return nil, err
+	}
 
 	switch cfg.Role {
 	case Publisher:
@@ -317,6 +321,9 @@ func (p *Pod) Run(ctx context.Context) error {
 	}
 	p.boot = boot
 	p.epoch.Store(boot.Epoch)
+	if err := p.auth.start(p.id, boot.Epoch); err != nil {
+		return err
+	}
 	var states map[string][]byte
 	if boot.Snapshot != nil {
 		states = boot.Snapshot.States
@@ -341,6 +348,7 @@ func (p *Pod) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pod: restore: %w", err)
 	}
+	p.view.refresh() // the receive loops admit only live members: load the view before they start
 	p.goTracked(p.view.run)
 
 	gctx, stopGraph := context.WithCancel(context.Background())

@@ -63,6 +63,7 @@ type pubState struct {
 type subConn struct {
 	id        string
 	endpoint  string
+	epoch     uint64 // the subscriber's epoch in the live view (messages are sealed for it)
 	pub       publication
 	br        *actors.Breaker
 	alive     bool
@@ -272,7 +273,11 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 	defer timer.Stop()
 	chunk := min(p.cfg.Batch, maxChunk)
 	handler := func(m []byte, _ transport.Header) {
-		k, err := codec.Peek(m)
+		body, ok := p.auth.body(m)
+		if !ok {
+			return
+		}
+		k, err := codec.Peek(body)
 		if err != nil {
 			pb.badIn.Add(1)
 			return
@@ -280,15 +285,21 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 		now := time.Now()
 		switch k {
 		case codec.KindAck:
-			if codec.DecodeAck(m, &ack) != nil || ack.Publisher != p.id {
+			if codec.DecodeAck(body, &ack) != nil || ack.Publisher != p.id {
 				pb.badIn.Add(1)
+				return
+			}
+			if !p.auth.admitted(m, ack.Subscriber, ack.SubscriberEpoch, cluster.RoleSubscriber, &pb.staleIn, 1) {
 				return
 			}
 			pb.acksIn.Add(1)
 			pb.heard(now, st, ack.Subscriber, ack.SubscriberEpoch, ack.Committed, false)
 		case codec.KindControl:
-			if codec.DecodeControl(m, &ctl) != nil || ctl.Type != codec.ControlHello {
+			if codec.DecodeControl(body, &ctl) != nil || ctl.Type != codec.ControlHello {
 				pb.badIn.Add(1)
+				return
+			}
+			if !p.auth.admitted(m, ctl.NodeID, ctl.Epoch, cluster.RoleSubscriber, &pb.staleIn, 1) {
 				return
 			}
 			pb.hellosIn.Add(1)
@@ -504,7 +515,7 @@ func (pb *publisher) syncMembers(now time.Time, st *pubState, members []cluster.
 			}
 			c.pub, c.endpoint = pub, m.DataEndpoint
 		}
-		c.alive = true
+		c.alive, c.epoch = true, m.Epoch
 		before := c.br.State()
 		if c.br.MemberAlive(now, m.Epoch) {
 			pb.log.Info("publish: breaker", "subscriber", m.NodeID, "epoch", m.Epoch, "from", before.String(), "to", c.br.State().String(), "why", "membership alive")
@@ -549,7 +560,11 @@ func (pb *publisher) offer(now time.Time, st *pubState, c *subConn, epoch uint64
 			}
 			ctl := codec.Control{Type: codec.ControlHello, NodeID: pb.p.id, Epoch: epoch, Seq: ob.First() - 1}
 			b, _ := codec.AppendControl((*msg)[:0], &ctl)
+			b, err := pb.p.auth.seal(b, c.id, c.epoch)
 			*msg = b
+			if err != nil {
+				return sent
+			}
 			if _, err := c.pub.Offer(b); err != nil {
 				pb.failed(now, c, err)
 				return sent
@@ -569,8 +584,12 @@ func (pb *publisher) offer(now time.Time, st *pubState, c *subConn, epoch uint64
 		}
 		*vals = ob.Range((*vals)[:0], next, n)
 		b := codec.Batch{Publisher: pb.p.id, Epoch: epoch, FirstSeq: next, Values: *vals}
-		*msg = codec.AppendBatch((*msg)[:0], &b)
-		if _, err := c.pub.Offer(*msg); err != nil {
+		m, err := pb.p.auth.seal(codec.AppendBatch((*msg)[:0], &b), c.id, c.epoch)
+		*msg = m
+		if err != nil {
+			return sent
+		}
+		if _, err := c.pub.Offer(m); err != nil {
 			pb.failed(now, c, err)
 			return sent
 		}
@@ -595,7 +614,11 @@ func (pb *publisher) offer(now time.Time, st *pubState, c *subConn, epoch uint64
 		now.Sub(c.lastEOS) >= 500*time.Millisecond {
 		ctl := codec.Control{Type: codec.ControlEndOfStream, NodeID: pb.p.id, Epoch: epoch, Seq: pb.total}
 		b, _ := codec.AppendControl((*msg)[:0], &ctl)
+		b, err := pb.p.auth.seal(b, c.id, c.epoch)
 		*msg = b
+		if err != nil {
+			return sent
+		}
 		if _, err := c.pub.Offer(b); err != nil {
 			pb.failed(now, c, err)
 		} else {

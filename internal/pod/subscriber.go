@@ -182,15 +182,22 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 	defer timer.Stop()
 	handler := func(m []byte, _ transport.Header) {
 		now := time.Now()
-		k, err := codec.Peek(m)
+		body, ok := p.auth.body(m)
+		if !ok {
+			return
+		}
+		k, err := codec.Peek(body)
 		if err != nil {
 			s.bad.Add(1)
 			return
 		}
 		switch k {
 		case codec.KindBatch:
-			if codec.DecodeBatch(m, &b) != nil {
+			if codec.DecodeBatch(body, &b) != nil {
 				s.bad.Add(1)
+				return
+			}
+			if !p.auth.admitted(m, b.Publisher, b.Epoch, cluster.RolePublisher, &s.stale, uint64(len(b.Values))) {
 				return
 			}
 			if !p.clus.Epochs().Accept(b.Publisher, b.Epoch) {
@@ -215,8 +222,11 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 				s.wantHello(b.Publisher)
 			}
 		case codec.KindControl:
-			if codec.DecodeControl(m, &ctl) != nil {
+			if codec.DecodeControl(body, &ctl) != nil {
 				s.bad.Add(1)
+				return
+			}
+			if !p.auth.admitted(m, ctl.NodeID, ctl.Epoch, cluster.RolePublisher, &s.stale, 1) {
 				return
 			}
 			if !p.clus.Epochs().Accept(ctl.NodeID, ctl.Epoch) {
@@ -379,7 +389,11 @@ func (s *subscriber) sendControl(now time.Time, epoch uint64, msg *[]byte) int {
 		if (c.wantHello && now.Sub(c.lastHello) >= 100*time.Millisecond) || quiet {
 			ctl := codec.Control{Type: codec.ControlHello, NodeID: s.p.id, Epoch: epoch, Seq: wm}
 			b, _ := codec.AppendControl((*msg)[:0], &ctl)
+			b, err := s.p.auth.seal(b, c.id, c.epoch)
 			*msg = b
+			if err != nil {
+				continue
+			}
 			if _, err := c.pub.Offer(b); err == nil {
 				c.wantHello, c.lastHello = false, now
 				s.hellosOut.Add(1)
@@ -393,6 +407,9 @@ func (s *subscriber) sendControl(now time.Time, epoch uint64, msg *[]byte) int {
 		if dm.version != c.ackedVer || now.Sub(c.lastAck) >= time.Second {
 			ack := codec.Ack{Subscriber: s.p.id, SubscriberEpoch: epoch, Publisher: c.id, PublisherEpoch: pc.Epoch, Committed: pc.Seq}
 			b, err := codec.AppendAck((*msg)[:0], &ack)
+			if err == nil {
+				b, err = s.p.auth.seal(b, c.id, c.epoch)
+			}
 			if err != nil {
 				continue
 			}
@@ -625,7 +642,11 @@ func (s *subscriber) finish(durable bool) {
 		if durable && dm != nil {
 			pc := dm.committed[c.id]
 			ack := codec.Ack{Subscriber: s.p.id, SubscriberEpoch: epoch, Publisher: c.id, PublisherEpoch: pc.Epoch, Committed: pc.Seq}
-			if b, err := codec.AppendAck(msg[:0], &ack); err == nil {
+			b, err := codec.AppendAck(msg[:0], &ack)
+			if err == nil {
+				b, err = s.p.auth.seal(b, c.id, c.epoch)
+			}
+			if err == nil {
 				msg = b
 				deadline := time.Now().Add(time.Second)
 				for {

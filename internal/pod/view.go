@@ -21,6 +21,7 @@ type view struct {
 type viewSnap struct {
 	version uint64
 	members []cluster.Member
+	byID    map[string]cluster.Member
 }
 
 func newView(c *cluster.Cluster) *view {
@@ -45,7 +46,18 @@ func (v *view) run() {
 func (v *view) refresh() {
 	old := v.cur.Load()
 	v.clus.Events() // drained: the actors diff the member list themselves
-	v.cur.Store(&viewSnap{version: old.version + 1, members: v.clus.Members()})
+	ms := v.clus.Members()
+	byID := make(map[string]cluster.Member, len(ms))
+	for _, m := range ms {
+		byID[m.NodeID] = m
+	}
+	v.cur.Store(&viewSnap{version: old.version + 1, members: ms, byID: byID})
+}
+
+// member returns the live member with node id id.
+func (v *view) member(id string) (cluster.Member, bool) {
+	m, ok := v.cur.Load().byID[id]
+	return m, ok
 }
 
 func (v *view) stop() { v.stopOnce.Do(func() { close(v.stopped) }) }

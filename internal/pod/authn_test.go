@@ -1,0 +1,185 @@
+package pod
+
+import (
+	"crypto/rand"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steadfast-pods/steadfast/codec"
+	"github.com/steadfast-pods/steadfast/internal/auth"
+)
+
+var testKey = []byte("steadfast-test-key-of-32-bytes!!")
+
+// metricValue returns the value of one sample (name with its labels, as
+// scraped) or 0 when absent.
+func metricValue(t *testing.T, scraped, sample string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindStringSubmatch(scraped)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func grepLines(s string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) && !strings.HasPrefix(l, "#") {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func randomTrailer() []byte {
+	b := make([]byte, auth.TrailerLen)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func mustEncode(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestDataPlaneAttacksInProcess streams publisher → subscriber over the
+// in-memory network, with and without a cluster key, and injects forged
+// messages into both pods' inbound streams mid-stream: forged hellos with
+// a huge seq, a forged batch with a high epoch, a forged ack with a huge
+// watermark, a message from an unknown node and (with a key) an old counter
+// sealed with the real key. None may change state: every one is counted,
+// and the stream still ends exactly once with nothing skipped.
+func TestDataPlaneAttacksInProcess(t *testing.T) {
+	for _, keyed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("key=%v", keyed), func(t *testing.T) {
+			mn := newMemNet()
+			pc := baseConfig(t, Publisher, "pub-1", "127.0.0.1:1")
+			pc.Beats, pc.Batch, pc.Rate = 400, 10, 2*time.Millisecond
+			sc := baseConfig(t, Subscriber, "sub-1", "127.0.0.1:2")
+			if keyed {
+				pc.ClusterKey, sc.ClusterKey = testKey, testKey
+			}
+			pub := startPod(t, mn, pc, "pub")
+			sc.Join = []string{pub.p.GossipAddr()}
+			sub := startPod(t, mn, sc, "sub")
+			waitFor(t, "some values acked", 30*time.Second, func() bool {
+				st := pub.p.pubSide.status.Load()
+				return len(st.Subs) == 1 && st.Subs[0].Acked > 1000
+			})
+			pe, se := pub.p.epoch.Load(), sub.p.epoch.Load()
+			toSub, _ := mn.node().AddPublication(channelURI(sc.DataEndpoint), DataStream)
+			toPub, _ := mn.node().AddPublication(channelURI(pc.DataEndpoint), AckStream)
+			ctl := func(id string, epoch, seq uint64) []byte {
+				return mustEncode(codec.AppendControl(nil, &codec.Control{Type: codec.ControlHello, NodeID: id, Epoch: epoch, Seq: seq}))
+			}
+			ack := func(epoch, committed uint64) []byte {
+				return mustEncode(codec.AppendAck(nil, &codec.Ack{Subscriber: "sub-1", SubscriberEpoch: epoch, Publisher: "pub-1", PublisherEpoch: pe, Committed: committed}))
+			}
+			batch := codec.AppendBatch(nil, &codec.Batch{Publisher: "pub-1", Epoch: 1000, FirstSeq: 1, Values: []uint64{1, 2, 3}})
+			trailer := func() []byte {
+				if keyed {
+					return randomTrailer()
+				}
+				return nil
+			}
+			type attack struct {
+				name   string
+				to     publication
+				msg    []byte
+				reason string
+			}
+			attacks := []attack{
+				{"batch with epoch 1000", toSub, append(batch, trailer()...), "unknown_sender"},
+				{"hello from an unknown node", toSub, append(ctl("intruder", 1, 1e8), trailer()...), "unknown_sender"},
+				{"hello with the next epoch", toSub, append(ctl("pub-1", pe+1, 1e8), trailer()...), "unknown_sender"},
+				{"ack with a later epoch", toPub, append(ack(se+7, 1e9), trailer()...), "unknown_sender"},
+			}
+			if keyed {
+				// A holder of the key replaying an old counter of the
+				// publisher's incarnation (it sent far more than Window).
+				keys, _ := auth.NewKeys(testKey)
+				old, _ := keys.NewSealer(auth.Peer{ID: "pub-1", Epoch: pe})
+				replay, _ := old.Seal(ctl("pub-1", pe, 1e8), auth.Peer{ID: "sub-1", Epoch: se})
+				attacks = append(attacks,
+					// Without a trailer the last 24 bytes are taken for one and
+					// the rest does not decode.
+					attack{"hello with huge seq, no trailer", toSub, ctl("pub-1", pe, 1e8), "bad"},
+					attack{"hello with huge seq, forged tag", toSub, append(ctl("pub-1", pe, 1e8), randomTrailer()...), "unauthenticated"},
+					attack{"ack with huge watermark, forged tag", toPub, append(ack(se, 1e9), randomTrailer()...), "unauthenticated"},
+					attack{"old counter sealed with the key", toSub, replay, "unauthenticated"},
+				)
+			}
+			want := map[string]float64{}
+			for _, a := range attacks {
+				if _, err := a.to.Offer(a.msg); err != nil {
+					t.Fatalf("%s: offer: %v", a.name, err)
+				}
+				victim := "sub"
+				if a.to == toPub {
+					victim = "pub"
+				}
+				sample := `steadfast_data_rejected_total{reason="` + a.reason + `"}`
+				if a.reason == "bad" {
+					sample = "steadfast_bad_messages_total"
+				}
+				want[victim+"/"+sample]++
+			}
+			for _, victim := range []*testPod{pub, sub} {
+				name := "sub"
+				if victim == pub {
+					name = "pub"
+				}
+				for _, sample := range []string{`steadfast_data_rejected_total{reason="unknown_sender"}`, `steadfast_data_rejected_total{reason="unauthenticated"}`, "steadfast_bad_messages_total"} {
+					w := want[name+"/"+sample]
+					deadline := time.Now().Add(10 * time.Second)
+					for metricValue(t, scrape(t, victim.p), sample) < w {
+						if time.Now().After(deadline) {
+							t.Fatalf("%s: %s below %v:\n%s", name, sample, w, grepLines(scrape(t, victim.p), "rejected", "auth", "bad_messages", "stale"))
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				if keyed {
+					if v := metricValue(t, scrape(t, victim.p), "steadfast_data_auth_verified_total"); v == 0 {
+						t.Errorf("%s: no message verified", name)
+					}
+				}
+			}
+			if st := pub.p.pubSide.status.Load(); st.Subs[0].Acked > 4000 || st.Subs[0].Epoch != se {
+				t.Fatalf("publisher's view of the subscriber changed: %+v", st.Subs[0])
+			}
+			select {
+			case <-sub.done:
+				if sub.err != nil {
+					t.Fatal(sub.err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("subscriber did not finish")
+			}
+			f := readFinal(t, sub.dir)
+			if r := Check(f.Tally["pub-1"], 4000, nil); !r.OK() || f.Tally["pub-1"].Skipped != 0 {
+				t.Fatalf("check: %+v, skipped %d", r, f.Tally["pub-1"].Skipped)
+			}
+			if f.Epoch != se {
+				t.Fatalf("subscriber epoch %d, want %d", f.Epoch, se)
+			}
+			if !strings.Contains(scrape(t, pub.p), "steadfast_data_authenticated "+map[bool]string{true: "1", false: "0"}[keyed]) {
+				t.Fatal("steadfast_data_authenticated does not say whether the pod authenticates")
+			}
+		})
+	}
+}
