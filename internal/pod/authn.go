@@ -17,7 +17,7 @@ import (
 // only the membership check applies.
 type dataAuth struct {
 	view     *view
-	keys     *auth.Keys     // nil: insecure
+	keys     *auth.Keys                    // nil: insecure
 	sealer   atomic.Pointer[auth.Sealer]   // set by start
 	verifier atomic.Pointer[auth.Verifier] // set by start
 
