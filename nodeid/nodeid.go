@@ -29,7 +29,24 @@ var (
 	ErrInvalid = errors.New("nodeid: invalid node id")
 	// ErrCorrupt means a file in the data dir could not be parsed.
 	ErrCorrupt = errors.New("nodeid: corrupt file")
+	// ErrEpoch means an epoch is above MaxEpoch: it came from a corrupt
+	// file or a hostile peer, and one more incarnation would wrap to 0.
+	ErrEpoch = errors.New("nodeid: epoch out of range")
 )
+
+// MaxEpoch is the highest valid epoch. Epochs grow by one per incarnation,
+// so no real node gets near it; anything above is refused wherever an epoch
+// enters (metadata, messages, snapshots, the epoch file), and Next refuses
+// to go past it instead of wrapping to 0.
+const MaxEpoch uint64 = 1<<62 - 1
+
+// ValidateEpoch reports whether e is at most MaxEpoch.
+func ValidateEpoch(e uint64) error {
+	if e > MaxEpoch {
+		return fmt.Errorf("%w: %d > %d", ErrEpoch, e, MaxEpoch)
+	}
+	return nil
+}
 
 // Source tells where Resolve found the id.
 type Source string
@@ -43,10 +60,21 @@ const (
 )
 
 // Validate reports whether id is a valid node id: 1..MaxLen characters, each
-// a letter, digit, '.', '_' or '-'.
+// a letter, digit, '.', '_' or '-', not starting with '.' or '-'. It is the
+// one check for every node id that enters a pod (flags, environment, files,
+// gossip metadata, messages, snapshots): a valid id is safe as a file name
+// ("replicas/<id>.snap" never leaves its directory nor hides as a dot file)
+// and as a command-line argument, and never contains the '#' that separates
+// it from the boot id in a memberlist name.
 func Validate(id string) error {
-	if len(id) == 0 || len(id) > MaxLen {
-		return fmt.Errorf("%w %q: length %d, must be 1..%d", ErrInvalid, id, len(id), MaxLen)
+	if n := len(id); n == 0 || n > MaxLen {
+		if n > MaxLen {
+			id = id[:MaxLen] + "..." // a hostile id does not flood the log
+		}
+		return fmt.Errorf("%w %q: length %d, must be 1..%d", ErrInvalid, id, n, MaxLen)
+	}
+	if id[0] == '.' || id[0] == '-' {
+		return fmt.Errorf("%w %q: must not start with %q", ErrInvalid, id, id[0])
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -129,14 +157,21 @@ func LoadEpoch(dataDir string) (uint64, error) {
 		return 0, fmt.Errorf("nodeid: read %s: %w", path, err)
 	}
 	e, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err == nil {
+		err = ValidateEpoch(e)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return e, nil
 }
 
-// SaveEpoch atomically writes epoch to dataDir (creating it).
+// SaveEpoch atomically writes epoch to dataDir (creating it). An epoch
+// above MaxEpoch is refused (ErrEpoch).
 func SaveEpoch(dataDir string, epoch uint64) error {
+	if err := ValidateEpoch(epoch); err != nil {
+		return err
+	}
 	if dataDir == "" {
 		return nil
 	}
@@ -147,9 +182,14 @@ func SaveEpoch(dataDir string, epoch uint64) error {
 }
 
 // Next returns the epoch for a new incarnation: one more than the highest
-// epoch known locally or by any peer.
-func Next(local, peers uint64) uint64 {
-	return max(local, peers) + 1
+// epoch known locally or by any peer. It never wraps: when that would
+// exceed MaxEpoch it returns an error wrapping ErrEpoch (and 0).
+func Next(local, peers uint64) (uint64, error) {
+	h := max(local, peers)
+	if h >= MaxEpoch {
+		return 0, fmt.Errorf("%w: no epoch after %d", ErrEpoch, h)
+	}
+	return h + 1, nil
 }
 
 // WriteFileAtomic writes data to path so that a crash leaves either the old

@@ -2,6 +2,7 @@ package nodeid
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%q) = %v, want nil", id, err)
 		}
 	}
-	bad := []string{"", strings.Repeat("z", MaxLen+1), "a b", "a/b", "é", "a#1", "a\x00"}
+	bad := []string{"", strings.Repeat("z", MaxLen+1), "a b", "a/b", "é", "a#1", "a\x00", ".", "..", "../snapshot", ".hidden", "-rf", "a\nb"}
 	for _, id := range bad {
 		err := Validate(id)
 		if !errors.Is(err, ErrInvalid) {
@@ -93,9 +94,27 @@ func TestEpoch(t *testing.T) {
 		t.Fatalf("empty dir: %d, %v", e, err)
 	}
 	for _, c := range []struct{ local, peers, want uint64 }{{0, 0, 1}, {4, 2, 5}, {2, 9, 10}} {
-		if got := Next(c.local, c.peers); got != c.want {
-			t.Errorf("Next(%d, %d) = %d, want %d", c.local, c.peers, got, c.want)
+		if got, err := Next(c.local, c.peers); got != c.want || err != nil {
+			t.Errorf("Next(%d, %d) = %d, %v, want %d", c.local, c.peers, got, err, c.want)
 		}
+	}
+	// Never wraps: 2^64-1 from a hostile peer is refused, not turned into 0.
+	for _, h := range []uint64{MaxEpoch, MaxEpoch + 1, math.MaxUint64} {
+		if got, err := Next(1, h); !errors.Is(err, ErrEpoch) || got != 0 {
+			t.Errorf("Next(1, %d) = %d, %v, want ErrEpoch", h, got, err)
+		}
+	}
+	if got, err := Next(MaxEpoch-1, 0); got != MaxEpoch || err != nil {
+		t.Errorf("Next(MaxEpoch-1) = %d, %v", got, err)
+	}
+	if err := SaveEpoch(dir, math.MaxUint64); !errors.Is(err, ErrEpoch) {
+		t.Errorf("SaveEpoch(2^64-1) = %v, want ErrEpoch", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, EpochFile), []byte("18446744073709551615\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadEpoch(dir); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("epoch file with 2^64-1: %v, want ErrCorrupt", err)
 	}
 	if err := SaveEpoch(dir, 7); err != nil {
 		t.Fatal(err)
