@@ -72,7 +72,8 @@ type Cluster struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	st counters
+	st  counters
+	lim *limiter // rate-limits repeated warnings
 }
 
 // node is what the Cluster knows of one memberlist node.
@@ -91,6 +92,7 @@ type counters struct {
 	events, eventsDropped, fencedMembers, invalidMeta, joinAttempts atomic.Uint64
 	messagesIn, messagesDropped, badMessages                        atomic.Uint64
 	saved, sent, acked, received, bytesSent, bytesReceived          atomic.Uint64
+	notMember, gatherRefused, restoreRefused                        atomic.Uint64
 	inboxBytes                                                      atomic.Int64
 	lastSave                                                        atomic.Int64
 	lastSaveBytes                                                   atomic.Int64
@@ -104,12 +106,6 @@ func (s *counters) reject(reason string) {
 	s.rejects[reason]++
 	s.rejectMu.Unlock()
 }
-
-// Internal limits.
-const (
-	inboxDepth      = 64
-	maxReplySenders = 8
-)
 
 // New validates cfg, opens the data dir (loading this node's snapshot and
 // the replicas it holds; corrupt files are logged and moved aside) and
@@ -148,6 +144,7 @@ func New(cfg Config) (*Cluster, error) {
 		sends:    make(chan struct{}, maxReplySenders),
 		waiting:  make(map[uint64]chan []byte),
 		done:     make(chan struct{}),
+		lim:      newLimiter(),
 	}
 	c.st.rejects = make(map[string]uint64)
 	c.setMeta(0)
@@ -166,7 +163,7 @@ func New(cfg Config) (*Cluster, error) {
 	mlc.SecretKey = cfg.ClusterKey
 	mlc.Keyring = nil
 	mlc.LogOutput = nil
-	mlc.Logger = log.New(slogWriter{log: lg}, "", 0)
+	mlc.Logger = log.New(slogWriter{log: lg, lim: c.lim}, "", 0)
 	d := &delegate{c: c}
 	mlc.Delegate = d
 	mlc.Events = d
@@ -374,8 +371,17 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	own := c.store.ownSnapshot()
 	best, source := own.snap, "none"
 	if best != nil {
-		source = "local"
 		localEpoch = max(localEpoch, best.Epoch)
+		if err := c.validSnapshot(best); err != nil {
+			// Kept on disk (a later version may fix the validation), but
+			// never restored: a peer's replica or nothing.
+			c.st.restoreRefused.Add(1)
+			c.log.Warn("cluster: the application refused the local snapshot; trying the peers'",
+				"epoch", best.Epoch, "version", best.Version, "err", err)
+			best = nil
+		} else {
+			source = "local"
+		}
 	}
 	// With other nodes around, at least one must answer: restoring nothing
 	// while a peer holds a durable snapshot would undo acknowledged work.
@@ -415,7 +421,10 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 		best, source = snap, from
 		peerEpoch = max(peerEpoch, snap.Epoch)
 	}
-	epoch := nodeid.Next(localEpoch, peerEpoch)
+	epoch, err := nodeid.Next(localEpoch, peerEpoch)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start: %w", err)
+	}
 	if c.cfg.epochOverride != 0 {
 		epoch = c.cfg.epochOverride
 	}
@@ -585,6 +594,12 @@ func (c *Cluster) gather(ctx context.Context) ([]gathered, int) {
 	results := make(chan *gathered, len(targets))
 	for _, n := range targets {
 		ok := c.goTracked(func() {
+			// A peer serves only members it knows (see rpc.go); a push/pull
+			// first makes it know this node now rather than after gossip
+			// reached it (up to a few GossipIntervals).
+			if _, err := c.ml.Join([]string{n.addr()}); err != nil {
+				c.log.Debug("cluster: push/pull before gather", "peer", n.name, "err", err)
+			}
 			rep, err := c.askSnapshot(ctx, n, false)
 			if err != nil {
 				c.log.Debug("cluster: gather", "peer", n.name, "err", err)
@@ -652,6 +667,14 @@ func (c *Cluster) fetch(ctx context.Context, answers []gathered, local *codec.Sn
 		if err == nil && codec.Newer(&codec.Snapshot{Epoch: g.heldEpoch, Version: g.heldVersion}, snap) {
 			err = fmt.Errorf("got version (%d, %d), announced (%d, %d)", snap.Epoch, snap.Version, g.heldEpoch, g.heldVersion)
 		}
+		if err == nil && nodeid.ValidateEpoch(snap.Epoch) != nil {
+			err = nodeid.ValidateEpoch(snap.Epoch)
+		}
+		if err == nil {
+			if err = c.validSnapshot(snap); err != nil {
+				c.st.restoreRefused.Add(1)
+			}
+		}
 		if err != nil {
 			c.log.Warn("cluster: fetching snapshot from peer failed, trying the next", "peer", g.peer.name,
 				"epoch", g.heldEpoch, "version", g.heldVersion, "err", err)
@@ -663,37 +686,6 @@ func (c *Cluster) fetch(ctx context.Context, answers []gathered, local *codec.Sn
 		c.log.Error("cluster: no peer delivered its newer snapshot; restoring an older one", "candidates", len(cands))
 	}
 	return nil, nil, ""
-}
-
-func (c *Cluster) replyTo() replyTo { return replyTo{name: c.name, addr: c.LocalAddr()} }
-
-// request sends a request built with a fresh id to n over the reliable
-// path and waits for the reply with that id.
-func (c *Cluster) request(ctx context.Context, n *node, build func(req uint64) []byte) ([]byte, error) {
-	ch := make(chan []byte, 1)
-	c.reqMu.Lock()
-	c.nextReq++
-	req := c.nextReq
-	c.waiting[req] = ch
-	c.reqMu.Unlock()
-	defer func() {
-		c.reqMu.Lock()
-		delete(c.waiting, req)
-		c.reqMu.Unlock()
-	}()
-	msg := build(req)
-	if err := c.ml.SendReliable(&memberlist.Node{Name: n.name, Addr: n.ip, Port: n.port}, msg); err != nil {
-		return nil, err
-	}
-	c.st.bytesSent.Add(uint64(len(msg)))
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-ctx.Done():
-		return nil, context.Cause(ctx) // errPeerGone when Save gave up on the peer
-	case <-c.done:
-		return nil, ErrClosed
-	}
 }
 
 // errPeerGone fails a push whose peer left the live view (declared dead,
@@ -1001,6 +993,9 @@ func (c *Cluster) Stats() Stats {
 	s.LastSaveBytes = int(c.st.lastSaveBytes.Load())
 	s.ReplicasHeld, s.ReplicaBytes = c.store.replicaStats()
 	s.EpochRejects = c.epochs.Rejects()
+	s.NotMember = c.st.notMember.Load()
+	s.GatherRefused = c.st.gatherRefused.Load()
+	s.RestoreRefused = c.st.restoreRefused.Load()
 	c.st.rejectMu.Lock()
 	s.SnapshotRejects = make(map[string]uint64, len(c.st.rejects))
 	for k, v := range c.st.rejects {
@@ -1010,11 +1005,19 @@ func (c *Cluster) Stats() Stats {
 	return s
 }
 
-// reqID reads the request id of a reply without decoding the rest.
-func reqID(b []byte) (uint64, bool) {
-	if len(b) < 4 {
-		return 0, false
+// validSnapshot runs Config.ValidateSnapshot, turning a panic in it into an
+// error: a snapshot that crashes the validator is a bad snapshot.
+func (c *Cluster) validSnapshot(snap *codec.Snapshot) (err error) {
+	if c.cfg.ValidateSnapshot == nil {
+		return nil
 	}
-	v, n := binary.Uvarint(b[3:])
-	return v, n > 0
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: validation panicked: %v", ErrSnapshot, r)
+		}
+	}()
+	if err := c.cfg.ValidateSnapshot(snap); err != nil {
+		return fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	return nil
 }

@@ -95,6 +95,16 @@ type Config struct {
 	// replica's acknowledgement.
 	DurableAlone bool
 
+	// ValidateSnapshot, if set, is the application's check of a snapshot's
+	// content (typically: decode every state and check it). It is called
+	// on every replica push before it is stored (a refused one is counted
+	// as "invalid" and never stored) and by Start on the local snapshot and
+	// on every snapshot fetched from a peer before it is restored or kept
+	// locally (a refused one is skipped, counted in Stats.RestoreRefused,
+	// and the next-newest source is tried). It must not keep snap and must
+	// be safe for concurrent use; a panic in it counts as a refusal.
+	ValidateSnapshot func(snap *codec.Snapshot) error
+
 	// Logger receives the cluster's own log lines and memberlist's, mapped
 	// to slog levels (memberlist's DEBUG lines are many). Nil discards all.
 	Logger *slog.Logger

@@ -3,13 +3,16 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/steadfast-pods/steadfast/nodeid"
 )
 
 // EpochTracker records the highest epoch seen per node id and fences lower
-// ones. The Cluster feeds it from membership metadata, replica pushes and
-// gather replies; pods call Accept on every batch, ack and control message
-// they receive so that a zombie's traffic is rejected. Safe for concurrent
-// use.
+// ones. Only the Cluster raises it, and only from membership metadata
+// (authenticated by the cluster key when one is set): an epoch named in a
+// message never moves it, so a forged message cannot fence a node. Pods call
+// Accept on every batch, ack and control message they receive so that a
+// zombie's traffic is rejected. Safe for concurrent use.
 type EpochTracker struct {
 	mu      sync.Mutex
 	highest map[string]uint64 // guarded by mu
@@ -24,7 +27,12 @@ func NewEpochTracker() *EpochTracker {
 
 // Observe records that epoch exists for nodeID and reports whether it is
 // not lower than the highest epoch seen before (it never counts a reject).
+// Epochs above nodeid.MaxEpoch are refused (false) and not recorded. Only
+// membership may call it (see the type's comment).
 func (t *EpochTracker) Observe(nodeID string, epoch uint64) bool {
+	if nodeid.ValidateEpoch(epoch) != nil {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := t.highest[nodeID]
@@ -34,11 +42,13 @@ func (t *EpochTracker) Observe(nodeID string, epoch uint64) bool {
 	return epoch >= h
 }
 
-// Accept records epoch for nodeID like Observe and reports whether a
-// message from that incarnation may be applied: false (and a counted
-// reject) when a higher epoch of nodeID has been seen.
+// Accept reports whether a message from incarnation (nodeID, epoch) may be
+// applied: false (and a counted reject) when membership has seen a higher
+// epoch of nodeID. It records nothing: an epoch higher than membership's
+// is accepted but does not fence anyone (the sender is not authenticated
+// by it), so a forged message cannot freeze a real sender's stream.
 func (t *EpochTracker) Accept(nodeID string, epoch uint64) bool {
-	if t.Observe(nodeID, epoch) {
+	if epoch >= t.Highest(nodeID) {
 		return true
 	}
 	t.rejects.Add(1)

@@ -63,6 +63,9 @@ func decodeMeta(b []byte) (meta, error) {
 	if n <= 0 {
 		return m, fmt.Errorf("%w: bad epoch", errMeta)
 	}
+	if err := nodeid.ValidateEpoch(epoch); err != nil {
+		return m, fmt.Errorf("%w: %w", errMeta, err)
+	}
 	m.epoch = epoch
 	off += n
 	var fields [3]string

@@ -125,6 +125,9 @@ func (s *store) replica(id string) held {
 // An equal (epoch, version) is accepted without a write (a retried push).
 // It returns the replica held afterwards and whether snap was stale.
 func (s *store) putReplica(snap *codec.Snapshot, raw []byte) (held, bool, error) {
+	if err := nodeid.Validate(snap.NodeID); err != nil {
+		return held{}, false, err // never a path outside replicas/
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.replicas[snap.NodeID]

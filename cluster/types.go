@@ -166,8 +166,12 @@ type Stats struct {
 	SnapshotsAcked    uint64 // pushes acknowledged by peers
 	SnapshotsReceived uint64 // replica pushes accepted
 	// SnapshotRejects counts rejected replica pushes by reason:
-	// "too_large", "malformed", "checksum", "stale", "fenced", "mismatch",
-	// "io".
+	// "too_large", "malformed", "checksum" (the bytes), "bad_id" (not a
+	// valid node id), "mismatch" (header and snapshot disagree, or a
+	// snapshot of this node's own id), "not_owner" (pushed by a member of
+	// another node id), "fenced" (an epoch below the highest known),
+	// "epoch" (not the sender's current epoch), "invalid" (refused by
+	// Config.ValidateSnapshot), "stale", "io".
 	SnapshotRejects map[string]uint64
 	BytesSent       uint64
 	BytesReceived   uint64
@@ -178,4 +182,12 @@ type Stats struct {
 	RestoreSource   string
 	// EpochRejects counts EpochTracker.Accept refusals.
 	EpochRejects uint64
+	// NotMember counts requests dropped because their sender was not a
+	// known member within parkTimeout (2 s) of their arrival.
+	NotMember uint64
+	// GatherRefused counts gather requests for another member's node id.
+	GatherRefused uint64
+	// RestoreRefused counts snapshots Start did not restore because
+	// Config.ValidateSnapshot refused them (the next source was tried).
+	RestoreRefused uint64
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/steadfast-pods/steadfast/nodeid"
 )
 
 func TestMetaRoundTrip(t *testing.T) {
@@ -37,6 +40,9 @@ func TestMetaRejectsGarbage(t *testing.T) {
 		"bad uvarint": {metaVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 		"long endpoint": meta{role: RoleSubscriber, epoch: 1, nodeID: "a",
 			dataEndpoint: strings.Repeat("x", MaxEndpointLen+1)}.encode(),
+		"epoch 2^64-1":  meta{role: RoleSubscriber, epoch: math.MaxUint64, nodeID: "a"}.encode(),
+		"epoch too big": meta{role: RoleSubscriber, epoch: nodeid.MaxEpoch + 1, nodeID: "a"}.encode(),
+		"dot-dot id":    meta{role: RoleSubscriber, epoch: 1, nodeID: ".."}.encode(),
 	}
 	for name, b := range bad {
 		if _, err := decodeMeta(b); !errors.Is(err, errMeta) {
@@ -177,7 +183,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestEpochTracker(t *testing.T) {
 	tr := NewEpochTracker()
-	if !tr.Accept("a", 1) || !tr.Accept("a", 3) || !tr.Accept("a", 3) {
+	if !tr.Observe("a", 1) || !tr.Observe("a", 3) || !tr.Accept("a", 3) {
 		t.Fatal("rising epochs refused")
 	}
 	if tr.Accept("a", 2) {
@@ -185,6 +191,15 @@ func TestEpochTracker(t *testing.T) {
 	}
 	if tr.Observe("a", 1) {
 		t.Fatal("Observe of a lower epoch reported ok")
+	}
+	// A message's epoch never raises the tracker: a forged epoch 1000 is
+	// let through to the pod's own checks but fences nobody.
+	if !tr.Accept("a", 1000) || tr.Highest("a") != 3 || !tr.Accept("a", 3) {
+		t.Fatalf("Accept recorded an epoch: highest %d", tr.Highest("a"))
+	}
+	// Epochs that would wrap are refused and never recorded.
+	if tr.Observe("a", math.MaxUint64) || tr.Observe("a", nodeid.MaxEpoch+1) || tr.Highest("a") != 3 {
+		t.Fatalf("Observe took an epoch above MaxEpoch: highest %d", tr.Highest("a"))
 	}
 	if tr.Highest("a") != 3 || tr.Highest("b") != 0 || tr.Rejects() != 1 {
 		t.Fatalf("highest %d/%d rejects %d", tr.Highest("a"), tr.Highest("b"), tr.Rejects())

@@ -1,0 +1,46 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMemberlistErrorsRateLimited: 100k junk datagrams made 100k ERROR
+// lines (8.4 MB, issue 14 §7). Now one line per kind per logEvery, the
+// next one carrying the count of those suppressed.
+func TestMemberlistErrorsRateLimited(t *testing.T) {
+	var out bytes.Buffer
+	lim := newLimiter()
+	now := time.Unix(1000, 0)
+	lim.now = func() time.Time { return now }
+	w := slogWriter{log: slog.New(slog.NewJSONHandler(&out, nil)), lim: lim}
+	for i := 0; i < 100000; i++ {
+		fmt.Fprintf(w, "2026/01/01 00:00:00 [ERR] memberlist: Failed to decode ping request: boom from=127.0.0.1:%d\n", 1000+i%5000)
+	}
+	fmt.Fprintf(w, "[WARN] memberlist: Got ping for unexpected node 'x' from=127.0.0.1:1\n")
+	fmt.Fprintf(w, "[INFO] memberlist: Suspect x has failed, no acks received\n")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3 (one per kind, info not limited):\n%s", len(lines), out.String())
+	}
+	now = now.Add(logEvery)
+	fmt.Fprintf(w, "[ERR] memberlist: Failed to decode ping request: again from=127.0.0.1:9\n")
+	last := out.String()[strings.LastIndex(strings.TrimSpace(out.String()), "\n")+1:]
+	if !strings.Contains(last, `"suppressed":99999`) || !strings.Contains(last, `"level":"ERROR"`) {
+		t.Fatalf("next line = %s, want the suppressed count", last)
+	}
+}
+
+func TestLimiterBoundsKinds(t *testing.T) {
+	lim := newLimiter()
+	for i := 0; i < 10*maxLogKinds; i++ {
+		lim.allow(fmt.Sprint("kind-", i))
+	}
+	if len(lim.kinds) > maxLogKinds+1 {
+		t.Fatalf("%d kinds tracked, want at most %d", len(lim.kinds), maxLogKinds+1)
+	}
+}
