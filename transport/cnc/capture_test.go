@@ -347,3 +347,32 @@ func TestCaptureLogBuffers(t *testing.T) {
 		})
 	}
 }
+
+// TestInitLogMatchesCapture: a log laid out by InitLog with the capture's
+// parameters has the capture's metadata fields, default header and tails.
+func TestInitLogMatchesCapture(t *testing.T) {
+	capt := loadGz(t, "3-ipc/publications/21.logbuffer.gz")
+	want, err := OpenLog(capt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := AlignedCopy(make([]byte, len(capt)))
+	l, err := InitLog(b, LogParams{TermLength: 65536, PageSize: 4096, MTU: 1408, InitialTermID: 1812036161,
+		SessionID: 516162631, StreamID: 1002, CorrelationID: 21})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(l.DefaultHeader(), want.DefaultHeader()) {
+		t.Errorf("default header %x, want %x", l.DefaultHeader(), want.DefaultHeader())
+	}
+	for i := 1; i < 3; i++ {
+		if l.RawTail(i) != want.RawTail(i) {
+			t.Errorf("tail %d: %#x want %#x", i, l.RawTail(i), want.RawTail(i))
+		}
+	}
+	for _, off := range []int{LogOffCorrelationID, LogOffInitialTermID, LogOffDefaultHdrLen, LogOffMTU, LogOffTermLength, LogOffPageSize, LogOffEndOfStream} {
+		if !bytes.Equal(l.Meta[off:off+4], want.Meta[off:off+4]) {
+			t.Errorf("metadata at %d: %x want %x", off, l.Meta[off:off+4], want.Meta[off:off+4])
+		}
+	}
+}

@@ -254,3 +254,54 @@ func ScanTerm(term []byte) ([]Frame, error) {
 	}
 	return out, nil
 }
+
+// LogParams describe a new log buffer (driver side).
+type LogParams struct {
+	TermLength, PageSize, MTU int
+	InitialTermID             int32
+	SessionID, StreamID       int32
+	CorrelationID             int64
+	// TermWindow is recorded as the publication window.
+	TermWindow int
+	// Connected seeds the is-connected flag (IPC: a subscriber exists).
+	Connected bool
+}
+
+// InitLog lays out a fresh log buffer in b (zeroed, LogLength bytes):
+// metadata, default header and the initial tail counters, so that a
+// publisher's first rotation into each partition finds the term id it
+// expects.
+func InitLog(b []byte, p LogParams) (*Log, error) {
+	if !isPow2(p.TermLength) || p.TermLength < TermMinLength || p.TermLength > TermMaxLength {
+		return nil, malformed("term length %d", p.TermLength)
+	}
+	if len(b) < LogLength(p.TermLength, p.PageSize) {
+		return nil, malformed("log buffer %d bytes < %d", len(b), LogLength(p.TermLength, p.PageSize))
+	}
+	meta := b[PartitionCount*p.TermLength:]
+	le.PutUint64(meta[LogOffCorrelationID:], uint64(p.CorrelationID))
+	le.PutUint32(meta[LogOffInitialTermID:], uint32(p.InitialTermID))
+	le.PutUint32(meta[LogOffDefaultHdrLen:], DataHeaderLength)
+	le.PutUint32(meta[LogOffMTU:], uint32(p.MTU))
+	le.PutUint32(meta[LogOffTermLength:], uint32(p.TermLength))
+	le.PutUint32(meta[LogOffPageSize:], uint32(p.PageSize))
+	le.PutUint32(meta[LogOffPublicationWin:], uint32(p.TermWindow))
+	le.PutUint64(meta[LogOffEndOfStream:], 1<<63-1)
+	le.PutUint32(meta[LogOffActiveTransports:], 0)
+	h := meta[LogOffDefaultHeader:]
+	h[FrameOffVersion] = 0
+	h[FrameOffFlags] = FlagsUnfrag
+	le.PutUint16(h[FrameOffType:], FrameTypeData)
+	le.PutUint32(h[FrameOffSession:], uint32(p.SessionID))
+	le.PutUint32(h[FrameOffStream:], uint32(p.StreamID))
+	le.PutUint32(h[FrameOffTermID:], uint32(p.InitialTermID))
+	le.PutUint64(meta[LogOffTailCounters:], uint64(int64(p.InitialTermID)<<32))
+	for i := 1; i < PartitionCount; i++ {
+		le.PutUint64(meta[LogOffTailCounters+8*i:], uint64(int64(p.InitialTermID+int32(i)-PartitionCount)<<32))
+	}
+	le.PutUint32(meta[LogOffActiveTermCount:], 0)
+	if p.Connected {
+		StoreInt32(meta, LogOffIsConnected, 1)
+	}
+	return OpenLog(b)
+}
