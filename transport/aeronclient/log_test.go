@@ -46,15 +46,12 @@ func newLogRig(t *testing.T, termLen, mtu int) *logRig {
 
 func (r *logRig) pub() *Publication {
 	l := r.log
-	return &Publication{c: r.c, sessionID: 11, streamID: 22, log: l, limit: r.limit, termLen: l.TermLength,
-		maxPayload: l.MTU - cnc.DataHeaderLength, maxMsg: l.TermLength / 8, maxPos: int64(l.TermLength) << 31,
-		bits: l.PositionBitsToShift(), initial: l.InitialTermID}
+	return &Publication{c: r.c, sessionID: 11, streamID: 22, log: l, limit: r.limit, app: cnc.NewAppender(l, 11, 22)}
 }
 
 func (r *logRig) image() *image {
 	l := r.log
-	return &image{sessionID: 11, streamID: 22, log: l, subPos: r.subPos, mask: int64(l.TermLength - 1),
-		bits: l.PositionBitsToShift(), maxMsg: l.TermLength / 8}
+	return &image{sessionID: 11, rd: cnc.NewReader(l, 0), subPos: r.subPos}
 }
 
 // drive plays the driver: clean the term behind the subscriber, then raise
@@ -137,11 +134,11 @@ func TestLogAppendReadRotation(t *testing.T) {
 		r.drive(img, &cleaned)
 	}
 	wg.Wait()
-	if img.pos < 10*int64(r.log.TermLength) {
-		t.Errorf("only %d bytes read: too few rotations", img.pos)
+	if img.rd.Position() < 10*int64(r.log.TermLength) {
+		t.Errorf("only %d bytes read: too few rotations", img.rd.Position())
 	}
-	if pub := r.pub(); pub.Position() != img.pos {
-		t.Errorf("publisher position %d, subscriber %d", pub.Position(), img.pos)
+	if pub := r.pub(); pub.Position() != img.rd.Position() {
+		t.Errorf("publisher position %d, subscriber %d", pub.Position(), img.rd.Position())
 	}
 }
 
@@ -180,7 +177,7 @@ func TestReaderSkipsOrphanFragments(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := r.image()
-	img.pos = 1408 // second fragment
+	img.rd = cnc.NewReader(r.log, 1408) // at the second fragment
 	var got []string
 	img.poll(func(msg []byte, h transport.Header) { got = append(got, string(msg)) }, 100)
 	if len(got) != 1 || got[0] != "after" {

@@ -21,15 +21,10 @@ type Publication struct {
 	registrationID int64
 	exclusive      bool
 
-	mapping    *cnc.Mapping
-	log        *cnc.Log
-	limit      []byte // publisher-limit counter slot
-	termLen    int
-	maxPayload int
-	maxMsg     int
-	maxPos     int64
-	bits       uint
-	initial    int32
+	mapping *cnc.Mapping
+	log     *cnc.Log
+	app     *cnc.Appender
+	limit   []byte // publisher-limit counter slot
 
 	closed   atomic.Bool
 	inflight atomic.Int32
@@ -113,16 +108,10 @@ func (c *Client) mapPublication(r cnc.PublicationReady, channel string, exclusiv
 		_ = m.Close()
 		return nil, fmt.Errorf("aeronclient: publication limit counter: %w", err)
 	}
-	maxMsg := l.TermLength / 8
-	if maxMsg > 16<<20 {
-		maxMsg = 16 << 20
-	}
 	return &Publication{
 		c: c, channel: channel, streamID: r.StreamID, sessionID: r.SessionID,
 		registrationID: r.RegistrationID, exclusive: exclusive,
-		mapping: m, log: l, limit: slot, termLen: l.TermLength,
-		maxPayload: l.MTU - cnc.DataHeaderLength, maxMsg: maxMsg,
-		maxPos: int64(l.TermLength) << 31, bits: l.PositionBitsToShift(), initial: l.InitialTermID,
+		mapping: m, log: l, app: cnc.NewAppender(l, r.SessionID, r.StreamID), limit: slot,
 	}, nil
 }
 
@@ -137,168 +126,18 @@ func (p *Publication) Offer(msg []byte) (int64, error) {
 	if p.closed.Load() || p.c.dead.Load() {
 		return transport.PublicationClosed, p.closedErr()
 	}
-	if len(msg) > p.maxMsg {
-		return transport.PublicationClosed, fmt.Errorf("%w: %d > %d", transport.ErrMessageTooLarge, len(msg), p.maxMsg)
-	}
-	meta := p.log.Meta
-	for attempt := 0; ; attempt++ {
-		limit := cnc.LoadInt64(p.limit, 0)
-		termCount := cnc.LoadInt32(meta, cnc.LogOffActiveTermCount)
-		idx := int(termCount % cnc.PartitionCount)
-		if idx < 0 {
-			idx += cnc.PartitionCount
-		}
-		tailOff := cnc.LogOffTailCounters + 8*idx
-		raw := cnc.LoadInt64(meta, tailOff)
-		termID := cnc.TermID(raw)
-		termOff := cnc.TermOffset(raw, p.termLen)
-		if termCount != termID-p.initial {
-			// Another publisher is rotating the log: try again.
-			if attempt > 1000 {
-				return transport.AdminAction, fmt.Errorf("%w: log rotation in progress", transport.ErrBackPressured)
-			}
-			runtime.Gosched()
-			continue
-		}
-		pos := int64(termID-p.initial)<<p.bits + int64(termOff)
-		if pos >= limit {
-			return p.backPressure(pos, len(msg))
-		}
-		var res int64
-		if len(msg) <= p.maxPayload {
-			res = p.appendUnfragmented(idx, tailOff, msg)
-		} else {
-			res = p.appendFragmented(idx, tailOff, msg)
-		}
-		switch {
-		case res >= 0:
-			return res, nil
-		case res == transport.MaxPositionExceeded:
-			return res, transport.ErrMaxPositionExceeded
-		}
-		// Tripped the end of the term: padded and rotated, go again.
-	}
-}
-
-func (p *Publication) backPressure(pos int64, n int) (int64, error) {
-	if pos+int64(alignFrame(n+cnc.DataHeaderLength)) >= p.maxPos {
-		return transport.MaxPositionExceeded, transport.ErrMaxPositionExceeded
-	}
-	if cnc.LoadInt32(p.log.Meta, cnc.LogOffIsConnected) == 1 {
+	switch pos := p.app.Append(msg, cnc.LoadInt64(p.limit, 0)); pos {
+	case cnc.AppendBackPressured, cnc.AppendAdminAction:
 		return transport.BackPressured, transport.ErrBackPressured
+	case cnc.AppendNotConnected:
+		return transport.NotConnected, transport.ErrNotConnected
+	case cnc.AppendMaxPositionExceeded:
+		return transport.MaxPositionExceeded, transport.ErrMaxPositionExceeded
+	case cnc.AppendTooLong:
+		return transport.PublicationClosed, fmt.Errorf("%w: %d > %d", transport.ErrMessageTooLarge, len(msg), p.app.MaxMessage())
+	default:
+		return pos, nil
 	}
-	return transport.NotConnected, transport.ErrNotConnected
-}
-
-func alignFrame(n int) int { return (n + cnc.FrameAlignment - 1) &^ (cnc.FrameAlignment - 1) }
-
-// claim reserves n aligned bytes in partition idx and returns the term
-// offset and term id, or ok=false after handling the end of the term.
-func (p *Publication) claim(idx, tailOff, n int) (int, int32, int64, bool) {
-	meta := p.log.Meta
-	// Atomic add even for exclusive publications: Offer may be called
-	// concurrently.
-	raw := cnc.AddInt64(meta, tailOff, int64(n))
-	termID := cnc.TermID(raw)
-	termOff := int(raw & 0xffffffff)
-	end := termOff + n
-	pos := int64(termID-p.initial)<<p.bits + int64(end)
-	if end > p.termLen {
-		p.endOfTerm(idx, termOff, termID)
-		if pos >= p.maxPos {
-			return 0, 0, transport.MaxPositionExceeded, false
-		}
-		return 0, 0, transport.AdminAction, false
-	}
-	return termOff, termID, pos, true
-}
-
-func (p *Publication) endOfTerm(idx, termOff int, termID int32) {
-	term := p.log.Terms[idx]
-	if termOff < p.termLen {
-		pad := p.termLen - termOff
-		p.writeHeader(term, termOff, pad, termID, cnc.FlagsUnfrag)
-		le16(term[termOff+cnc.FrameOffType:], cnc.FrameTypePad)
-		cnc.StoreInt32(term, termOff, int32(pad))
-	}
-	// Rotate: the next partition's tail becomes (termID+1)<<32 if it still
-	// holds the term three behind, then the active term count moves on.
-	meta := p.log.Meta
-	termCount := termID - p.initial
-	next := (int(termCount) + 1) % cnc.PartitionCount
-	nextOff := cnc.LogOffTailCounters + 8*next
-	expect := termID + 1 - cnc.PartitionCount
-	for {
-		raw := cnc.LoadInt64(meta, nextOff)
-		if cnc.TermID(raw) != expect {
-			break
-		}
-		if cnc.CasInt64(meta, nextOff, raw, int64(termID+1)<<32) {
-			break
-		}
-	}
-	cnc.CasInt32(meta, cnc.LogOffActiveTermCount, termCount, termCount+1)
-}
-
-func le16(b []byte, v uint16) { b[0], b[1] = byte(v), byte(v>>8) }
-
-func le32(b []byte, v int32) {
-	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-}
-
-// writeHeader stores -length first (so readers wait), then the rest of the
-// header from the log's default header.
-func (p *Publication) writeHeader(term []byte, off, length int, termID int32, flags uint8) {
-	cnc.StoreInt32(term, off, int32(-length))
-	h := term[off : off+cnc.DataHeaderLength]
-	copy(h[4:], p.log.DefaultHeader()[4:])
-	h[cnc.FrameOffFlags] = flags
-	le32(h[cnc.FrameOffTermOff:], int32(off))
-	le32(h[cnc.FrameOffSession:], p.sessionID)
-	le32(h[cnc.FrameOffStream:], p.streamID)
-	le32(h[cnc.FrameOffTermID:], termID)
-}
-
-func (p *Publication) appendUnfragmented(idx, tailOff int, msg []byte) int64 {
-	frameLen := len(msg) + cnc.DataHeaderLength
-	off, termID, pos, ok := p.claim(idx, tailOff, alignFrame(frameLen))
-	if !ok {
-		return pos
-	}
-	term := p.log.Terms[idx]
-	p.writeHeader(term, off, frameLen, termID, cnc.FlagsUnfrag)
-	copy(term[off+cnc.DataHeaderLength:], msg)
-	cnc.StoreInt32(term, off, int32(frameLen))
-	return pos
-}
-
-func (p *Publication) appendFragmented(idx, tailOff int, msg []byte) int64 {
-	full := len(msg) / p.maxPayload
-	rest := len(msg) % p.maxPayload
-	total := full * (p.maxPayload + cnc.DataHeaderLength)
-	if rest > 0 {
-		total += alignFrame(rest + cnc.DataHeaderLength)
-	}
-	off, termID, pos, ok := p.claim(idx, tailOff, total)
-	if !ok {
-		return pos
-	}
-	term := p.log.Terms[idx]
-	flags := uint8(cnc.FlagBegin)
-	for remaining := msg; len(remaining) > 0; {
-		n := min(len(remaining), p.maxPayload)
-		if n == len(remaining) {
-			flags |= cnc.FlagEnd
-		}
-		frameLen := n + cnc.DataHeaderLength
-		p.writeHeader(term, off, frameLen, termID, flags)
-		copy(term[off+cnc.DataHeaderLength:], remaining[:n])
-		cnc.StoreInt32(term, off, int32(frameLen))
-		off += alignFrame(frameLen)
-		remaining = remaining[n:]
-		flags = 0
-	}
-	return pos
 }
 
 func (p *Publication) closedErr() error {
@@ -313,13 +152,7 @@ func (p *Publication) Position() int64 {
 	if p.closed.Load() {
 		return transport.PublicationClosed
 	}
-	termCount := cnc.LoadInt32(p.log.Meta, cnc.LogOffActiveTermCount)
-	idx := int(termCount % cnc.PartitionCount)
-	if idx < 0 {
-		idx += cnc.PartitionCount
-	}
-	raw := cnc.LoadInt64(p.log.Meta, cnc.LogOffTailCounters+8*idx)
-	return int64(cnc.TermID(raw)-p.initial)<<p.bits + int64(cnc.TermOffset(raw, p.termLen))
+	return p.app.Position()
 }
 
 // PositionLimit is the driver's current publication limit.
@@ -336,8 +169,8 @@ func (p *Publication) SessionID() int32      { return p.sessionID }
 func (p *Publication) StreamID() int32       { return p.streamID }
 func (p *Publication) Channel() string       { return p.channel }
 func (p *Publication) RegistrationID() int64 { return p.registrationID }
-func (p *Publication) MaxMessageLength() int { return p.maxMsg }
-func (p *Publication) MaxPayloadLength() int { return p.maxPayload }
+func (p *Publication) MaxMessageLength() int { return p.app.MaxMessage() }
+func (p *Publication) MaxPayloadLength() int { return p.app.MaxPayload() }
 
 // Close removes the publication from the driver and unmaps its log (after
 // offers in flight finish). Safe to call twice.

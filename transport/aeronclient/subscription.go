@@ -42,21 +42,11 @@ type Subscription struct {
 type image struct {
 	correlationID int64
 	sessionID     int32
-	streamID      int32
 	source        string
 	join          int64
 	mapping       *cnc.Mapping
-	log           *cnc.Log
+	rd            *cnc.Reader
 	subPos        []byte // subscriber-position counter slot
-	pos           int64
-	mask          int64
-	bits          uint
-	maxMsg        int
-
-	asm      []byte // fragments of a message being reassembled
-	asmHdr   transport.Header
-	asmOn    bool
-	dropping bool // skipping fragments of a message we could not start
 }
 
 // AddSubscription subscribes to channel and stream.
@@ -100,14 +90,9 @@ func (s *Subscription) onAvailable(r cnc.ImageReady) {
 		return
 	}
 	join := cnc.LoadInt64(slot, 0)
-	maxMsg := l.TermLength / 8
-	if maxMsg > 16<<20 {
-		maxMsg = 16 << 20
-	}
 	img := &image{
-		correlationID: r.CorrelationID, sessionID: r.SessionID, streamID: r.StreamID, source: r.SourceIdentity,
-		join: join, mapping: m, log: l, subPos: slot, pos: join,
-		mask: int64(l.TermLength - 1), bits: l.PositionBitsToShift(), maxMsg: maxMsg,
+		correlationID: r.CorrelationID, sessionID: r.SessionID, source: r.SourceIdentity,
+		join: join, mapping: m, rd: cnc.NewReader(l, join), subPos: slot,
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -148,8 +133,8 @@ func (s *Subscription) onUnavailable(correlationID int64) {
 func (img *image) info(streamID int32) transport.Image {
 	return transport.Image{
 		SessionID: img.sessionID, StreamID: streamID, Source: img.source,
-		JoinPosition: img.join, Position: img.pos,
-		EndOfStream: img.pos >= img.log.EndOfStreamPosition(),
+		JoinPosition: img.join, Position: img.rd.Position(),
+		EndOfStream: img.rd.Position() >= img.rd.Log.EndOfStreamPosition(),
 	}
 }
 
@@ -180,66 +165,18 @@ func (s *Subscription) Poll(handler func(msg []byte, h transport.Header), fragme
 	return total
 }
 
-// poll reads frames from the current term of one image.
+// poll reads frames from the current term of one image and stores the
+// subscriber position.
 func (img *image) poll(handler func([]byte, transport.Header), limit int) (int, error) {
-	pos := img.pos
-	idx := int((pos >> img.bits) % cnc.PartitionCount)
-	term := img.log.Terms[idx]
-	off := int(pos & img.mask)
-	start := off
-	frags := 0
-	var err error
-	for frags < limit && off < len(term) {
-		f, ok, ferr := cnc.ReadFrame(term, off)
-		if ferr != nil {
-			err = ferr
-			break
-		}
-		if !ok {
-			break
-		}
-		off += alignFrame(f.Length)
-		if f.Type == cnc.FrameTypePad {
-			continue
-		}
-		frags++
-		img.deliver(f, pos+int64(off-start), handler)
+	before := img.rd.Position()
+	n, err := img.rd.Poll(func(msg []byte, m cnc.Message) {
+		handler(msg, transport.Header{SessionID: m.SessionID, StreamID: m.StreamID, TermID: m.TermID,
+			TermOffset: m.TermOffset, Position: m.Position, ReservedValue: m.Reserved, Flags: m.Flags})
+	}, limit)
+	if pos := img.rd.Position(); pos != before {
+		cnc.StoreInt64(img.subPos, 0, pos)
 	}
-	if off != start {
-		img.pos = pos + int64(off-start)
-		cnc.StoreInt64(img.subPos, 0, img.pos)
-	}
-	return frags, err
-}
-
-func (img *image) deliver(f cnc.Frame, endPos int64, handler func([]byte, transport.Header)) {
-	h := transport.Header{
-		SessionID: f.SessionID, StreamID: f.StreamID, TermID: f.TermID, TermOffset: f.TermOffset,
-		Position: endPos, ReservedValue: f.Reserved, Flags: f.Flags,
-	}
-	switch {
-	case f.Flags&cnc.FlagsUnfrag == cnc.FlagsUnfrag:
-		img.asmOn, img.dropping = false, false
-		handler(f.Payload, h)
-	case f.Flags&cnc.FlagBegin != 0:
-		img.asm = append(img.asm[:0], f.Payload...)
-		img.asmHdr = h
-		img.asmOn, img.dropping = true, false
-	case !img.asmOn:
-		img.dropping = true // a middle or end without its begin (joined mid-message)
-	default:
-		if len(img.asm)+len(f.Payload) > img.maxMsg {
-			img.asmOn, img.dropping = false, true
-			return
-		}
-		img.asm = append(img.asm, f.Payload...)
-		if f.Flags&cnc.FlagEnd != 0 {
-			img.asmOn = false
-			hdr := img.asmHdr
-			hdr.Position = endPos
-			handler(img.asm, hdr)
-		}
-	}
+	return n, err
 }
 
 // Wait blocks until an image has data to read, ctx ends, or the client
@@ -253,8 +190,7 @@ func (s *Subscription) hasData() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, img := range s.images {
-		idx := int((img.pos >> img.bits) % cnc.PartitionCount)
-		if cnc.LoadInt32(img.log.Terms[idx], int(img.pos&img.mask)) != 0 {
+		if img.rd.HasData() {
 			return true
 		}
 	}
