@@ -127,4 +127,15 @@ type DriverStats struct {
 	// UnknownStream counts well-formed datagrams for streams nobody
 	// subscribed to on that endpoint (dropped, as Aeron does).
 	UnknownStream uint64
+	// RejectedSetups counts SETUPs refused (invalid, term too large, or a
+	// limit reached with no image to evict); EvictedImages the images
+	// removed to admit a new session (see Config.ReceiveBufferBudget).
+	RejectedSetups uint64
+	EvictedImages  uint64
+	// PendingImages counts sessions that sent a SETUP but no frame yet:
+	// they hold no log memory and are not images of a subscription.
+	PendingImages int
+	// ReceiveBufferBytes is the log memory the current images hold,
+	// charged against Config.ReceiveBufferBudget.
+	ReceiveBufferBytes int64
 }

@@ -101,9 +101,19 @@ type Config struct {
 	// image allocates 3 × term length, so this bounds what a remote peer
 	// can make us allocate (Aeron's default term is 16 MiB; 0: no bound).
 	MaxReceiveTermLength int
-	// MaxImagesPerEndpoint caps the images of one bound endpoint; further
-	// SETUPs are rejected and counted until some image goes (0: no bound).
+	// MaxImagesPerEndpoint caps the images of one bound endpoint (0: no
+	// bound). MaxImagesPerSource caps the images whose publisher sends
+	// from one IP address (0: no bound). ReceiveBufferBudget caps the log
+	// memory (3 × term length per image) all images of the driver hold
+	// together (0: no bound). A SETUP that would exceed a limit evicts an
+	// image that received no data within PendingSetupHold of its SETUP,
+	// or, after those, one whose sender has been silent that long and
+	// whose data was consumed; if there is none it is rejected and
+	// counted. So a flood of fake sessions cannot keep a restarted
+	// publisher out, and the memory it makes us hold stays bounded.
 	MaxImagesPerEndpoint int
+	MaxImagesPerSource   int
+	ReceiveBufferBudget  int64
 
 	// SpinIdle makes publication send goroutines spin (with
 	// runtime.Gosched) instead of blocking when idle; receive endpoints
@@ -143,6 +153,8 @@ func DefaultConfig() Config {
 		PendingSetupHold:     time.Second,
 		MaxReceiveTermLength: 64 << 20,
 		MaxImagesPerEndpoint: 64,
+		MaxImagesPerSource:   16,
+		ReceiveBufferBudget:  512 << 20,
 	}
 }
 
@@ -181,8 +193,14 @@ func (c *Config) validate() error {
 		return bad("ImageLivenessTimeout", c.ImageLivenessTimeout, "must be positive")
 	case c.PublicationLinger < 0:
 		return bad("PublicationLinger", c.PublicationLinger, "must not be negative")
-	case c.MaxReceiveTermLength < 0 || c.MaxImagesPerEndpoint < 0:
-		return bad("MaxReceiveTermLength/MaxImagesPerEndpoint", c.MaxReceiveTermLength, "must not be negative")
+	case c.MaxReceiveTermLength < 0:
+		return bad("MaxReceiveTermLength", c.MaxReceiveTermLength, "must not be negative")
+	case c.MaxImagesPerEndpoint < 0:
+		return bad("MaxImagesPerEndpoint", c.MaxImagesPerEndpoint, "must not be negative")
+	case c.MaxImagesPerSource < 0:
+		return bad("MaxImagesPerSource", c.MaxImagesPerSource, "must not be negative")
+	case c.ReceiveBufferBudget < 0:
+		return bad("ReceiveBufferBudget", c.ReceiveBufferBudget, "must not be negative")
 	case c.PendingSetupHold < 0:
 		return bad("PendingSetupHold", c.PendingSetupHold, "must not be negative")
 	}

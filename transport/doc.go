@@ -85,8 +85,16 @@
 //
 // # Limits
 //
-// A SETUP makes a subscription allocate 3 × its term length;
-// Config.MaxReceiveTermLength and MaxImagesPerEndpoint bound that. Not
+// An image holds 3 × its term length. A SETUP alone makes only a pending
+// image (no memory, no image event; at most MaxImagesPerEndpoint of them,
+// the oldest evicted first); the image goes live on its first data frame
+// or heartbeat if it fits Config.MaxReceiveTermLength,
+// MaxImagesPerEndpoint, MaxImagesPerSource and the driver-wide
+// ReceiveBufferBudget, evicting an image whose sender has been silent for
+// PendingSetupHold if need be. So a SETUP flood neither starves a
+// restarted publisher nor grows memory (DriverStats: PendingImages,
+// RejectedSetups, EvictedImages, ReceiveBufferBytes). A peer that keeps
+// sending heartbeats holds its image like any publisher. Not
 // implemented: multicast, multi-destination and response channels,
 // reliable=false, congestion control other than static, more than one
 // subscription per stream and endpoint in one driver (see README.md).

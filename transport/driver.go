@@ -35,6 +35,7 @@ type Driver struct {
 	subs      map[*Subscription]struct{}
 	ipc       map[int32]*ipcStream
 	retired   DriverStats // counters of closed publications and subscriptions
+	budget    *memBudget  // receive log memory of every image
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -66,6 +67,7 @@ func NewDriver(cfg Config) (*Driver, error) {
 		subs:      make(map[*Subscription]struct{}),
 		ipc:       make(map[int32]*ipcStream),
 		done:      make(chan struct{}),
+		budget:    newMemBudget(cfg.ReceiveBufferBudget),
 	}, nil
 }
 
@@ -319,6 +321,7 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 			connLive: int64(d.cfg.ConnectionTimeout), setupHold: int64(d.cfg.PendingSetupHold),
 			drainHold:  5 * int64(d.cfg.StatusMessageTimeout),
 			maxTermLen: d.cfg.MaxReceiveTermLength, maxImages: d.cfg.MaxImagesPerEndpoint,
+			maxPerSource: d.cfg.MaxImagesPerSource, budget: d.budget,
 		},
 	}
 	s.stream = st
@@ -420,8 +423,16 @@ func (d *Driver) Stats() DriverStats {
 		}
 		out.UnknownStream += e.core.c.unknownStream
 		out.SMsSent += e.core.c.setupRequests
+		out.RejectedSetups += e.core.c.rejectedSetup
+		out.EvictedImages += e.core.c.evicted
+		for _, img := range e.core.images {
+			if img.pending {
+				out.PendingImages++
+			}
+		}
 		e.mu.Unlock()
 	}
+	out.ReceiveBufferBytes = d.budget.used.Load()
 	return out
 }
 

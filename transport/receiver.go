@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math/bits"
 	"net/netip"
 	"sync/atomic"
 )
@@ -30,11 +31,49 @@ type recvParams struct {
 	setupHold int64
 	drainHold int64
 	soRcvBuf  int // SETUP mtu must not exceed it (0: unchecked)
-	// maxTermLen and maxImages bound what a SETUP can make us allocate
-	// (3 × term length per image); 0 means unbounded.
-	maxTermLen int
-	maxImages  int
+	// maxTermLen, maxImages and maxPerSource bound what SETUPs can make
+	// us allocate (3 × term length per image); 0 means unbounded. budget
+	// (shared by every endpoint of a driver; nil: unbounded) is charged
+	// with each image's log and credited when the image goes.
+	maxTermLen   int
+	maxImages    int
+	maxPerSource int
+	budget       *memBudget
 }
+
+// memBudget is the log memory a driver's images may hold. Endpoints charge
+// it under their own locks, so it is atomic.
+type memBudget struct {
+	limit int64 // bytes; 0: unbounded
+	used  atomic.Int64
+}
+
+func newMemBudget(limit int64) *memBudget { return &memBudget{limit: limit} }
+
+// charge takes n bytes from the budget, or reports false and takes nothing.
+func (b *memBudget) charge(n int64) bool {
+	if b == nil {
+		return true
+	}
+	for {
+		u := b.used.Load()
+		if b.limit > 0 && u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *memBudget) release(n int64) {
+	if b != nil && n != 0 {
+		b.used.Add(-n)
+	}
+}
+
+// fits reports whether n bytes could ever be charged.
+func (b *memBudget) fits(n int64) bool { return b == nil || b.limit == 0 || n <= b.limit }
 
 // streamSub is a subscribed stream on an endpoint.
 type streamSub struct {
@@ -98,7 +137,13 @@ type image struct {
 	eos        bool
 	state      imgState
 	drainSince int64
-	lastPacket int64
+	lastPacket int64 // any frame of the session, SETUP included (liveness)
+	// pending: SETUP seen, no data frame or heartbeat yet; its log is not
+	// allocated and its subscription not told (see promote).
+	pending  bool
+	created  int64
+	lastData int64 // last data frame or heartbeat (eviction: see victim)
+	charged  int64 // bytes charged to p.budget
 
 	c imageCounters
 }
@@ -113,6 +158,7 @@ type endpointCounters struct {
 	unknownStream uint64
 	setupRequests uint64
 	rejectedSetup uint64
+	evicted       uint64 // images removed to admit a new session
 	datagrams     uint64
 	inPlace       uint64 // data datagrams stored where they were read
 }
@@ -121,7 +167,8 @@ type recvEndpoint struct {
 	receiverID int64
 	streams    map[int32]*streamSub
 	images     map[imageKey]*image
-	hold       map[imageKey]int64
+	hold       map[imageKey]int64 // no SETUP request to these sessions until
+	evicted    map[imageKey]int64 // SETUPs of these sessions ignored until
 	events     []imageEvent
 	next       int64 // earliest image deadline: call doWork then
 	c          endpointCounters
@@ -135,6 +182,7 @@ func newRecvEndpoint(receiverID int64) *recvEndpoint {
 		next:       1 << 62,
 		images:     make(map[imageKey]*image),
 		hold:       make(map[imageKey]int64),
+		evicted:    make(map[imageKey]int64),
 	}
 }
 
@@ -169,6 +217,9 @@ func (e *recvEndpoint) onDatagram(b []byte, src netip.AddrPort, now int64, out o
 			e.c.setupRequests++
 			return
 		}
+		if img.pending && (img.state != imgActive || !img.promote(e, now)) {
+			return
+		}
 		img.onData(b, src, now, false)
 		e.imageWork(img, now, out)
 	case typeSetup:
@@ -196,25 +247,32 @@ func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outF
 		}
 		return
 	}
+	if until, ok := e.evicted[key]; ok && now < until {
+		e.c.rejectedSetup++
+		return
+	}
 	termOff, initial, active := getI32(b, 8), getI32(b, 20), getI32(b, 24)
 	termLen, mtu := getI32(b, 28), getI32(b, 32)
 	window := effectiveWindow(st.p.window, termLen)
 	if !validTermLength(int(termLen)) || !validMTU(int(mtu)) || mtu > window ||
 		(st.p.soRcvBuf > 0 && int(mtu) > st.p.soRcvBuf) ||
 		termOff < 0 || termOff > termLen || termOff%frameAlign != 0 || active-initial < 0 ||
-		(st.p.maxTermLen > 0 && int(termLen) > st.p.maxTermLen) ||
-		(st.p.maxImages > 0 && len(e.images) >= st.p.maxImages) {
+		(st.p.maxTermLen > 0 && int(termLen) > st.p.maxTermLen) || !st.p.budget.fits(3*int64(termLen)) {
 		e.c.rejectedSetup++
 		return
 	}
-	log := newLogBuffer(termLen, initial)
+	e.makeRoomPending(st.p, now)
+	// The image is pending: no log memory, no subscriber event, not
+	// counted by the limits until its first data frame or heartbeat
+	// (promote). A SETUP alone costs nothing but a pending slot.
+	log := &logBuffer{termLen: termLen, shift: uint(bits.TrailingZeros32(uint32(termLen))), initialTermID: initial}
 	join, _ := log.position(active, termOff)
 	img := &image{
 		sessionID: key.session, streamID: key.stream, log: log, mtu: mtu, window: window,
 		src: src, joinPos: join, p: st.p, sub: st,
 		rebuildPos: join, hwm: join, lastSMPos: join,
 		zeroedTo:   log.termStart(join) + 3*int64(termLen), // a fresh log is zero
-		lastPacket: now,
+		lastPacket: now, created: now, pending: true,
 	}
 	img.rebuild.Store(join)
 	img.subPos.Store(join)
@@ -222,8 +280,143 @@ func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outF
 	img.c.setups++
 	e.images[key] = img
 	delete(e.hold, key)
-	e.events = append(e.events, imageEvent{img, true})
 	e.imageWork(img, now, out) // first SM at once
+}
+
+// makeRoomPending evicts the oldest pending images while the endpoint
+// holds maxImages of them (or more).
+func (e *recvEndpoint) makeRoomPending(p recvParams, now int64) {
+	if p.maxImages <= 0 {
+		return
+	}
+	for {
+		n := 0
+		var oldest *image
+		for _, img := range e.images {
+			if !img.pending {
+				continue
+			}
+			n++
+			if oldest == nil || img.created < oldest.created || img.created == oldest.created && imageLess(img, oldest) {
+				oldest = img
+			}
+		}
+		if n < p.maxImages {
+			return
+		}
+		e.evict(oldest, now)
+	}
+}
+
+// promote turns a pending image into a live one on its first data frame
+// or heartbeat: the limits (images per source address, per endpoint, the
+// memory budget) are checked, evicting silent images to make room (see
+// victim), the log is allocated and the subscriber told. If there is no
+// room the image goes and its session is held off for setupHold; its
+// publisher retries with SETUP later.
+func (img *image) promote(e *recvEndpoint, now int64) bool {
+	need := 3 * int64(img.log.termLen)
+	if !e.admit(img.p, img.src.Addr(), need, now) {
+		e.c.rejectedSetup++
+		e.evict(img, now)
+		return false
+	}
+	img.pending = false
+	img.charged = need
+	img.log.buf = make([]byte, need)
+	e.events = append(e.events, imageEvent{img, true})
+	return true
+}
+
+// admit makes room for a new image of need bytes from address from: while
+// a limit (live images per source address, per endpoint, the memory
+// budget) would be exceeded, it evicts a silent image (see victim); then
+// it charges the budget. It reports false, having charged nothing, when no
+// image may make room.
+func (e *recvEndpoint) admit(p recvParams, from netip.Addr, need, now int64) bool {
+	if !p.budget.fits(need) {
+		return false
+	}
+	for {
+		var victim *image
+		switch {
+		case p.maxPerSource > 0 && e.liveImages(from, true) >= p.maxPerSource:
+			victim = e.victim(now, from, true)
+		case p.maxImages > 0 && e.liveImages(from, false) >= p.maxImages:
+			victim = e.victim(now, from, false)
+		case !p.budget.charge(need):
+			victim = e.victim(now, from, false)
+		default:
+			return true
+		}
+		if victim == nil {
+			return false
+		}
+		e.evict(victim, now)
+	}
+}
+
+// liveImages counts the endpoint's live (not pending) images, with
+// sameSource only those whose publisher sends from address a.
+func (e *recvEndpoint) liveImages(a netip.Addr, sameSource bool) int {
+	n := 0
+	for _, img := range e.images {
+		if !img.pending && img.state != imgGone && (!sameSource || img.src.Addr() == a) {
+			n++
+		}
+	}
+	return n
+}
+
+// victim picks the live image a new one may replace, or nil: one whose
+// sender has been silent (no data frame, no heartbeat) for setupHold and
+// whose data the subscriber has consumed — a dead or restarted publisher
+// waiting for its liveness timeout — the longest silent first; with
+// sameSource only images from address from. Images that keep receiving
+// data are never evicted: a peer sending data at us holds its slot like
+// any publisher.
+func (e *recvEndpoint) victim(now int64, from netip.Addr, sameSource bool) *image {
+	var best *image
+	for _, img := range e.images {
+		if img.pending || img.state == imgGone || (sameSource && img.src.Addr() != from) ||
+			now-img.lastData < img.p.setupHold || img.subPos.Load() < img.rebuildPos {
+			continue
+		}
+		if best == nil || img.lastData < best.lastData || img.lastData == best.lastData && imageLess(img, best) {
+			best = img
+		}
+	}
+	return best
+}
+
+// imageLess orders images deterministically (map iteration is random).
+func imageLess(a, b *image) bool {
+	if a.streamID != b.streamID {
+		return a.streamID < b.streamID
+	}
+	return a.sessionID < b.sessionID
+}
+
+// evict removes img at once (its subscription sees it unavailable), frees
+// its budget and holds its session off for setupHold so it cannot take the
+// room straight back.
+func (e *recvEndpoint) evict(img *image, now int64) {
+	key := imageKey{img.sessionID, img.streamID}
+	e.remove(img)
+	e.evicted[key] = now + img.p.setupHold
+	e.c.evicted++
+}
+
+// remove deletes img, queues its unavailable event (a pending image was
+// never available) and credits its budget.
+func (e *recvEndpoint) remove(img *image) {
+	img.state = imgGone
+	delete(e.images, imageKey{img.sessionID, img.streamID})
+	if !img.pending {
+		e.events = append(e.events, imageEvent{img, false})
+	}
+	img.p.budget.release(img.charged)
+	img.charged = 0
 }
 
 // directSlot returns where the next in-order datagram of img goes in its
@@ -262,7 +455,7 @@ func (e *recvEndpoint) onDatagramInPlace(img *image, b []byte, src netip.AddrPor
 		return false, false
 	}
 	key := imageKey{img.sessionID, img.streamID}
-	if st := e.streams[key.stream]; st == nil || st.closed || st != img.sub || e.images[key] != img {
+	if st := e.streams[key.stream]; st == nil || st.closed || st != img.sub || e.images[key] != img || img.pending {
 		return false, false
 	}
 	if pos, ok := img.log.position(getI32(b, 20), getI32(b, 8)); !ok || pos != img.hwm {
@@ -297,6 +490,7 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64, inPlace bool) 
 		}
 		img.c.heartbeats++
 		img.lastPacket = now
+		img.lastData = now
 		img.zeroUpTo(pos)
 		img.hwm = max(img.hwm, pos)
 		if getFlags(b)&flagEOS != 0 {
@@ -331,6 +525,7 @@ func (img *image) onData(b []byte, src netip.AddrPort, now int64, inPlace bool) 
 		return false
 	}
 	img.lastPacket = now
+	img.lastData = now
 	term := l.termAt(pos)
 	// Only the frames are stored, not bytes trailing them.
 	w := min(len(b), int(extent))
@@ -463,9 +658,7 @@ func (e *recvEndpoint) imageWork(img *image, now int64, out outFunc) {
 	if img.state == imgDraining {
 		drained := img.sub.closed || consumption >= img.rebuildPos
 		if (drained && now-img.drainSince >= img.p.drainHold) || now-img.drainSince >= img.p.liveness {
-			img.state = imgGone
-			delete(e.images, imageKey{img.sessionID, img.streamID})
-			e.events = append(e.events, imageEvent{img, false})
+			e.remove(img)
 			return
 		}
 	}
@@ -483,6 +676,11 @@ func (e *recvEndpoint) doWork(now int64, out outFunc) int64 {
 	for k, until := range e.hold {
 		if now >= until {
 			delete(e.hold, k)
+		}
+	}
+	for k, until := range e.evicted {
+		if now >= until {
+			delete(e.evicted, k)
 		}
 	}
 	return max(next, now)
@@ -523,8 +721,10 @@ func (e *recvEndpoint) subscribe(st *streamSub) bool {
 		img.p = st.p
 		img.state = imgActive
 		img.smSent = false // tell the sender at once that we are back
-		e.events = append(e.events, imageEvent{img, true})
-		reattached = true
+		if !img.pending {
+			e.events = append(e.events, imageEvent{img, true})
+			reattached = true
+		}
 	}
 	return reattached
 }

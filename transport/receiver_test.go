@@ -144,9 +144,12 @@ func TestReceiverUnknownSessionAndHold(t *testing.T) {
 	if img.c.naks != naks+1 {
 		t.Fatal("NAK not retried after 10 ms")
 	}
-	// The image cap refuses a second session.
+	// The image cap refuses a second session when its first frame comes
+	// (the first one is live, not silent).
 	ep.streams[10].p.maxImages = 1
-	ep.onDatagram(encodeSetup(su[:], 0, 100, 10, 5, 5, 64*1024, 1408, 0), src, 3e9, out)
+	ep.onDatagram(encodeSetup(su[:], 0, 100, 10, 5, 5, 64*1024, 1408, 0), src, 2.5e9, out)
+	encodeHeartbeat(hb[:], flagsUnfrag, 0, 100, 10, 5)
+	ep.onDatagram(hb[:], src, 2.5e9, out)
 	if len(ep.images) != 1 || ep.c.rejectedSetup != 4 {
 		t.Fatalf("image cap ignored: %d images", len(ep.images))
 	}
@@ -260,5 +263,127 @@ func TestOfferResults(t *testing.T) {
 	pub.Close()
 	if pos, err := pub.Offer([]byte("x")); !errors.Is(err, ErrClosed) || pos != PublicationClosed {
 		t.Fatalf("after close: %d %v", pos, err)
+	}
+}
+
+// TestReceiverSetupLimitsAndEviction: a SETUP makes a pending image (no
+// memory, no event) and the oldest pending ones make room for new ones; on
+// its first frame an image must fit the per-source, per-endpoint and
+// memory limits, evicting a silent, consumed image if need be, else it
+// goes. The budget is charged per live image and credited when it goes.
+func TestReceiverSetupLimitsAndEviction(t *testing.T) {
+	const T = 64 * 1024
+	p := captureRecvParams()
+	p.maxPerSource, p.maxImages = 2, 3
+	p.budget = newMemBudget(4 * 3 * T)
+	ep := newRecvEndpoint(1)
+	ep.subscribe(&streamSub{streamID: 10, p: p})
+	out := func([]byte, netip.AddrPort) {}
+	var su [64]byte
+	setup := func(session int32, from string, now int64) {
+		ep.onDatagram(encodeSetup(su[:], 0, session, 10, 5, 5, T, 1408, 0), netip.MustParseAddrPort(from), now, out)
+	}
+	heartbeat := func(session int32, from string, now int64) {
+		var hb [32]byte
+		ep.onDatagram(encodeHeartbeat(hb[:], flagsUnfrag, 0, session, 10, 5), netip.MustParseAddrPort(from), now, out)
+	}
+	check := func(live, pending []int32) {
+		t.Helper()
+		if len(ep.images) != len(live)+len(pending) {
+			t.Fatalf("%d images, want live %v pending %v", len(ep.images), live, pending)
+		}
+		for i, s := range append(append([]int32(nil), live...), pending...) {
+			img := ep.images[imageKey{s, 10}]
+			if img == nil || img.pending != (i >= len(live)) || (img.log.buf == nil) != img.pending {
+				t.Fatalf("session %d: %+v, want live %v pending %v", s, img, live, pending)
+			}
+		}
+		if got := p.budget.used.Load(); got != int64(len(live))*3*T {
+			t.Fatalf("budget used %d, want %d", got, len(live)*3*T)
+		}
+	}
+	// A flood of SETUPs: at most maxImages pending, the oldest go first,
+	// and an evicted session's SETUPs are ignored for the hold.
+	for s := int32(100); s < 110; s++ {
+		setup(s, "10.0.0.9:1", int64(s))
+	}
+	check(nil, []int32{107, 108, 109})
+	if ep.c.evicted != 7 || len(ep.events) != 0 {
+		t.Fatalf("pending flood: %+v, %d events", ep.c, len(ep.events))
+	}
+	setup(100, "10.0.0.9:1", 200)
+	check(nil, []int32{107, 108, 109})
+	if ep.c.rejectedSetup != 1 {
+		t.Fatalf("held-off session: %+v", ep.c)
+	}
+	// A real publisher: SETUP then a heartbeat makes it live.
+	setup(1, "10.0.0.1:1", 1000)
+	heartbeat(1, "10.0.0.1:1", 1000)
+	check([]int32{1}, []int32{108, 109})
+	if len(ep.events) != 1 || !ep.events[0].available || ep.events[0].img.sessionID != 1 {
+		t.Fatalf("events %+v", ep.events)
+	}
+	// Per source address (any port): the third live image from 10.0.0.1
+	// is refused while the first two are active.
+	setup(2, "10.0.0.1:2", 1000)
+	heartbeat(2, "10.0.0.1:2", 1000)
+	setup(3, "10.0.0.1:3", 1000)
+	heartbeat(3, "10.0.0.1:3", 0.5e9)
+	check([]int32{1, 2}, []int32{108, 109})
+	if ep.c.rejectedSetup != 2 || ep.c.evicted != 9 {
+		t.Fatalf("per-source limit: %+v", ep.c)
+	}
+	// ... and admitted once one of them has been silent for the hold,
+	// which is evicted (the subscriber had consumed its data).
+	heartbeat(2, "10.0.0.1:2", 0.9e9)
+	setup(3, "10.0.0.1:3", 1.2e9) // held off until 1.5e9
+	setup(3, "10.0.0.1:3", 1.6e9)
+	heartbeat(3, "10.0.0.1:3", 1.6e9)
+	check([]int32{2, 3}, []int32{108, 109})
+	if ev := ep.events[len(ep.events)-2]; ev.available || ev.img.sessionID != 1 {
+		t.Fatalf("eviction event %+v", ev)
+	}
+	// Per endpoint: a third live image fits, a fourth must evict.
+	setup(4, "10.0.0.2:1", 1.6e9)
+	heartbeat(4, "10.0.0.2:1", 1.6e9)
+	check([]int32{2, 3, 4}, []int32{108, 109})
+	setup(5, "10.0.0.3:1", 1.7e9)
+	heartbeat(5, "10.0.0.3:1", 1.7e9) // nobody silent for 1 s
+	check([]int32{2, 3, 4}, []int32{108, 109})
+	// A subscriber behind on an image protects it from eviction.
+	ep.images[imageKey{2, 10}].rebuildPos = 64
+	setup(5, "10.0.0.3:1", 2.8e9)
+	heartbeat(5, "10.0.0.3:1", 2.8e9) // 2 is silent but unconsumed: 3 goes
+	check([]int32{2, 4, 5}, []int32{108, 109})
+	ep.images[imageKey{2, 10}].rebuildPos = 0
+	// The budget is shared: a second endpoint cannot evict the first's
+	// images, and gets room when one of them goes.
+	ep2 := newRecvEndpoint(2)
+	p2 := p
+	p2.maxPerSource, p2.maxImages = 0, 0
+	ep2.subscribe(&streamSub{streamID: 10, p: p2})
+	for _, s := range []int32{20, 21} {
+		ep2.onDatagram(encodeSetup(su[:], 0, s, 10, 5, 5, T, 1408, 0), netip.MustParseAddrPort("10.0.0.9:1"), 2.8e9, out)
+		var hb [32]byte
+		ep2.onDatagram(encodeHeartbeat(hb[:], flagsUnfrag, 0, s, 10, 5), netip.MustParseAddrPort("10.0.0.9:1"), 2.8e9, out)
+	}
+	if len(ep2.images) != 1 || p.budget.used.Load() != 4*3*T {
+		t.Fatalf("shared budget: %d images, %+v, used %d", len(ep2.images), ep2.c, p.budget.used.Load())
+	}
+	ep.doWork(20e9, out) // liveness: every image of ep drains, then goes
+	ep.doWork(30e9, out)
+	if len(ep.images) != 0 || p.budget.used.Load() != 3*T {
+		t.Fatalf("after expiry: %d images, used %d", len(ep.images), p.budget.used.Load())
+	}
+	ep2.onDatagram(encodeSetup(su[:], 0, 22, 10, 5, 5, T, 1408, 0), netip.MustParseAddrPort("10.0.0.9:1"), 30e9, out)
+	var hb [32]byte
+	ep2.onDatagram(encodeHeartbeat(hb[:], flagsUnfrag, 0, 22, 10, 5), netip.MustParseAddrPort("10.0.0.9:1"), 30e9, out)
+	if len(ep2.images) != 2 || p.budget.used.Load() != 2*3*T {
+		t.Fatal("budget not credited when images went")
+	}
+	// A term whose log exceeds the whole budget is refused outright.
+	ep2.onDatagram(encodeSetup(su[:], 0, 23, 10, 5, 5, 16*T, 1408, 0), netip.MustParseAddrPort("10.0.0.9:1"), 30e9, out)
+	if len(ep2.images) != 2 {
+		t.Fatal("oversized term accepted")
 	}
 }

@@ -324,7 +324,7 @@ func TestReplayCaptureOverSockets(t *testing.T) {
 				t.Fatal(err)
 			}
 			if i == 0 {
-				eventually(t, 5*time.Second, "image from the captured SETUP", col.sub.IsConnected)
+				eventually(t, 5*time.Second, "the captured SETUP", func() bool { return col.sub.Stats().SetupsReceived > 0 })
 			}
 			if i%64 == 0 {
 				time.Sleep(time.Millisecond) // keep well inside the socket buffer
