@@ -39,6 +39,7 @@ type Config struct {
 	DataDir    string   // --data-dir [DATA_DIR]
 	Join       []string // --join [JOIN]: memberlist seeds host:port
 	ClusterKey []byte   // --cluster-key [CLUSTER_KEY]: base64 16/24/32 bytes
+	Insecure   bool     // --insecure [INSECURE]: allow running without ClusterKey
 	Bind       string   // --bind [BIND]: memberlist host:port
 	Advertise  string   // --advertise [ADVERTISE]: host or host:port peers dial
 	Membership string   // --membership [MEMBERSHIP]: lan or local timings
@@ -77,7 +78,7 @@ func DefaultConfig(r Role) Config {
 		Bind:                "0.0.0.0:7946",
 		Membership:          "lan",
 		DataEndpoint:        "0.0.0.0:40123",
-		MetricsAddr:         ":9090",
+		MetricsAddr:         "127.0.0.1:9090", // local only unless configured
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
 		SnapshotInterval:    500 * time.Millisecond,
@@ -257,6 +258,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 				return nil
 			},
 		}},
+		{"insecure", "INSECURE", boolFlag{boolVal(&c.Insecure)}},
 		{"bind", "BIND", stringVal{&c.Bind, hostPort}},
 		{"advertise", "ADVERTISE", stringVal{&c.Advertise, func(s string) error {
 			if s == "" || net.ParseIP(s) != nil {
@@ -363,12 +365,13 @@ func usageOf(name string) string {
 		"node-id":              "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
 		"data-dir":             "directory for the node id, epoch, own snapshot and peers' replicas",
 		"join":                 "comma-separated memberlist seeds host:port (empty: start a new cluster)",
-		"cluster-key":          "gossip encryption key, base64 of 16, 24 or 32 bytes (empty: no encryption)",
+		"cluster-key":          "cluster key, base64 of 16, 24 or 32 bytes: encrypts gossip and authenticates every data-plane message; required unless --insecure (make one with: head -c 32 /dev/urandom | base64)",
+		"insecure":             "run without a cluster key: gossip is not encrypted and data-plane messages are not authenticated, so anyone who can reach the pod's ports can join the cluster and forge its messages (local tests only)",
 		"bind":                 "memberlist gossip address host:port (UDP and TCP)",
 		"advertise":            "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
 		"membership":           "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
 		"data-endpoint":        "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
-		"metrics-addr":         "HTTP address for /metrics and /healthz (empty: off)",
+		"metrics-addr":         "HTTP address for /metrics, /healthz and the other endpoints; the default serves this host only, set e.g. :9090 to serve others (empty: off)",
 		"log-level":            "debug, info, warn or error (debug prints every FizzBuzz line)",
 		"log-format":           "text or json",
 		"snapshot-interval":    "how often the pod snapshots its actors' state and replicates it",
@@ -413,6 +416,19 @@ func writeUsage(out io.Writer, role Role, fs *flag.FlagSet, defs []flagDef) {
 // ErrConfig wraps every error Config.validate returns (New returns it).
 var ErrConfig = errors.New("pod: invalid config")
 
+// ErrNoKey: neither a cluster key nor Insecure (--insecure) was given. The
+// pods are secure by default: they refuse to run unauthenticated unless told to.
+var ErrNoKey = errors.New("pod: no cluster key: set --cluster-key (or CLUSTER_KEY), or --insecure to run without authentication")
+
+// checkKey returns ErrNoKey when the pod would run unauthenticated without
+// having been told to.
+func (c Config) checkKey() error {
+	if len(c.ClusterKey) == 0 && !c.Insecure {
+		return ErrNoKey
+	}
+	return nil
+}
+
 // Limits of the values a Config may hold (the flags enforce the same).
 const (
 	maxBatch  = 1 << 16
@@ -437,6 +453,9 @@ func (c Config) validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data dir is empty")
+	}
+	if err := c.checkKey(); err != nil {
+		bad("%w", err)
 	}
 	for name, a := range map[string]string{"bind": c.Bind, "data endpoint": c.DataEndpoint} {
 		if err := hostPort(a); err != nil {

@@ -19,7 +19,7 @@ func TestParseFlagsDefaultsAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Bind != "0.0.0.0:7946" || c.DataEndpoint != "0.0.0.0:40123" || c.MetricsAddr != ":9090" || c.Batch != 64 {
+	if c.Bind != "0.0.0.0:7946" || c.DataEndpoint != "0.0.0.0:40123" || c.MetricsAddr != "127.0.0.1:9090" || c.Batch != 64 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	e := env(map[string]string{
@@ -157,6 +157,7 @@ func TestNewValidatesConfig(t *testing.T) {
 			c := DefaultConfig(tc.role)
 			c.DataDir = t.TempDir()
 			c.Bind, c.DataEndpoint, c.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+			c.Insecure = true
 			tc.mod(&c)
 			p, err := New(c, nil)
 			if err == nil {
@@ -170,7 +171,9 @@ func TestNewValidatesConfig(t *testing.T) {
 	}
 	// The defaults are valid.
 	for _, r := range []Role{Publisher, Subscriber} {
-		if err := DefaultConfig(r).validate(); err != nil {
+		c := DefaultConfig(r)
+		c.ClusterKey = []byte("0123456789abcdef")
+		if err := c.validate(); err != nil {
 			t.Fatalf("%v defaults: %v", r, err)
 		}
 	}

@@ -24,7 +24,10 @@ func Main(role Role, args []string, getenv func(string) string, stdout, stderr i
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case err != nil:
+	case err == nil:
+		err = cfg.checkKey()
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v (see --help)\n", role, err)
 		return 2
 	}

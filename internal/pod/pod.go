@@ -144,6 +144,10 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	p := &Pod{cfg: cfg, id: id, reg: prometheus.NewRegistry()}
 	p.log = log.With("node_id", id, "role", cfg.Role.String())
 	p.log.Info("pod: starting", "node_id_source", src, "data_dir", cfg.DataDir)
+	if len(cfg.ClusterKey) == 0 {
+		p.log.Warn("pod: running --insecure, without a cluster key: gossip is not encrypted and data-plane messages are not authenticated; anyone who can reach this pod's ports can join the cluster and forge its messages",
+			"bind", cfg.Bind, "data_endpoint", cfg.DataEndpoint)
+	}
 	ok := false
 	defer func() {
 		if !ok {

@@ -61,6 +61,7 @@ func baseConfig(t *testing.T, role Role, id string, endpoint string) Config {
 	c.DataDir = filepath.Join(t.TempDir(), id)
 	c.Bind = "127.0.0.1:0"
 	c.Membership = "local"
+	c.Insecure = true // tests that want a key set one
 	c.DataEndpoint = endpoint
 	c.MetricsAddr = "127.0.0.1:0"
 	c.SnapshotInterval = 100 * time.Millisecond
