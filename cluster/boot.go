@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -88,7 +87,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 		if asked == 0 || len(answers) > 0 {
 			break
 		}
-		c.log.Warn("cluster: no peer answered the gather request, retrying", "asked", asked, "in", c.cfg.JoinRetry)
+		c.log.Warn("cluster: no peer answered the gather request, retrying", "asked", asked, "retry_in_seconds", c.cfg.JoinRetry.Seconds())
 		t := time.NewTimer(c.cfg.JoinRetry)
 		select {
 		case <-ctx.Done():
@@ -135,8 +134,12 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	c.recompute()
 	c.mu.Unlock()
 
+	if c.hasSeeds() {
+		c.goTracked(c.rejoin)
+	}
+
 	b := &Boot{Epoch: epoch, Snapshot: best, Source: source, Asked: asked, Peers: len(answers), Took: time.Since(t0)}
-	args := []any{"epoch", epoch, "source", source, "asked", asked, "answered", len(answers), "took", b.Took}
+	args := []any{"epoch", epoch, "source", source, "asked", asked, "answered", len(answers), "took_seconds", b.Took.Seconds()}
 	if best != nil {
 		args = append(args, "snapshot_epoch", best.Epoch, "snapshot_version", best.Version)
 	}
@@ -197,55 +200,9 @@ func (c *Cluster) announce(epoch uint64) {
 	select {
 	case <-all:
 	case <-t.C:
-		c.log.Warn("cluster: some peers did not confirm the epoch announcement in time", "timeout", c.cfg.AnnounceTimeout)
+		c.log.Warn("cluster: some peers did not confirm the epoch announcement in time", "timeout_seconds", c.cfg.AnnounceTimeout.Seconds())
 	case <-c.done:
 	}
-}
-
-// join retries memberlist's Join through the seeds until one answers.
-func (c *Cluster) join(ctx context.Context) error {
-	seeds := c.otherSeeds()
-	if len(seeds) == 0 {
-		c.log.Info("cluster: no other seed, starting a new cluster", "addr", c.LocalAddr())
-		return nil
-	}
-	delay := c.cfg.JoinRetry
-	for {
-		c.st.joinAttempts.Add(1)
-		n, err := c.ml.Join(seeds)
-		if n > 0 {
-			c.log.Info("cluster: joined", "contacted", n, "seeds", seeds)
-			return nil
-		}
-		c.log.Debug("cluster: join failed, retrying", "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w: seeds %v: %w (last: %v)", ErrJoin, seeds, ctx.Err(), err)
-		case <-c.done:
-			t.Stop()
-			return ErrClosed
-		case <-t.C:
-		}
-		delay = min(2*delay, c.cfg.JoinRetryMax)
-	}
-}
-
-// otherSeeds drops seeds that are this node's own address.
-func (c *Cluster) otherSeeds() []string {
-	var out []string
-	for _, s := range c.cfg.Seeds {
-		if s == "" {
-			continue
-		}
-		if a, err := net.ResolveTCPAddr("tcp", s); err == nil && a.Port == int(c.localPort) &&
-			(a.IP.Equal(c.localIP) || a.IP.IsLoopback() && c.localIP.IsLoopback()) {
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // gathered is one peer's answer to the gather request.

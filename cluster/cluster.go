@@ -115,7 +115,8 @@ func New(cfg Config) (*Cluster, error) {
 	if lg == nil {
 		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	lg = lg.With("node_id", cfg.NodeID)
+	// No node_id here: the caller's logger names the node (a second
+	// node_id key made JSON lines with the key twice).
 	st, err := openStore(cfg.DataDir, cfg.NodeID, cfg.MaxSnapshotBytes, lg)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -52,11 +53,33 @@ type Config struct {
 	// to this node's own are ignored. With no other seed the node starts a
 	// cluster of its own.
 	Seeds []string
+	// Seeds may be DNS names ("tasks.subscriber:7946", a headless
+	// Service): each is resolved again before every attempt and every
+	// address it resolves to is tried, so seeds that an orchestrator
+	// publishes only once they run are found as they appear.
+	//
 	// JoinRetry is the first delay between join attempts; it doubles up to
 	// JoinRetryMax. Start keeps trying until a seed answers or its context
-	// ends.
+	// ends (or StartAloneAfter passes). Every failed attempt is logged at
+	// info level with each seed and the reason. After Start, the seeds are
+	// resolved again every JoinRetryMax and any address that is not a
+	// known member is joined: two clusters that formed apart (see
+	// StartAloneAfter) merge as soon as one's seeds resolve to the other.
 	JoinRetry    time.Duration
 	JoinRetryMax time.Duration
+	// StartAloneAfter, if > 0, lets Start begin a new cluster alone when no
+	// seed answered within that time, instead of waiting for ever. Give it
+	// to one node only (the lowest ordinal of a StatefulSet or swarm
+	// service): every node that waits then joins it as soon as its name
+	// resolves. Should two clusters form anyway, they merge when the seeds
+	// resolve (see JoinRetryMax), and fencing by epoch decides any node id
+	// that runs in both: the higher (epoch, name) stays, the other is
+	// fenced and must stop, and its pushes are refused from then on.
+	StartAloneAfter time.Duration
+	// LookupHost resolves a seed's host name to addresses. Nil means
+	// net.DefaultResolver.LookupHost. Tests use it to make names resolve
+	// late.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 
 	// ClusterKey is the gossip encryption key (AES, 16, 24 or 32 bytes);
 	// see KeyFrom. Nil disables encryption, which lets anyone on the
@@ -107,6 +130,8 @@ type Config struct {
 
 	// Logger receives the cluster's own log lines and memberlist's, mapped
 	// to slog levels (memberlist's DEBUG lines are many). Nil discards all.
+	// The cluster adds no node_id attribute: give it a logger that names
+	// the node already. Durations are logged in seconds (keys *_seconds).
 	Logger *slog.Logger
 
 	// Memberlist is the base memberlist configuration. New copies it and

@@ -59,6 +59,25 @@
 // detection time). A torn or corrupt snapshot file is detected by its
 // checksum, logged, moved aside and never loaded.
 //
+// # Bootstrapping under an orchestrator
+//
+// Seeds may be DNS names that resolve to many addresses (a headless
+// Service, "tasks.<service>" in a swarm). Start resolves them afresh before
+// every join attempt, tries every address, and logs each failure at info
+// level with the seed and the reason, backing off from JoinRetry to
+// JoinRetryMax until its context ends. An orchestrator publishes a task's
+// name only once it runs, so at first no seed resolves: one node (the
+// lowest ordinal) is given StartAloneAfter and starts the cluster alone
+// after that wait; the others join it as soon as it is published. After
+// Start every node re-resolves its seeds every JoinRetryMax and joins any
+// address that is not a member, so clusters that formed apart merge; a
+// node id that ran in both is then settled by fencing: the higher (epoch,
+// memberlist name) stays live, the other is fenced (Err, Fenced), its
+// pushes are refused, and holders replace its replicas with the
+// survivor's on the survivor's next Save, whatever their versions.
+// Snapshots the fenced incarnation made durable in its half are lost: give
+// StartAloneAfter to one node only, so that a node id runs in one half.
+//
 // # Security: what is and is not protected
 //
 // Every node id that enters (metadata, messages, snapshots, replica files)

@@ -207,7 +207,7 @@ func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, erro
 					fail(a, errPeerGone)
 					gone = true
 					c.log.Info("cluster: replica peer left the live view during a push", "peer", a.peer.name,
-						"version", snap.Version, "after", time.Since(t0))
+						"version", snap.Version, "after_seconds", time.Since(t0).Seconds())
 				}
 			}
 			if gone {

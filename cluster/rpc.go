@@ -298,6 +298,12 @@ func (c *Cluster) handlePush(m pushMsg, from *node) {
 		rej("fenced", fmt.Errorf("epoch %d is below %d", snap.Epoch, h))
 		return
 	}
+	if !c.inView(from.name) {
+		// Same epoch as the live incarnation but lost to it on the name
+		// (two incarnations that chose one epoch apart, then merged).
+		rej("fenced", fmt.Errorf("%s is not the live incarnation of %s", from.name, snap.NodeID))
+		return
+	}
 	if snap.Epoch != from.meta.epoch {
 		rej("epoch", fmt.Errorf("snapshot epoch %d, sender's epoch %d", snap.Epoch, from.meta.epoch))
 		return
@@ -306,7 +312,7 @@ func (c *Cluster) handlePush(m pushMsg, from *node) {
 		rej("invalid", err)
 		return
 	}
-	h, stale, err := c.store.putReplica(snap, m.snapshot)
+	h, stale, err := c.store.putReplica(snap, m.snapshot, from.name)
 	if h.snap != nil {
 		ack.heldEpoch, ack.heldVersion = h.snap.Epoch, h.snap.Version
 	}

@@ -26,6 +26,9 @@ const (
 type held struct {
 	snap *codec.Snapshot
 	raw  []byte
+	// from is the incarnation (memberlist name) that pushed a replica; ""
+	// when loaded from disk. Kept in memory only.
+	from string
 }
 
 // store keeps this node's own snapshot and the replicas it holds for peers,
@@ -121,24 +124,32 @@ func (s *store) replica(id string) held {
 	return s.replicas[id]
 }
 
-// putReplica stores snap for its node id if it is newer than the held one.
-// An equal (epoch, version) is accepted without a write (a retried push).
+// putReplica stores snap, pushed by the live incarnation from, if it is
+// newer than the held one. An equal (epoch, version) is accepted without a
+// write (a retried push). A replica of the same epoch pushed by another
+// incarnation is replaced whatever its version: two incarnations chose one
+// epoch apart (a split start), and from is the one that won when they met.
 // It returns the replica held afterwards and whether snap was stale.
-func (s *store) putReplica(snap *codec.Snapshot, raw []byte) (held, bool, error) {
+func (s *store) putReplica(snap *codec.Snapshot, raw []byte, from string) (held, bool, error) {
 	if err := nodeid.Validate(snap.NodeID); err != nil {
 		return held{}, false, err // never a path outside replicas/
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.replicas[snap.NodeID]
-	if cur.snap != nil && !codec.Newer(snap, cur.snap) {
+	rival := cur.snap != nil && cur.from != "" && cur.from != from && cur.snap.Epoch == snap.Epoch
+	if cur.snap != nil && !rival && !codec.Newer(snap, cur.snap) {
+		if cur.from == "" && cur.snap.Epoch == snap.Epoch && cur.snap.Version == snap.Version {
+			cur.from = from
+			s.replicas[snap.NodeID] = cur
+		}
 		return cur, codec.Newer(cur.snap, snap), nil
 	}
 	path := filepath.Join(s.dir, replicaDir, snap.NodeID+snapExt)
 	if err := nodeid.WriteFileAtomic(path, raw); err != nil {
 		return cur, false, err
 	}
-	h := held{snap: snap, raw: raw}
+	h := held{snap: snap, raw: raw, from: from}
 	s.replicas[snap.NodeID] = h
 	return h, false, nil
 }
