@@ -100,12 +100,7 @@ type Config struct {
 }
 
 func (c *Config) fill() error {
-	if c.Dir == "" {
-		c.Dir = os.Getenv("AERON_DIR")
-	}
-	if c.Dir == "" {
-		c.Dir = cnc.DefaultDir()
-	}
+	c.Dir = cnc.ResolveDir(c.Dir)
 	if c.DriverTimeout == 0 {
 		c.DriverTimeout = 10 * time.Second
 	}

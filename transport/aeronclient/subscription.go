@@ -102,9 +102,10 @@ func (s *Subscription) onAvailable(r cnc.ImageReady) {
 	}
 	s.images = append(s.images, img)
 	s.count.Store(int32(len(s.images)))
+	info := img.info(s.streamID)
 	s.mu.Unlock()
 	if s.onAvail != nil {
-		s.onAvail(img.info(s.streamID))
+		s.onAvail(info)
 	}
 }
 

@@ -195,6 +195,18 @@ func Layout(b []byte, m Metadata) (*CnC, error) {
 // FileLength is the page-aligned length of a CnC file for m.
 func FileLength(m Metadata, pageSize int) int { return align(m.Length(), pageSize) }
 
+// ResolveDir returns dir if set, else $AERON_DIR if set, else DefaultDir():
+// the directory a client attaches to and a driver lays out.
+func ResolveDir(dir string) string {
+	if dir == "" {
+		dir = os.Getenv("AERON_DIR")
+	}
+	if dir == "" {
+		dir = DefaultDir()
+	}
+	return dir
+}
+
 // DefaultDir is the driver directory Aeron's clients use by default:
 // /dev/shm/aeron-$USER on Linux (falling back to the temp dir elsewhere).
 func DefaultDir() string {

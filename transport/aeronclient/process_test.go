@@ -1,0 +1,370 @@
+package aeronclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steadfast-pods/steadfast/transport"
+	"github.com/steadfast-pods/steadfast/transport/cnc"
+	"github.com/steadfast-pods/steadfast/transport/mediadriver"
+)
+
+// The tests below run the standalone driver (transport/mediadriver) and
+// some clients as separate processes: the test binary re-executes itself
+// with STEADFAST_CNC_CHILD set to the role.
+
+func TestMain(m *testing.M) {
+	switch os.Getenv("STEADFAST_CNC_CHILD") {
+	case "driver":
+		os.Exit(childDriver())
+	case "publisher":
+		os.Exit(childPublisher())
+	}
+	os.Exit(m.Run())
+}
+
+func childDriver() int {
+	liveness, _ := time.ParseDuration(os.Getenv("STEADFAST_CNC_LIVENESS"))
+	d, err := mediadriver.New(mediadriver.Config{Dir: os.Getenv("STEADFAST_CNC_DIR"),
+		ClientLivenessTimeout: liveness, IPCTermLength: 1 << 20, TermLength: 1 << 20,
+		PublicationLinger: 500 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	if err := d.Close(); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// childPublisher publishes on IPC stream 9 until killed.
+func childPublisher() int {
+	c, err := Connect(Config{Dir: os.Getenv("STEADFAST_CNC_DIR"), ConnectTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pub, err := c.AddPublication("aeron:ipc", 9)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	for i := 0; ; i++ {
+		if _, err := pub.Offer([]byte(strconv.Itoa(i))); err != nil && !retryable(err) {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, transport.ErrBackPressured) || errors.Is(err, transport.ErrNotConnected)
+}
+
+type child struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func startChild(t *testing.T, role, dir string, liveness time.Duration) *child {
+	t.Helper()
+	ch := &child{cmd: exec.Command(os.Args[0], "-test.run=^$")}
+	ch.cmd.Env = append(os.Environ(), "STEADFAST_CNC_CHILD="+role, "STEADFAST_CNC_DIR="+dir,
+		"STEADFAST_CNC_LIVENESS="+liveness.String())
+	ch.cmd.Stdout, ch.cmd.Stderr = &ch.out, &ch.out
+	if err := ch.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = ch.cmd.Process.Kill()
+		_ = ch.cmd.Wait()
+	})
+	return ch
+}
+
+// startDriver runs the standalone driver in a child process and connects a
+// client to it.
+func startDriver(t *testing.T, liveness time.Duration) (string, *child) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "aeron")
+	return dir, startChild(t, "driver", dir, liveness)
+}
+
+func connect(t *testing.T, dir string, timeout time.Duration) *Client {
+	t.Helper()
+	c, err := Connect(Config{Dir: dir, ConnectTimeout: 10 * time.Second, DriverTimeout: timeout,
+		KeepaliveInterval: min(timeout/4, 500*time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// TestMediaDriverRoundTrip: a publishing client and a subscribing client
+// (distinct clients) through the driver process, over IPC and UDP, with
+// fragmented messages and term rotations.
+func TestMediaDriverRoundTrip(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	pc := connect(t, dir, 10*time.Second)
+	sc := connect(t, dir, 10*time.Second)
+	for _, ch := range []string{"aeron:ipc?term-length=64k", "aeron:udp?endpoint=127.0.0.1:0|term-length=64k|mtu=1408"} {
+		if ch[6] == 'u' {
+			ch = fmt.Sprintf("aeron:udp?endpoint=127.0.0.1:%d|term-length=64k|mtu=1408", freePort(t))
+		}
+		t.Run(ch[:9], func(t *testing.T) { roundTrip(t, pc, sc, ch, 3000) })
+	}
+}
+
+// TestMediaDriverBackPressure: a subscriber that does not poll stops the
+// publisher with ErrBackPressured once the window is used; polling lets it
+// go on, nothing lost.
+func TestMediaDriverBackPressure(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	c := connect(t, dir, 10*time.Second)
+	sub, err := c.AddSubscription("aeron:ipc?term-length=64k", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := c.AddPublication("aeron:ipc?term-length=64k", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, pub.IsConnected)
+	msg := make([]byte, 100)
+	sent := 0
+	for {
+		_, err := pub.Offer(msg)
+		if errors.Is(err, transport.ErrBackPressured) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if sent > 10000 {
+			t.Fatal("never back pressured")
+		}
+	}
+	// The window is half a 64 KiB term: 128-byte frames.
+	if sent < 200 || sent > 300 {
+		t.Errorf("%d messages before back pressure, want about 256", sent)
+	}
+	got := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for target := sent + 5000; sent < target && time.Now().Before(deadline); {
+		if _, err := pub.Offer(msg); err == nil {
+			sent++
+		} else if !errors.Is(err, transport.ErrBackPressured) {
+			t.Fatal(err)
+		}
+		got += sub.Poll(func([]byte, transport.Header) {}, 100)
+	}
+	for time.Now().Before(deadline) && got < sent {
+		got += sub.Poll(func([]byte, transport.Header) {}, 100)
+	}
+	if got != sent {
+		t.Errorf("sent %d received %d", sent, got)
+	}
+}
+
+// TestMediaDriverClientKilled: a client process publishing over IPC is
+// killed with SIGKILL; after the liveness timeout the driver releases its
+// publication (our image of it goes unavailable) and its heartbeat
+// counter.
+func TestMediaDriverClientKilled(t *testing.T) {
+	const liveness = time.Second
+	dir, _ := startDriver(t, liveness)
+	c := connect(t, dir, 10*time.Second)
+	var mu sync.Mutex
+	var gone []transport.Image
+	sub, err := c.AddSubscription("aeron:ipc", 9, WithImageHandlers(nil, func(img transport.Image) {
+		mu.Lock()
+		gone = append(gone, img)
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubProc := startChild(t, "publisher", dir, 0)
+	got := 0
+	waitFor(t, 10*time.Second, func() bool {
+		got += sub.Poll(func([]byte, transport.Header) {}, 100)
+		return got > 50
+	})
+	heartbeats := func() int {
+		n := 0
+		c.cnc.Counters.ForEach(func(ctr cnc.Counter, err error) {
+			if ctr.TypeID == cnc.TypeClientHeartbeat {
+				n++
+			}
+		})
+		return n
+	}
+	if n := heartbeats(); n != 2 {
+		t.Fatalf("%d client heartbeat counters, want 2", n)
+	}
+	killed := time.Now()
+	if err := pubProc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		sub.Poll(func([]byte, transport.Header) {}, 100)
+		mu.Lock()
+		defer mu.Unlock()
+		return len(gone) == 1
+	})
+	released := time.Since(killed)
+	if released < liveness/2 {
+		t.Errorf("released after %v, before the liveness timeout %v", released, liveness)
+	}
+	if n := heartbeats(); n != 1 {
+		t.Errorf("%d heartbeat counters after the kill, want 1", n)
+	}
+	if sub.IsConnected() {
+		t.Error("subscription still has an image")
+	}
+	t.Logf("killed client released after %v (liveness timeout %v)", released, liveness)
+}
+
+// TestMediaDriverKilled: the driver process is killed with SIGKILL; the
+// client reports ErrDriverTimeout within its driver timeout (plus a
+// keepalive interval), and calls fail instead of hanging.
+func TestMediaDriverKilled(t *testing.T) {
+	dir, drv := startDriver(t, 10*time.Second)
+	const timeout = time.Second
+	c := connect(t, dir, timeout)
+	pub, err := c.AddPublication("aeron:ipc", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if err := drv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*timeout, func() bool { return c.Err() != nil })
+	noticed := time.Since(killed)
+	if !errors.Is(c.Err(), ErrDriverTimeout) {
+		t.Errorf("client error %v, want ErrDriverTimeout", c.Err())
+	}
+	if noticed > timeout+time.Second {
+		t.Errorf("noticed after %v, timeout %v", noticed, timeout)
+	}
+	if _, err := pub.Offer([]byte("x")); !errors.Is(err, transport.ErrClosed) || !errors.Is(err, ErrDriverTimeout) {
+		t.Errorf("offer after driver death: %v", err)
+	}
+	start := time.Now()
+	if _, err := c.AddSubscription("aeron:ipc", 5); !errors.Is(err, ErrDriverTimeout) {
+		t.Errorf("add subscription after driver death: %v", err)
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Errorf("add subscription took %v on a dead client", time.Since(start))
+	}
+	t.Logf("driver death noticed after %v (timeout %v)", noticed, timeout)
+}
+
+// TestMediaDriverManyClients: eight publishing clients and one subscriber
+// on one IPC stream: every client's messages arrive, in order per session.
+func TestMediaDriverManyClients(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	sc := connect(t, dir, 10*time.Second)
+	sub, err := sc.AddSubscription("aeron:ipc", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const clients, per = 8, 2000
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < clients; i++ {
+		c := connect(t, dir, 10*time.Second)
+		pub, err := c.AddExclusivePublication("aeron:ipc", 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := 0; seq < per && ctx.Err() == nil; {
+				_, err := pub.Offer([]byte(strconv.Itoa(seq)))
+				if err == nil {
+					seq++
+				} else if !retryable(err) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	next := map[int32]int{}
+	total := 0
+	for total < clients*per && ctx.Err() == nil {
+		total += sub.Poll(func(msg []byte, h transport.Header) {
+			if string(msg) != strconv.Itoa(next[h.SessionID]) {
+				t.Errorf("session %d: got %q want %d", h.SessionID, msg, next[h.SessionID])
+			}
+			next[h.SessionID]++
+		}, 100)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(next) != clients || total != clients*per {
+		t.Errorf("%d sessions, %d messages", len(next), total)
+	}
+}
+
+// TestMediaDriverCleanShutdown: SIGTERM removes cnc.dat, the log buffers
+// and the directory the driver created; a second driver refuses a
+// directory whose driver is alive.
+func TestMediaDriverCleanShutdown(t *testing.T) {
+	dir, drv := startDriver(t, 10*time.Second)
+	c := connect(t, dir, 10*time.Second)
+	if _, err := c.AddPublication("aeron:ipc", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mediadriver.New(mediadriver.Config{Dir: dir}); !errors.Is(err, mediadriver.ErrActive) {
+		t.Errorf("second driver: %v", err)
+	}
+	if err := drv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.cmd.Wait(); err != nil {
+		t.Fatalf("driver exit: %v\n%s", err, drv.out.String())
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		entries, _ := os.ReadDir(dir)
+		t.Errorf("directory left behind: %v %v", err, entries)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
