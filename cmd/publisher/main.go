@@ -4,11 +4,17 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
+	"github.com/steadfast-pods/steadfast/internal/buildinfo"
 	"github.com/steadfast-pods/steadfast/internal/pod"
 )
 
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		fmt.Println(buildinfo.String("publisher"))
+		return
+	}
 	os.Exit(pod.Main(pod.Publisher, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }

@@ -13,11 +13,16 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/steadfast-pods/steadfast/internal/buildinfo"
 	"github.com/steadfast-pods/steadfast/internal/pod"
 	"github.com/steadfast-pods/steadfast/internal/runner"
 )
 
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		fmt.Println(buildinfo.String("runner"))
+		return
+	}
 	cfg, err := runner.ParseFlags(os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

@@ -545,8 +545,9 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 	}
 }
 
-// TestDockerfile checks the image recipe: official Go image, static build,
-// minimal non-root base, healthcheck through the pod binary.
+// TestDockerfile checks the image recipe: official Go image on the build
+// platform, static build with cache mounts and the version, minimal non-root
+// base, OCI labels, healthcheck through the pod binary.
 func TestDockerfile(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
 	if err != nil {
@@ -554,10 +555,17 @@ func TestDockerfile(t *testing.T) {
 	}
 	df := string(b)
 	for _, want := range []string{
-		"FROM golang:1.26 AS build",
-		"CGO_ENABLED=0",
+		"FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build",
+		"ARG GO_VERSION=1.26\n",
+		"ARG BASE=gcr.io/distroless/static-debian12:nonroot\n",
+		"ARG BINARIES=build\n",
+		"--mount=type=cache,target=/go/pkg/mod",
+		"--mount=type=cache,target=/root/.cache/go-build",
+		"CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH:-amd64}",
+		"-X github.com/steadfast-pods/steadfast/internal/buildinfo.version=${VERSION}",
 		"./cmd/publisher ./cmd/subscriber ./cmd/runner",
-		"FROM gcr.io/distroless/static-debian12:nonroot",
+		"org.opencontainers.image.source=",
+		`org.opencontainers.image.version="${VERSION}"`,
 		"USER 65532:65532",
 		`CMD ["/usr/local/bin/subscriber", "--healthcheck"]`,
 	} {

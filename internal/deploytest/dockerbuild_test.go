@@ -65,7 +65,8 @@ func ignored(pats []string, rel string) bool {
 }
 
 // dockerBuildLine returns the Dockerfile's RUN instruction that runs go build,
-// with its line continuations joined.
+// with its line continuations joined and its RUN flags (--mount=...) dropped:
+// the shell command the build stage runs.
 func dockerBuildLine(t *testing.T, root string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
@@ -75,12 +76,19 @@ func dockerBuildLine(t *testing.T, root string) string {
 	joined := regexp.MustCompile(`\\\n\s*`).ReplaceAllString(string(b), " ")
 	for _, line := range strings.Split(joined, "\n") {
 		if strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build") {
-			return strings.TrimPrefix(line, "RUN ")
+			return runFlagsRE.ReplaceAllString(strings.TrimPrefix(line, "RUN "), "")
 		}
 	}
 	t.Fatal("Dockerfile has no RUN ... go build line")
 	return ""
 }
+
+// runFlagsRE matches the flags before a RUN instruction's command.
+var runFlagsRE = regexp.MustCompile(`^\s*(--[a-z]+=\S+\s+)*`)
+
+// imageVersion is the VERSION build argument the tests build with; the
+// binaries must report it with --version.
+const imageVersion = "v0.0.0-deploytest"
 
 var (
 	imageOnce sync.Once
@@ -89,7 +97,9 @@ var (
 )
 
 // imageBinaries replays the image's build stage once per test binary and
-// returns the directory holding publisher, subscriber and runner.
+// returns its output directory ("out": publisher, subscriber, runner,
+// datafs/data, tmpfs/tmp), which sits in a directory that is, as it stands,
+// the build context of the Dockerfile's prebuilt target.
 func imageBinaries(t *testing.T) string {
 	t.Helper()
 	imageOnce.Do(func() {
@@ -102,7 +112,7 @@ func imageBinaries(t *testing.T) string {
 		}
 		imageDir = dir
 		ctx := filepath.Join(dir, "src")
-		out := filepath.Join(dir, "out")
+		out := filepath.Join(dir, "context", "out")
 		// The build context: every file git tracks or that is present,
 		// minus .dockerignore.
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -143,7 +153,7 @@ func imageBinaries(t *testing.T) string {
 		script := strings.ReplaceAll(dockerBuildLine(t, root), "/out/", out+"/")
 		cmd := exec.Command("sh", "-c", script)
 		cmd.Dir = ctx
-		cmd.Env = append(os.Environ(), "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
+		cmd.Env = append(os.Environ(), "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH, "VERSION="+imageVersion)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			imageErr = "the Dockerfile's build step failed in a copy of the build context: " + err.Error() + "\n" + script + "\n" + string(b)
 		}
@@ -151,7 +161,7 @@ func imageBinaries(t *testing.T) string {
 	if imageErr != "" {
 		t.Fatal(imageErr)
 	}
-	return filepath.Join(imageDir, "out")
+	return filepath.Join(imageDir, "context", "out")
 }
 
 // TestDockerBuildStage replays the image's build stage and checks that it
@@ -176,11 +186,18 @@ func TestDockerBuildStage(t *testing.T) {
 		}
 		f.Close()
 	}
-	if fi, err := os.Stat(filepath.Join(out, "data")); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(filepath.Join(out, "datafs", "data")); err != nil || !fi.IsDir() {
 		t.Errorf("build stage did not create the data dir: %v", err)
 	}
-	if fi, err := os.Stat(filepath.Join(out, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+	if fi, err := os.Stat(filepath.Join(out, "tmpfs", "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
 		t.Errorf("build stage did not create a world-writable sticky tmp dir: %v %v", fi, err)
+	}
+	// The version the build argument set, as --version prints it.
+	for _, b := range []string{"publisher", "subscriber", "runner"} {
+		got, err := exec.Command(filepath.Join(out, b), "--version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(got), b+" "+imageVersion+" (go") {
+			t.Errorf("%s --version: %q (%v), want %q", b, got, err, b+" "+imageVersion)
+		}
 	}
 	// The image's default command: the runner's demo with the shipped pods.
 	cmd := exec.Command(filepath.Join(out, "runner"), "--bin-dir", out, "--beats", "50", "--batch", "8", "--rate", "5ms", "--quiet")

@@ -96,6 +96,7 @@ func probeBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeTestImage()
 	for _, d := range []string{probeDir, podsDir, imageDir} {
 		if d != "" {
 			os.RemoveAll(d)
