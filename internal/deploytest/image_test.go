@@ -3,10 +3,10 @@ package deploytest
 import (
 	"archive/tar"
 	"encoding/json"
-	"io"
-	"os/exec"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
