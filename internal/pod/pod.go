@@ -210,6 +210,13 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 			ccfg.AdvertiseAddr = cfg.Advertise
 			ccfg.AdvertisePort = ccfg.BindPort
 		}
+	} else if unspecified(host) && ccfg.BindPort != 0 {
+		// Gossip is advertised on the same address as the data endpoint.
+		// Left to itself memberlist picks the interface of the default
+		// route, which on a container with several networks (a swarm
+		// task: overlay + docker_gwbridge) is not the one peers share.
+		ccfg.AdvertiseAddr = advHost
+		ccfg.AdvertisePort = ccfg.BindPort
 	}
 	ccfg.Seeds = cfg.Join
 	ccfg.ClusterKey = cfg.ClusterKey
