@@ -694,7 +694,9 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 		mutate func(m *manifest)
 		want   string
 	}{
-		{"unknown env", func(m *manifest) { setEnv(ctr(m, "subscriber"), "SNAPSHOT_EVERY", corev1.EnvVar{Name: "SNAPSHOT_EVERY", Value: "1s"}) }, "not a variable the pod reads"},
+		{"unknown env", func(m *manifest) {
+			setEnv(ctr(m, "subscriber"), "SNAPSHOT_EVERY", corev1.EnvVar{Name: "SNAPSHOT_EVERY", Value: "1s"})
+		}, "not a variable the pod reads"},
 		{"publisher-only env on a subscriber", func(m *manifest) { setEnv(ctr(m, "subscriber"), "RATE", corev1.EnvVar{Name: "RATE", Value: "1s"}) }, "not a variable the pod reads"},
 		{"bad env value", func(m *manifest) { setEnv(ctr(m, "publisher"), "RATE", corev1.EnvVar{Name: "RATE", Value: "fast"}) }, "rejects its environment"},
 		{"NODE_ID literal", func(m *manifest) {
@@ -710,7 +712,9 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 		{"key inlined", func(m *manifest) {
 			setEnv(ctr(m, "publisher"), "CLUSTER_KEY", corev1.EnvVar{Name: "CLUSTER_KEY", Value: keySample})
 		}, "CLUSTER_KEY inlined"},
-		{"key optional", func(m *manifest) { ctr(m, "publisher").Env[len(ctr(m, "publisher").Env)-1].ValueFrom.SecretKeyRef.Optional = &tr }, "optional"},
+		{"key optional", func(m *manifest) {
+			ctr(m, "publisher").Env[len(ctr(m, "publisher").Env)-1].ValueFrom.SecretKeyRef.Optional = &tr
+		}, "optional"},
 		{"key missing", func(m *manifest) { dropEnv(ctr(m, "subscriber"), "CLUSTER_KEY") }, "no CLUSTER_KEY"},
 		{"Secret committed", func(m *manifest) {
 			m.secrets = append(m.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "steadfast-cluster-key"}})
@@ -763,10 +767,15 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 			m.pdbs[0].Spec.MaxUnavailable, m.pdbs[0].Spec.MinAvailable = nil, &two
 		}, "maxUnavailable 1"},
 		{"PDB missing", func(m *manifest) { m.pdbs = m.pdbs[1:] }, "no PodDisruptionBudget"},
-		{"root", func(m *manifest) { zero := int64(0); sts(m, "subscriber").Spec.Template.Spec.SecurityContext.RunAsUser = &zero }, "non-zero runAsUser"},
+		{"root", func(m *manifest) {
+			zero := int64(0)
+			sts(m, "subscriber").Spec.Template.Spec.SecurityContext.RunAsUser = &zero
+		}, "non-zero runAsUser"},
 		{"writable root", func(m *manifest) { ctr(m, "publisher").SecurityContext.ReadOnlyRootFilesystem = &f }, "readOnlyRootFilesystem"},
 		{"escalation", func(m *manifest) { ctr(m, "publisher").SecurityContext.AllowPrivilegeEscalation = &tr }, "allowPrivilegeEscalation"},
-		{"capability added", func(m *manifest) { ctr(m, "subscriber").SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"} }, "drop ALL"},
+		{"capability added", func(m *manifest) {
+			ctr(m, "subscriber").SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+		}, "drop ALL"},
 		{"no seccomp", func(m *manifest) { sts(m, "subscriber").Spec.Template.Spec.SecurityContext.SeccompProfile = nil }, "seccomp"},
 		{"data dir not mounted", func(m *manifest) {
 			setEnv(ctr(m, "subscriber"), "DATA_DIR", corev1.EnvVar{Name: "DATA_DIR", Value: "/var/lib/steadfast"})
@@ -803,9 +812,9 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 func TestK8sStrictDecoding(t *testing.T) {
 	y := string(render(t, k8sBase))
 	for name, bad := range map[string]string{
-		"unknown field":  strings.Replace(y, "podManagementPolicy: Parallel", "podManagementPolicy: Parallel\n  maxSurge: 1", 1),
-		"misspelled":     strings.Replace(y, "publishNotReadyAddresses: true", "publishNotReadyAdresses: true", 1),
-		"duplicate key":  strings.Replace(y, "serviceName: subscriber", "serviceName: subscriber\n  serviceName: publisher", 1),
+		"unknown field":   strings.Replace(y, "podManagementPolicy: Parallel", "podManagementPolicy: Parallel\n  maxSurge: 1", 1),
+		"misspelled":      strings.Replace(y, "publishNotReadyAddresses: true", "publishNotReadyAdresses: true", 1),
+		"duplicate key":   strings.Replace(y, "serviceName: subscriber", "serviceName: subscriber\n  serviceName: publisher", 1),
 		"unexpected kind": y + "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n",
 	} {
 		if bad == y {
