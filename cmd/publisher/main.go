@@ -12,6 +12,7 @@ import (
 )
 
 func main() {
+	pod.CrashOnPanic() // a crash exits 134 (SIGABRT), not 2 like a usage error
 	if buildinfo.Requested(os.Args[1:]) {
 		fmt.Println(buildinfo.String("publisher"))
 		return

@@ -3,7 +3,9 @@ package pod
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/steadfast-pods/steadfast/cluster"
 	"github.com/steadfast-pods/steadfast/internal/auth"
@@ -16,6 +18,8 @@ import (
 // (internal/auth). Without a key (--insecure) messages carry no trailer and
 // only the membership check applies.
 type dataAuth struct {
+	log      *slog.Logger
+	lim      *logLimiter // one warning per reason per dropLogEvery
 	view     *view
 	keys     *auth.Keys                    // nil: insecure
 	sealer   atomic.Pointer[auth.Sealer]   // set by start
@@ -41,8 +45,12 @@ func (v admitVerdict) String() string {
 
 var errNotStarted = errors.New("pod: data-plane authentication not started")
 
-func newDataAuth(v *view, clusterKeys ...[]byte) (*dataAuth, error) {
-	a := &dataAuth{view: v}
+// dropLogEvery: at most one warning per rejection reason this often, with
+// the count of the rejections not logged since the last one.
+const dropLogEvery = 5 * time.Second
+
+func newDataAuth(log *slog.Logger, v *view, clusterKeys ...[]byte) (*dataAuth, error) {
+	a := &dataAuth{log: log, lim: newLogLimiter(dropLogEvery), view: v}
 	if len(clusterKeys) > 0 && clusterKeys[0] != nil {
 		k, err := auth.NewKeys(clusterKeys...)
 		if err != nil {
@@ -95,6 +103,7 @@ func (a *dataAuth) body(msg []byte) ([]byte, bool) {
 	b, ok := auth.Body(msg)
 	if !ok {
 		a.rejected[admitUnauth].Add(1)
+		a.warn(admitUnauth, "", 0)
 	}
 	return b, ok
 }
@@ -112,8 +121,17 @@ func (a *dataAuth) admit(msg []byte, from string, epoch uint64, role cluster.Rol
 	}
 	if v != admitOK && v != admitStale {
 		a.rejected[v].Add(1)
+		a.warn(v, from, epoch)
 	}
 	return v
+}
+
+// warn logs a rejection, rate limited per reason.
+func (a *dataAuth) warn(v admitVerdict, from string, epoch uint64) {
+	if n, ok := a.lim.allow(v.String(), time.Now()); ok {
+		a.log.Warn("pod: data-plane message dropped", "reason", v.String(), "from", from, "epoch", epoch,
+			"not_logged_since_last", n, "total", a.rejected[v].Load())
+	}
 }
 
 func (a *dataAuth) member(id string, epoch uint64, role cluster.Role) admitVerdict {

@@ -9,13 +9,34 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
 
+// Exit statuses of the pod binaries.
+const (
+	ExitOK      = 0 // success, --help, or stopped by a signal
+	ExitFailure = 1 // failed: could not start, fenced, actors escalated, final snapshot not durable
+	ExitUsage   = 2 // bad flags or environment (the one-line reason is on stderr)
+	// ExitCrash is what a shell or docker reports for a crash (128 +
+	// SIGABRT): a panic nothing recovered, or a fatal runtime error, once
+	// CrashOnPanic is in force. Go's own status for a panic would be 2,
+	// the usage status.
+	ExitCrash = 134
+)
+
+// CrashOnPanic makes an unrecovered panic or a fatal runtime error end the
+// process with SIGABRT (status ExitCrash) instead of Go's exit status 2,
+// which the pods use for usage errors. The panic and every goroutine's
+// stack are still written to stderr. A core file is written only where the
+// core size limit allows one (ulimit -c, 0 on most systems). The pod
+// binaries call it first thing; a library user need not.
+func CrashOnPanic() { debug.SetTraceback("crash") }
+
 // Main is the whole of a pod's main: healthcheck subcommand, or flags →
 // Config → New → Run → Close, with SIGINT/SIGTERM stopping Run gracefully.
-// It returns the exit status: 0 success (or --help), 1 failure, 2 bad usage.
+// It returns the exit status: ExitOK, ExitFailure or ExitUsage.
 func Main(role Role, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if url, ok := IsHealthcheck(args); ok {
 		return Healthcheck(url, getenv, 3*time.Second, stderr)

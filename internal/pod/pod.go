@@ -232,7 +232,7 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	// node without a lock, racing with the UpdateNode in Start.
 	p.gossip = p.clus.LocalAddr()
 	p.view = newView(p.clus)
-	if p.auth, err = newDataAuth(p.view, cfg.ClusterKey); err != nil {
+	if p.auth, err = newDataAuth(p.log.With("component", "data-auth"), p.view, cfg.ClusterKey); err != nil {
 		return nil, err
 	}
 
