@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(childDriver())
 	case "publisher":
 		os.Exit(childPublisher())
+	case "subscriber":
+		os.Exit(childSubscriber())
 	}
 	os.Exit(m.Run())
 }

@@ -30,12 +30,7 @@ type Publication struct {
 	inflight atomic.Int32
 }
 
-var _ interface {
-	Offer([]byte) (int64, error)
-	Position() int64
-	IsConnected() bool
-	Close() error
-} = (*Publication)(nil)
+var _ transport.Publisher = (*Publication)(nil)
 
 // AddPublication adds a (shared) publication on channel and stream.
 func (c *Client) AddPublication(channel string, streamID int32) (*Publication, error) {

@@ -10,6 +10,8 @@ import (
 	"github.com/steadfast-pods/steadfast/transport/cnc"
 )
 
+var _ transport.Subscriber = (*Subscription)(nil)
+
 // Option configures AddSubscription.
 type Option func(*Subscription)
 
