@@ -26,7 +26,7 @@ type logRig struct {
 	c       *Client
 }
 
-func newLogRig(t *testing.T, termLen, mtu int) *logRig {
+func newLogRig(t testing.TB, termLen, mtu int) *logRig {
 	t.Helper()
 	m, err := cnc.CreateFile(filepath.Join(t.TempDir(), "1.logbuffer"), cnc.LogLength(termLen, 4096))
 	if err != nil {
@@ -182,5 +182,31 @@ func TestReaderSkipsOrphanFragments(t *testing.T) {
 	img.poll(func(msg []byte, h transport.Header) { got = append(got, string(msg)) }, 100)
 	if len(got) != 1 || got[0] != "after" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// BenchmarkLogOfferPoll: the client's per-message cost on a mapped log,
+// one goroutine offering and polling (no driver, no second process).
+func BenchmarkLogOfferPoll(b *testing.B) {
+	r := newLogRig(b, 16<<20, 1408)
+	pub, img := r.pub(), r.image()
+	msg := make([]byte, 32)
+	cleaned := int64(-1)
+	h := func([]byte, transport.Header) {}
+	b.SetBytes(32)
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		for k := 0; k < 256 && i < b.N; k++ {
+			if _, err := pub.Offer(msg); err != nil {
+				break
+			}
+			i++
+		}
+		for {
+			if n, _ := img.poll(h, 256); n == 0 {
+				break
+			}
+		}
+		r.drive(img, &cleaned)
 	}
 }

@@ -172,10 +172,7 @@ func (s *Subscription) Poll(handler func(msg []byte, h transport.Header), fragme
 // subscriber position.
 func (img *image) poll(handler func([]byte, transport.Header), limit int) (int, error) {
 	before := img.rd.Position()
-	n, err := img.rd.Poll(func(msg []byte, m cnc.Message) {
-		handler(msg, transport.Header{SessionID: m.SessionID, StreamID: m.StreamID, TermID: m.TermID,
-			TermOffset: m.TermOffset, Position: m.Position, ReservedValue: m.Reserved, Flags: m.Flags})
-	}, limit)
+	n, err := img.rd.Poll(func(msg []byte, m cnc.Message) { handler(msg, transport.Header(m)) }, limit)
 	if pos := img.rd.Position(); pos != before {
 		cnc.StoreInt64(img.subPos, 0, pos)
 	}

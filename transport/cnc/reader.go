@@ -1,14 +1,18 @@
 package cnc
 
-// Message is one whole (reassembled) message as a Reader delivers it.
+// Message describes one whole (reassembled) message as a Reader delivers
+// it. Its fields are those of transport.Header, in the same order, so one
+// converts to the other for free.
 type Message struct {
-	SessionID, StreamID int32
-	// TermID, TermOffset, Flags and Reserved are the first fragment's.
-	TermID, TermOffset int32
-	Flags              uint8
-	Reserved           int64
+	SessionID int32
+	StreamID  int32
+	// TermID, TermOffset, ReservedValue and Flags are the first fragment's.
+	TermID     int32
+	TermOffset int32
 	// Position is the stream position just after the message.
-	Position int64
+	Position      int64
+	ReservedValue int64
+	Flags         uint8
 }
 
 // Reader reads one image's log from a position, reassembling fragmented
@@ -53,51 +57,63 @@ func (r *Reader) Poll(handler func(msg []byte, m Message), limit int) (int, erro
 	start := off
 	frags := 0
 	var err error
-	for frags < limit && off < len(term) {
-		f, ok, ferr := ReadFrame(term, off)
-		if ferr != nil {
-			err = ferr
+	for frags < limit && off <= len(term)-DataHeaderLength {
+		n := int(LoadInt32(term, off))
+		if n <= 0 {
 			break
 		}
-		if !ok {
+		aligned := alignFrame(n)
+		if n < DataHeaderLength || aligned > len(term)-off {
+			err = malformed("frame length %d at offset %d (term %d)", n, off, len(term))
 			break
 		}
-		off += alignFrame(f.Length)
-		if f.Type == FrameTypePad {
+		h := term[off : off+DataHeaderLength]
+		flags := h[FrameOffFlags]
+		typ := le.Uint16(h[FrameOffType:])
+		payload := term[off+DataHeaderLength : off+n]
+		off += aligned
+		if typ == FrameTypePad {
 			continue
 		}
 		frags++
-		r.deliver(f, pos+int64(off-start), handler)
+		m := Message{
+			SessionID: int32(le.Uint32(h[FrameOffSession:])), StreamID: int32(le.Uint32(h[FrameOffStream:])),
+			TermID: int32(le.Uint32(h[FrameOffTermID:])), TermOffset: int32(le.Uint32(h[FrameOffTermOff:])),
+			Position: pos + int64(off-start), ReservedValue: int64(le.Uint64(h[FrameOffReserved:])), Flags: flags,
+		}
+		if flags&FlagsUnfrag == FlagsUnfrag && !r.asmOn {
+			handler(payload, m)
+			continue
+		}
+		r.deliver(payload, m, handler)
 	}
 	r.pos = pos + int64(off-start)
 	return frags, err
 }
 
-func (r *Reader) deliver(f Frame, endPos int64, handler func([]byte, Message)) {
-	m := Message{SessionID: f.SessionID, StreamID: f.StreamID, TermID: f.TermID, TermOffset: f.TermOffset,
-		Flags: f.Flags, Reserved: f.Reserved, Position: endPos}
+func (r *Reader) deliver(payload []byte, m Message, handler func([]byte, Message)) {
 	switch {
-	case f.Flags&FlagsUnfrag == FlagsUnfrag:
+	case m.Flags&FlagsUnfrag == FlagsUnfrag:
 		if r.asmOn {
 			r.Dropped++
 		}
 		r.asmOn = false
-		handler(f.Payload, m)
-	case f.Flags&FlagBegin != 0:
-		r.asm = append(r.asm[:0], f.Payload...)
+		handler(payload, m)
+	case m.Flags&FlagBegin != 0:
+		r.asm = append(r.asm[:0], payload...)
 		r.asmHdr = m
 		r.asmOn = true
 	case !r.asmOn:
 		r.Dropped++ // a middle or end without its begin (joined mid-message)
-	case len(r.asm)+len(f.Payload) > r.maxMsg:
+	case len(r.asm)+len(payload) > r.maxMsg:
 		r.asmOn = false
 		r.Dropped++
 	default:
-		r.asm = append(r.asm, f.Payload...)
-		if f.Flags&FlagEnd != 0 {
+		r.asm = append(r.asm, payload...)
+		if m.Flags&FlagEnd != 0 {
 			r.asmOn = false
 			h := r.asmHdr
-			h.Position = endPos
+			h.Position = m.Position
 			handler(r.asm, h)
 		}
 	}
