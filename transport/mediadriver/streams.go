@@ -69,6 +69,10 @@ type subscription struct {
 // term ahead).
 func cleanBehind(l *cnc.Log, cleaned *int64, minPos int64) int {
 	term := minPos >> l.PositionBitsToShift()
+	if term-1-*cleaned > cnc.PartitionCount {
+		// A jump (or a hostile position): only three partitions exist.
+		*cleaned = term - 1 - cnc.PartitionCount
+	}
 	n := 0
 	for *cleaned < term-1 {
 		*cleaned++
@@ -261,7 +265,8 @@ func (d *Driver) ipcLimits(p *publication) int {
 	prod := p.app.Position()
 	minPos := prod
 	for _, img := range p.images {
-		minPos = min(minPos, cnc.LoadInt64(img.slot, 0))
+		// Clients write these counters: keep them within [0, producer].
+		minPos = min(minPos, max(cnc.LoadInt64(img.slot, 0), 0))
 	}
 	work := cleanBehind(p.log, &p.cleaned, minPos)
 	limit := prod // no subscriber: not connected, no room

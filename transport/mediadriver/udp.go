@@ -298,11 +298,11 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 			if len(ui.pending) > 0 {
 				blocked = true
 			}
-			work += cleanBehind(ui.log, &ui.cleaned, cnc.LoadInt64(ui.posSlot, 0))
+			work += cleanBehind(ui.log, &ui.cleaned, ui.subscriberPosition())
 			if ui.gone && len(ui.pending) == 0 {
 				end := ui.app.Position()
 				cnc.StoreInt64(ui.log.Meta, cnc.LogOffEndOfStream, end)
-				if cnc.LoadInt64(ui.posSlot, 0) >= end || now.After(ui.deadline) {
+				if ui.subscriberPosition() >= end || now.After(ui.deadline) {
 					d.freeUDPImage(s, ui, true)
 					work++
 				}
@@ -341,4 +341,10 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 	return work
 }
 
-func (ui *udpImage) limit() int64 { return cnc.LoadInt64(ui.posSlot, 0) + ui.window }
+func (ui *udpImage) limit() int64 { return ui.subscriberPosition() + ui.window }
+
+// subscriberPosition is the client's position, kept within [0, appended]
+// (the client writes the counter).
+func (ui *udpImage) subscriberPosition() int64 {
+	return min(max(cnc.LoadInt64(ui.posSlot, 0), 0), ui.app.Position())
+}
