@@ -45,14 +45,15 @@ type Cluster struct {
 	meta   []byte // guarded by metaMu; returned by NodeMeta
 
 	mu            sync.Mutex
-	started       bool                    // guarded by mu; Start was called
-	epoch         uint64                  // guarded by mu; 0 until Start chose it
-	nodes         map[string]*node        // guarded by mu; alive memberlist nodes by name
-	view          map[string]Member       // guarded by mu; live view by name
-	pending       []Event                 // guarded by mu; coalesced, at most one per name
-	fencedErr     error                   // guarded by mu; set once when fenced
-	restoreSource string                  // guarded by mu
-	watchers      map[*viewWatch]struct{} // guarded by mu; woken by recompute (Save)
+	started       bool              // guarded by mu; Start was called
+	epoch         uint64            // guarded by mu; 0 until Start chose it
+	nodes         map[string]*node  // guarded by mu; alive memberlist nodes by name
+	view          map[string]Member // guarded by mu; live view by name
+	pending       []Event           // guarded by mu; coalesced, at most one per name
+	fencedErr     error             // guarded by mu; set once when fenced
+	restoreSource string            // guarded by mu
+	viewVer       uint64            // guarded by mu; counts changes of the live view
+	viewCh        chan struct{}     // guarded by mu; closed and replaced when the view changes
 
 	wake   chan struct{} // capacity 1: "the view changed"
 	fenced chan struct{} // closed when fenced
@@ -126,22 +127,22 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: boot id: %w", err)
 	}
 	c := &Cluster{
-		cfg:      cfg,
-		log:      lg,
-		name:     cfg.NodeID + "#" + hex.EncodeToString(boot[:4]),
-		nextReq:  binary.BigEndian.Uint64(boot[4:]) >> 1,
-		store:    st,
-		epochs:   NewEpochTracker(),
-		nodes:    make(map[string]*node),
-		view:     make(map[string]Member),
-		watchers: make(map[*viewWatch]struct{}),
-		wake:     make(chan struct{}, 1),
-		fenced:   make(chan struct{}),
-		inbox:    make(chan []byte, inboxDepth),
-		sends:    make(chan struct{}, maxReplySenders),
-		waiting:  make(map[uint64]chan []byte),
-		done:     make(chan struct{}),
-		lim:      newLimiter(),
+		cfg:     cfg,
+		log:     lg,
+		name:    cfg.NodeID + "#" + hex.EncodeToString(boot[:4]),
+		nextReq: binary.BigEndian.Uint64(boot[4:]) >> 1,
+		store:   st,
+		epochs:  NewEpochTracker(),
+		nodes:   make(map[string]*node),
+		view:    make(map[string]Member),
+		viewCh:  make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		fenced:  make(chan struct{}),
+		inbox:   make(chan []byte, inboxDepth),
+		sends:   make(chan struct{}, maxReplySenders),
+		waiting: make(map[uint64]chan []byte),
+		done:    make(chan struct{}),
+		lim:     newLimiter(),
 	}
 	c.st.rejects = make(map[string]uint64)
 	c.setMeta(0)
@@ -220,10 +221,29 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
+// View returns the live view (as Members), its version, and a channel
+// that is closed when the view changes after that version. This is the
+// one change notification: the version grows by one per change, and any
+// number of waiters can select on the channel, then call View again.
+func (c *Cluster) View() (members []Member, version uint64, changed <-chan struct{}) {
+	members = c.Members()
+	version, changed = c.viewChanged()
+	return members, version, changed
+}
+
+// viewChanged returns the view's version and the channel closed when it
+// changes next.
+func (c *Cluster) viewChanged() (uint64, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.viewVer, c.viewCh
+}
+
 // Changes returns a channel that receives a value (capacity 1, never
-// closed) after the live view changed. It is a wake-up only: after
-// receiving, read Members and/or Events. Several changes may coalesce into
-// one wake-up; none is lost, because the state is read afresh.
+// closed) after the live view changed: View's notification as one stable
+// channel, for a single consumer. It is a wake-up only: after receiving,
+// read Members (or View). Several changes may coalesce into one wake-up;
+// none is lost, because the state is read afresh.
 func (c *Cluster) Changes() <-chan struct{} { return c.wake }
 
 // Events returns and clears the pending events, oldest first. Events are

@@ -28,7 +28,9 @@ const DefaultLabel = "steadfast"
 type Config struct {
 	// NodeID is the stable node id (see package nodeid). Required.
 	NodeID string
-	// Role is what the node is; carried in its metadata. Required.
+	// Role is what the node is, in the application's terms; carried in its
+	// metadata and reported in Member.Role. The cluster does not interpret
+	// it; any non-zero value. Required.
 	Role Role
 	// DataDir holds the node's epoch, its own snapshot and the replicas it
 	// keeps for peers. Required.
@@ -250,8 +252,8 @@ func (c *Config) validate() error {
 	if err := nodeid.Validate(c.NodeID); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Role != RolePublisher && c.Role != RoleSubscriber {
-		errs = append(errs, fmt.Errorf("role %d: want publisher or subscriber", c.Role))
+	if c.Role == 0 {
+		errs = append(errs, errors.New("role is required (any non-zero value)"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is required"))

@@ -54,9 +54,9 @@ func decodeMeta(b []byte) (meta, error) {
 	if len(b) < 2 || b[0] != metaVersion {
 		return m, fmt.Errorf("%w: bad header", errMeta)
 	}
-	m.role = Role(b[1])
-	if m.role != RolePublisher && m.role != RoleSubscriber {
-		return m, fmt.Errorf("%w: unknown role %d", errMeta, b[1])
+	m.role = Role(b[1]) // opaque to the cluster: the application's
+	if m.role == 0 {
+		return m, fmt.Errorf("%w: no role", errMeta)
 	}
 	off := 2
 	epoch, n := binary.Uvarint(b[off:])

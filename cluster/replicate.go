@@ -16,24 +16,6 @@ import (
 // acknowledged. Save wraps it in its ErrNoReplica error.
 var errPeerGone = errors.New("cluster: peer left the live view before acknowledging")
 
-// viewWatch is a wake-up (capacity 1) that recompute sends on after every
-// change of the live view; the receiver reads the view afresh.
-type viewWatch struct{ ch chan struct{} }
-
-// watchView registers a wake-up for changes of the live view; call the
-// returned function to unregister it.
-func (c *Cluster) watchView() (<-chan struct{}, func()) {
-	w := &viewWatch{ch: make(chan struct{}, 1)}
-	c.mu.Lock()
-	c.watchers[w] = struct{}{}
-	c.mu.Unlock()
-	return w.ch, func() {
-		c.mu.Lock()
-		delete(c.watchers, w)
-		c.mu.Unlock()
-	}
-}
-
 // inView reports whether the incarnation name is in the live view.
 func (c *Cluster) inView(name string) bool {
 	c.mu.Lock()
@@ -96,133 +78,93 @@ func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, erro
 	}()
 
 	d := Durable{Epoch: snap.Epoch, Version: snap.Version}
-	// Watch before choosing the peers: a peer that leaves after being
-	// chosen always wakes this Save up.
-	changes, unwatch := c.watchView()
-	defer unwatch()
-	peers := c.rankedPeers(nil)
-	if len(peers) > c.cfg.Replicas {
-		peers = peers[:c.cfg.Replicas]
+	// Take the view's change channel before ranking the peers: a peer that
+	// leaves after being chosen always wakes this Save up.
+	_, changed := c.viewChanged()
+	byName := make(map[string]*node)
+	current := func() []peerRef {
+		ranked := c.rankedPeers()
+		refs := make([]peerRef, len(ranked))
+		for i, n := range ranked {
+			byName[n.name] = n
+			refs[i] = peerRef{name: n.name, nodeID: n.meta.nodeID}
+		}
+		return refs
 	}
-	if len(peers) == 0 {
+	r, first := newRound(c.cfg.Replicas, c.cfg.MinAcks, current())
+	if len(first) == 0 {
 		if c.cfg.DurableAlone {
 			d.Alone = true
 			return d, nil
 		}
 		return d, fmt.Errorf("%w: no live peer", ErrNoReplica)
 	}
-	need := min(c.cfg.MinAcks, len(peers))
 
-	type attempt struct {
-		peer   *node
-		cancel context.CancelCauseFunc
-		done   bool
-	}
 	type result struct {
-		i   int // index in attempts
-		err error
+		name string
+		err  error
 	}
-	var (
-		attempts []*attempt
-		tried    = make(map[string]bool) // incarnation names pushed to
-		pending  int
-		errs     []error
-		results  = make(chan result)
-		saveDone = make(chan struct{})
-	)
+	results := make(chan result)
+	saveDone := make(chan struct{})
 	defer close(saveDone) // pushes still running report to nobody
-	start := func(p *node) {
-		i := len(attempts)
-		pctx, cancel := context.WithCancelCause(context.Background())
-		a := &attempt{peer: p, cancel: cancel}
-		attempts = append(attempts, a)
-		tried[p.name] = true
-		pending++
-		ok := c.goTracked(func() {
-			tctx, tcancel := context.WithTimeout(pctx, c.cfg.ReplicaTimeout)
-			err := c.push(tctx, p, snap, raw)
-			tcancel()
-			cancel(nil)
-			select {
-			case results <- result{i, err}:
-			case <-saveDone:
+	cancels := make(map[string]context.CancelCauseFunc)
+	var launch func(ps []peerRef, replacing bool)
+	launch = func(ps []peerRef, replacing bool) {
+		for _, p := range ps {
+			n := byName[p.name]
+			if replacing {
+				c.log.Info("cluster: pushing the snapshot to another peer", "peer", p.name,
+					"version", snap.Version, "acks", len(r.acked), "failed", len(r.errs))
 			}
-		})
-		if !ok {
-			cancel(nil)
-			a.done = true
-			pending--
-			errs = append(errs, fmt.Errorf("%s: %w", p.meta.nodeID, ErrClosed))
-		}
-	}
-	fail := func(a *attempt, err error) {
-		a.done = true
-		pending--
-		errs = append(errs, fmt.Errorf("%s: %w", a.peer.meta.nodeID, err))
-	}
-	// refill replaces failed pushes while acknowledgements are missing.
-	refill := func() {
-		if len(d.Replicas) >= need || pending+len(d.Replicas) >= c.cfg.Replicas {
-			return
-		}
-		for _, p := range c.rankedPeers(tried) {
-			if pending+len(d.Replicas) >= c.cfg.Replicas {
-				return
-			}
-			c.log.Info("cluster: pushing the snapshot to another peer", "peer", p.name,
-				"version", snap.Version, "acks", len(d.Replicas), "failed", len(errs))
-			start(p)
-		}
-	}
-	for _, p := range peers {
-		start(p)
-	}
-	refill() // a push that could not start
-	for pending > 0 {
-		select {
-		case r := <-results:
-			a := attempts[r.i]
-			if a.done {
-				continue // already failed when its peer left the view
-			}
-			if r.err == nil {
-				a.done = true
-				pending--
-				d.Replicas = append(d.Replicas, a.peer.meta.nodeID)
-				if len(d.Replicas) >= need {
-					return d, nil
+			pctx, cancel := context.WithCancelCause(context.Background())
+			cancels[p.name] = cancel
+			ok := c.goTracked(func() {
+				tctx, tcancel := context.WithTimeout(pctx, c.cfg.ReplicaTimeout)
+				err := c.push(tctx, n, snap, raw)
+				tcancel()
+				cancel(nil)
+				select {
+				case results <- result{p.name, err}:
+				case <-saveDone:
 				}
+			})
+			if !ok {
+				cancel(nil)
+				launch(r.Failed(p.name, ErrClosed, current()), true)
+			}
+		}
+	}
+	launch(first, false)
+	for !r.Done() {
+		select {
+		case res := <-results:
+			if res.err == nil {
+				r.Acked(res.name)
 				continue
 			}
-			fail(a, r.err)
-			refill()
-		case <-changes:
+			launch(r.Failed(res.name, res.err, current()), true)
+		case <-changed:
+			_, changed = c.viewChanged()
 			if err := c.Err(); err != nil {
 				return d, err
 			}
-			gone := false
-			for _, a := range attempts {
-				if !a.done && !c.inView(a.peer.name) {
-					a.cancel(errPeerGone) // its goroutine stops waiting for the ack
-					fail(a, errPeerGone)
-					gone = true
-					c.log.Info("cluster: replica peer left the live view during a push", "peer", a.peer.name,
-						"version", snap.Version, "after_seconds", time.Since(t0).Seconds())
-				}
+			gone, start := r.ViewChanged(current())
+			for _, name := range gone {
+				cancels[name](errPeerGone) // its goroutine stops waiting for the ack
+				c.log.Info("cluster: replica peer left the live view during a push", "peer", name,
+					"version", snap.Version, "after_seconds", time.Since(t0).Seconds())
 			}
-			if gone {
-				refill()
-			}
+			launch(start, true)
 		case <-ctx.Done():
 			return d, ctx.Err()
 		case <-c.done:
 			return d, ErrClosed
 		}
 	}
-	if len(d.Replicas) > 0 {
-		return d, nil // fewer than MinAcks, but every live candidate answered
-	}
-	return d, fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
+	// Fewer than MinAcks is still durable when every live candidate
+	// answered (see round).
+	d.Replicas, err = r.Result()
+	return d, err
 }
 
 // push sends one snapshot to one peer and waits for its acknowledgement.
@@ -249,16 +191,15 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 	return nil
 }
 
-// rankedPeers returns the live peers not in skip (incarnation names),
-// ordered by rendezvous hashing on (this node id, peer node id): Save
-// pushes to the first Replicas of them, so that a node keeps its replicas
-// on the same peers while membership is stable, and falls back to the next
-// ones.
-func (c *Cluster) rankedPeers(skip map[string]bool) []*node {
+// rankedPeers returns the live peers ordered by rendezvous hashing on
+// (this node id, peer node id): Save pushes to the first Replicas of them,
+// so that a node keeps its replicas on the same peers while membership is
+// stable, and falls back to the next ones.
+func (c *Cluster) rankedPeers() []*node {
 	c.mu.Lock()
 	var peers []*node
 	for name, m := range c.view {
-		if m.Self || skip[name] {
+		if m.Self {
 			continue
 		}
 		if n := c.nodes[name]; n != nil {

@@ -32,10 +32,14 @@ var (
 	ErrNoReplica = errors.New("cluster: no replica acknowledged the snapshot")
 )
 
-// Role is what a node does; it is published in the node's metadata.
+// Role is what a node does, in the application's terms: one non-zero byte
+// published in the node's metadata. The cluster never interprets it (it
+// replicates to every live peer whatever its role).
 type Role uint8
 
-// Roles. The values are on the wire: append only.
+// The steadfast pods' roles, kept here so that their values and names stay
+// in one place for both pods and tools. The values are on the wire: append
+// only. The cluster itself treats every non-zero Role alike.
 const (
 	RolePublisher  Role = 1
 	RoleSubscriber Role = 2

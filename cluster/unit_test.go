@@ -25,12 +25,22 @@ func TestMetaRoundTrip(t *testing.T) {
 	}
 }
 
+// TestMetaRoleOpaque: the cluster carries any non-zero role unchanged.
+func TestMetaRoleOpaque(t *testing.T) {
+	for _, r := range []Role{1, 2, 7, 255} {
+		m, err := decodeMeta(meta{role: r, epoch: 1, nodeID: "a"}.encode())
+		if err != nil || m.role != r {
+			t.Errorf("role %d: %+v, %v", r, m, err)
+		}
+	}
+}
+
 func TestMetaRejectsGarbage(t *testing.T) {
 	good := meta{role: RoleSubscriber, epoch: 3, nodeID: "sub-1", dataEndpoint: "10.0.0.1:4000"}.encode()
 	bad := map[string][]byte{
 		"empty":       nil,
 		"version":     append([]byte{9}, good[1:]...),
-		"role":        append([]byte{metaVersion, 7}, good[2:]...),
+		"role":        append([]byte{metaVersion, 0}, good[2:]...),
 		"truncated":   good[:len(good)-3],
 		"trailing":    append(append([]byte(nil), good...), 0),
 		"bad id":      meta{role: RoleSubscriber, epoch: 1, nodeID: "a b"}.encode(),

@@ -158,15 +158,12 @@ func (c *Cluster) recompute() {
 		}
 	}
 	if changed {
+		c.viewVer++
+		close(c.viewCh)
+		c.viewCh = make(chan struct{})
 		select {
 		case c.wake <- struct{}{}:
 		default:
-		}
-		for w := range c.watchers {
-			select {
-			case w.ch <- struct{}{}:
-			default:
-			}
 		}
 	}
 }
