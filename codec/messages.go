@@ -25,9 +25,12 @@ type ControlType uint8
 const (
 	// ControlEndOfStream: the publisher has generated its last value, Seq.
 	ControlEndOfStream ControlType = 1
-	// ControlHello: a pod announces itself (NodeID, Epoch) on a stream, e.g.
-	// a subscriber asking a publisher to replay after Seq.
+	// ControlHello: a subscriber announces itself (NodeID, Epoch) to a
+	// publisher and asks it to replay after Seq. Only subscribers send it.
 	ControlHello ControlType = 2
+	// ControlReleased: a publisher no longer holds its values up to Seq
+	// (released from its outbox before this subscriber acknowledged them).
+	ControlReleased ControlType = 3
 )
 
 // Control is a small control message. Wire form: KindControl, then a msgpack
@@ -67,7 +70,7 @@ func DecodeControl(msg []byte, c *Control) error {
 	switch {
 	case len(c.NodeID) > MaxIDLen:
 		return malformed("control: id too long")
-	case c.Type != ControlEndOfStream && c.Type != ControlHello:
+	case c.Type != ControlEndOfStream && c.Type != ControlHello && c.Type != ControlReleased:
 		return malformed("control: unknown type %d", c.Type)
 	}
 	return nil

@@ -17,6 +17,10 @@ const (
 	// received, e.g. the publisher had not yet learned this subscriber's
 	// position); dropped, and the publisher is asked to replay.
 	Gap
+	// Rejected: the message failed the core's checks (unknown sender, an
+	// epoch other than the member's, implausible sequence numbers); dropped
+	// and counted.
+	Rejected
 )
 
 func (v Verdict) String() string {
@@ -29,6 +33,8 @@ func (v Verdict) String() string {
 		return "duplicate"
 	case Gap:
 		return "gap"
+	case Rejected:
+		return "rejected"
 	}
 	return "verdict(?)"
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/steadfast-pods/steadfast/internal/fizzbuzz"
+	"github.com/steadfast-pods/steadfast/nodeid"
 )
 
 // Category is FizzBuzz's classification of a value (see internal/fizzbuzz).
@@ -264,4 +265,43 @@ func Check(pt *PubTally, n uint64, allowedDead []uint64) CheckResult {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d values skipped (publisher no longer had them)", pt.Skipped))
 	}
 	return r
+}
+
+// Validate checks a decoded tally: valid publisher ids, no missing entry,
+// and counts that fit the sequence range they claim.
+func (t *Tally) Validate() error {
+	if t == nil {
+		return fmt.Errorf("%w: no tally", ErrBadState)
+	}
+	for id, pt := range t.Pubs {
+		if err := nodeid.Validate(id); err != nil {
+			return fmt.Errorf("%w: tally publisher %q: %v", ErrBadState, id, err)
+		}
+		if pt == nil {
+			return fmt.Errorf("%w: tally publisher %q has no entry", ErrBadState, id)
+		}
+		if pt.Fizz+pt.Buzz+pt.FizzBuzz+pt.Plain != pt.Count {
+			return fmt.Errorf("%w: tally publisher %q: categories do not add up to the count %d", ErrBadState, id, pt.Count)
+		}
+		if pt.FirstSeq > pt.LastSeq+1 || (pt.LastSeq > 0 && pt.FirstSeq == 0) {
+			return fmt.Errorf("%w: tally publisher %q: first seq %d, last seq %d", ErrBadState, id, pt.FirstSeq, pt.LastSeq)
+		}
+		if pt.EndSeq > 0 && pt.LastSeq > pt.EndSeq {
+			return fmt.Errorf("%w: tally publisher %q: last seq %d beyond the end %d", ErrBadState, id, pt.LastSeq, pt.EndSeq)
+		}
+		if len(pt.DeadLettered) > maxDeadListed || uint64(len(pt.DeadLettered)) > pt.DeadCount {
+			return fmt.Errorf("%w: tally publisher %q: %d dead letters listed of %d", ErrBadState, id, len(pt.DeadLettered), pt.DeadCount)
+		}
+	}
+	return nil
+}
+
+// CoreState returns the subscriber core's state the tally implies: per
+// publisher, its epoch, its last seq (the watermark) and its end.
+func (t *Tally) CoreState() SubCoreState {
+	s := SubCoreState{Pubs: make(map[string]SubPubState, len(t.Pubs))}
+	for id, pt := range t.Pubs {
+		s.Pubs[id] = SubPubState{Epoch: pt.Epoch, Taken: pt.LastSeq, End: pt.EndSeq}
+	}
+	return s
 }

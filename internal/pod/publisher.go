@@ -45,6 +45,9 @@ type genState struct {
 type SubRecord struct {
 	Epoch uint64 `msgpack:"epoch"` // highest epoch heard
 	Acked uint64 `msgpack:"acked"` // highest committed seq acknowledged
+	// Gone: when it left the live view (unix ns; 0 while it is a member).
+	// Retired (dropped) after the configured retention.
+	Gone int64 `msgpack:"gone"`
 }
 
 // pubState is the publishing actor's persistent state and the publisher

@@ -1,0 +1,231 @@
+package pod
+
+import (
+	"testing"
+	"time"
+
+	"github.com/steadfast-pods/steadfast/actors"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newTestPubCore(t *testing.T, cfg PubCoreConfig, capacity int) *PubCore {
+	t.Helper()
+	ob, err := NewOutbox(capacity, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewPubCore(cfg, &pubState{Outbox: ob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func seqs(first, n uint64) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = first + uint64(i)
+	}
+	return out
+}
+
+// Defect 2, publisher side: an ack or hello from a node that is not a live
+// subscriber used to create a permanent record that pinned the outbox. Now it
+// is rejected and counted, and changes nothing.
+func TestPubCoreUnknownSenderDoesNotPin(t *testing.T) {
+	c := newTestPubCore(t, PubCoreConfig{MinSubscribers: 1}, 10)
+	c.SetMembers(t0, []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}}, nil)
+	if err := c.Append(1, seqs(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if c.OnAck(t0, "ghost", 1, 0) || c.OnHello(t0, "ghost", 7, 0) {
+		t.Fatal("ack/hello from a non-member accepted")
+	}
+	if !c.OnAck(t0, "sub-1", 1, 10) {
+		t.Fatal("member's ack rejected")
+	}
+	if _, n := c.Tick(t0); n != 10 {
+		t.Fatalf("released %d, want 10 (pinned by a non-member?)", n)
+	}
+	if r := c.Rejects()[RejectUnknownSender]; r != 2 {
+		t.Fatalf("unknown-sender rejects %d, want 2", r)
+	}
+	// Stale, future epochs and implausible positions are rejected too.
+	if c.OnAck(t0, "sub-1", 0, 10) || c.OnAck(t0, "sub-1", 2, 10) || c.OnAck(t0, "sub-1", 1, 1<<40) {
+		t.Fatal("bad ack accepted")
+	}
+	r := c.Rejects()
+	if r[RejectStaleEpoch] != 1 || r[RejectFutureEpoch] != 1 || r[RejectImplausible] != 1 {
+		t.Fatalf("rejects %v", r)
+	}
+}
+
+// A subscriber gone from the view longer than the retention is retired: it
+// no longer holds the outbox. Before that it does (it may come back).
+func TestPubCoreRetiresGoneSubscriber(t *testing.T) {
+	c := newTestPubCore(t, PubCoreConfig{MinSubscribers: 1, Retention: time.Minute}, 10)
+	c.SetMembers(t0, []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}, {ID: "sub-2", Epoch: 1, Endpoint: "b"}}, nil)
+	_ = c.Append(1, seqs(1, 10))
+	c.OnAck(t0, "sub-1", 1, 10)
+	ch := c.SetMembers(t0.Add(time.Second), []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}}, nil)
+	if len(ch) != 1 || ch[0].ID != "sub-2" || ch[0].Endpoint != "" {
+		t.Fatalf("conn changes %+v, want sub-2 closed", ch)
+	}
+	if _, n := c.Tick(t0.Add(30 * time.Second)); n != 0 {
+		t.Fatalf("released %d while sub-2 is within its retention", n)
+	}
+	ret, n := c.Tick(t0.Add(62 * time.Second))
+	if len(ret) != 1 || ret[0] != "sub-2" || n != 10 {
+		t.Fatalf("retired %v released %d, want sub-2 and 10", ret, n)
+	}
+	// It comes back: it resumes from what the outbox holds (nothing of
+	// 1..10): it is told those values were released.
+	c.SetMembers(t0.Add(70*time.Second), []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}, {ID: "sub-2", Epoch: 1, Endpoint: "b"}}, nil)
+	c.OnHello(t0.Add(70*time.Second), "sub-2", 1, 0)
+	s, ok := c.Next(t0.Add(71*time.Second), "sub-2")
+	if !ok || s.Kind != SendReleased || s.Seq != 10 {
+		t.Fatalf("next %+v %v, want released up to 10", s, ok)
+	}
+}
+
+// Smart batching: whatever piled up in the outbox goes out in one message
+// (up to Chunk), and a breaker failure stops sending.
+func TestPubCoreCoalescesAndEnds(t *testing.T) {
+	c := newTestPubCore(t, PubCoreConfig{Total: 5, MinSubscribers: 1}, 10)
+	c.SetMembers(t0, []Peer{{ID: "s", Epoch: 1, Endpoint: "a"}}, nil)
+	for i := uint64(1); i <= 5; i++ {
+		_ = c.Append(i, []uint64{i}) // five beats of one value
+	}
+	c.GenDone()
+	if _, ok := c.Next(t0, "s"); ok {
+		t.Fatal("sent before the subscriber's position was known")
+	}
+	c.OnHello(t0, "s", 1, 0)
+	s, ok := c.Next(t0, "s")
+	if !ok || s.Kind != SendValues || s.First != 1 || s.N != 5 {
+		t.Fatalf("next %+v, want values 1..5 in one message", s)
+	}
+	c.Result(t0, s, actors.FailBackPressured)
+	s, _ = c.Next(t0, "s")
+	c.Result(t0, s, 0)
+	s, ok = c.Next(t0, "s")
+	if !ok || s.Kind != SendEnd || s.Seq != 5 {
+		t.Fatalf("next %+v, want end of stream", s)
+	}
+	c.Result(t0, s, 0)
+	c.OnAck(t0, "s", 1, 5)
+	c.Tick(t0)
+	if !c.Complete() {
+		t.Fatal("not complete")
+	}
+}
+
+// Defect 1: a batch checked but not handed on (the receive actor failed in
+// between) is not counted as taken in: the same batch is accepted again.
+func TestSubCoreTwoPhaseIntake(t *testing.T) {
+	c, _ := NewSubCore(SubCoreConfig{}, nil)
+	c.SetMembers(t0, []Peer{{ID: "pub-1", Epoch: 1}})
+	if v, skip := c.OnBatch(t0, "pub-1", 1, 1, 10); v != Accept || skip != 0 {
+		t.Fatalf("%v %d", v, skip)
+	}
+	// (no Advance: the values never reached the pipeline)
+	if v, _ := c.OnBatch(t0, "pub-1", 1, 1, 10); v != Accept {
+		t.Fatalf("retried batch: %v, want accept", v)
+	}
+	c.Advance("pub-1", 1, 10)
+	if v, _ := c.OnBatch(t0, "pub-1", 1, 5, 10); v != Accept {
+		t.Fatal("overlapping batch not accepted")
+	}
+	if v, skip := c.OnBatch(t0, "pub-1", 1, 5, 10); skip != 6 {
+		t.Fatalf("overlap: %v skip %d, want 6", v, skip)
+	}
+	if v, _ := c.OnBatch(t0, "pub-1", 1, 3, 5); v != Duplicate {
+		t.Fatalf("old batch: %v", v)
+	}
+	if v, _ := c.OnBatch(t0, "pub-1", 1, 20, 5); v != Gap {
+		t.Fatalf("gap: %v", v)
+	}
+}
+
+// Defect 2, subscriber side, and issue 14 item 1: messages from a sender that
+// is not a live publisher at exactly that epoch change nothing (a forged
+// "released up to 1e8" no longer gives the stream up) and do not hold back
+// completion.
+func TestSubCoreChecksSenders(t *testing.T) {
+	c, _ := NewSubCore(SubCoreConfig{}, nil)
+	c.SetMembers(t0, []Peer{{ID: "pub-1", Epoch: 3}})
+	for _, tc := range []struct {
+		pub   string
+		epoch uint64
+		why   string
+	}{{"ghost", 3, RejectUnknownSender}, {"pub-1", 2, RejectStaleEpoch}, {"pub-1", 1000, RejectFutureEpoch}} {
+		if v, _ := c.OnBatch(t0, tc.pub, tc.epoch, 1, 1); v != Rejected {
+			t.Fatalf("%+v: batch %v", tc, v)
+		}
+		if _, ok := c.OnReleased(t0, tc.pub, tc.epoch, 100_000_000); ok {
+			t.Fatalf("%+v: released accepted", tc)
+		}
+		if c.OnEnd(t0, tc.pub, tc.epoch, 1) != Rejected {
+			t.Fatalf("%+v: end accepted", tc)
+		}
+		if c.Rejects()[tc.why] != 3 {
+			t.Fatalf("%+v: rejects %v", tc, c.Rejects())
+		}
+	}
+	if v, _ := c.OnBatch(t0, "pub-1", 3, 0, 1); v != Rejected {
+		t.Fatal("seq 0 accepted")
+	}
+	if v, _ := c.OnBatch(t0, "pub-1", 3, ^uint64(0), 2); v != Rejected {
+		t.Fatal("wrapping seqs accepted")
+	}
+	if c.Taken("pub-1") != 0 || c.Taken("ghost") != 0 {
+		t.Fatal("state changed by rejected messages")
+	}
+	// pub-1 delivers and ends; the ghost never pins completion.
+	c.OnBatch(t0, "pub-1", 3, 1, 2)
+	c.Advance("pub-1", 3, 2)
+	if c.OnEnd(t0, "pub-1", 3, 2) != Accept {
+		t.Fatal("end rejected")
+	}
+	if !c.Finished(1) {
+		t.Fatal("not finished: an unknown sender pins completion")
+	}
+	if c.Finished(2) {
+		t.Fatal("finished with fewer publishers than required")
+	}
+}
+
+// Hellos and acks: a hello when a publisher's incarnation is new, acks only
+// of durable positions, repeated, and not before anything is durable.
+func TestSubCoreSchedule(t *testing.T) {
+	c, _ := NewSubCore(SubCoreConfig{}, &SubCoreState{Pubs: map[string]SubPubState{"pub-1": {Epoch: 1, Taken: 7}}})
+	c.SetMembers(t0, []Peer{{ID: "pub-1", Epoch: 2}})
+	e := c.Tick(t0, nil)
+	if len(e) != 1 || e[0].Kind != SendHello || e[0].Seq != 7 {
+		t.Fatalf("effects %+v, want one hello after 7 (and no ack: nothing durable yet)", e)
+	}
+	c.Sent(t0, e[0])
+	if e := c.Tick(t0.Add(time.Millisecond), nil); len(e) != 0 {
+		t.Fatalf("effects %+v, want none", e)
+	}
+	c.Durable(map[string]SubPubState{"pub-1": {Epoch: 1, Taken: 7}})
+	e = c.Tick(t0.Add(2*time.Millisecond), nil)
+	if len(e) != 1 || e[0].Kind != SendAck || e[0].Seq != 7 {
+		t.Fatalf("effects %+v, want an ack of 7", e)
+	}
+	c.Sent(t0, e[0])
+	if e := c.Tick(t0.Add(500*time.Millisecond), nil); len(e) != 0 {
+		t.Fatalf("effects %+v before the ack repeats", e)
+	}
+	if e := c.Tick(t0.Add(1100*time.Millisecond), nil); len(e) != 1 || e[0].Kind != SendAck {
+		t.Fatalf("effects %+v, want the ack repeated", e)
+	}
+	// A bad state is refused.
+	if _, err := NewSubCore(SubCoreConfig{}, &SubCoreState{Pubs: map[string]SubPubState{"../x": {}}}); err == nil {
+		t.Fatal("bad node id accepted")
+	}
+	if _, err := NewSubCore(SubCoreConfig{}, &SubCoreState{Pubs: map[string]SubPubState{"p": {Taken: 9, End: 5}}}); err == nil {
+		t.Fatal("taken beyond the end accepted")
+	}
+}

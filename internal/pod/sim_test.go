@@ -1,0 +1,600 @@
+package pod
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/steadfast-pods/steadfast/actors"
+	"github.com/steadfast-pods/steadfast/codec"
+	"github.com/steadfast-pods/steadfast/internal/simnet"
+)
+
+// The seeded simulation of publisher cores and subscriber cores: the real
+// cores and the real wire encoding, over a lossy, duplicating, reordering,
+// delaying network in virtual time, with crashes and restarts of any node
+// at any step, replacements from a snapshot of any age (a publisher) or any
+// snapshot at least as new as its last durable one (a subscriber: what it
+// acknowledged must survive), zombies that keep sending with their stale
+// epoch, membership that learns of changes late, and subscribers that leave
+// and come back. Invariant: every subscriber applies every publisher's
+// values exactly once, in order (its tally's closed form, no value out of
+// order, none skipped), and everything completes once the faults stop.
+//
+// A failure prints its seed; replay one with
+//
+//	go test -run TestSimPubSub ./internal/pod/ -sim.seed N -v
+
+var (
+	simSeed  = flag.Uint64("sim.seed", 0, "run only this simulation seed")
+	simSeeds = flag.Int("sim.seeds", 200, "simulation seeds to run")
+)
+
+func TestSimPubSub(t *testing.T) {
+	if *simSeed != 0 {
+		if err := runSim(*simSeed, t.Logf); err != nil {
+			t.Fatalf("seed %d: %v", *simSeed, err)
+		}
+		return
+	}
+	n := *simSeeds
+	if testing.Short() {
+		n = 50
+	}
+	failed := 0
+	for s := 1; s <= n; s++ {
+		if err := runSim(uint64(s), nil); err != nil {
+			t.Errorf("seed %d: %v (replay: go test -run TestSimPubSub ./internal/pod/ -sim.seed %d -v)", s, err, s)
+			if failed++; failed >= 5 {
+				return
+			}
+		}
+	}
+}
+
+const simStep = time.Millisecond
+
+type simMsg struct{ to string }
+
+type simPub struct {
+	id      string
+	epoch   uint64
+	alive   bool
+	core    *PubCore
+	snaps   [][]byte // every snapshot ever taken (any age may be restored)
+	zombie  *PubCore // a stale incarnation still sending
+	zEpoch  uint64
+	zSteps  int
+	viewLag int // steps until this node sees the current membership
+}
+
+type simSub struct {
+	id       string
+	epoch    uint64
+	alive    bool
+	member   bool // in the live view (false while it has left)
+	core     *SubCore
+	tally    *Tally
+	queue    []simItem // handed to the pipeline, not yet applied
+	snaps    []simSnap
+	durable  int // index of the newest durable snapshot (-1: none)
+	pendDur  int // index of a snapshot becoming durable (-1: none)
+	durAt    int // step it becomes durable
+	viewLag  int
+	leftAt   int
+	returnAt int
+}
+
+type simSnap struct{ b []byte }
+
+type simItem struct {
+	kind         itemKind
+	pub          string
+	epoch        uint64
+	first, last  uint64
+	seqs, values []uint64
+}
+
+type sim struct {
+	rng    *rand.Rand
+	clock  simnet.Clock
+	net    *simnet.Network
+	pubs   []*simPub
+	subs   []*simSub
+	addrs  map[string]netip.AddrPort
+	names  map[netip.AddrPort]string
+	total  uint64
+	nsubs  int
+	batch  int
+	step   int
+	faults bool
+	logf   func(string, ...any)
+	msg    []byte
+}
+
+func (s *sim) now() time.Time { return time.Unix(0, s.clock.Now()) }
+
+func (s *sim) log(format string, args ...any) {
+	if s.logf != nil {
+		s.logf("step %d: "+format, append([]any{s.step}, args...)...)
+	}
+}
+
+func runSim(seed uint64, logf func(string, ...any)) error {
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	s := &sim{
+		rng:   rng,
+		addrs: map[string]netip.AddrPort{},
+		names: map[netip.AddrPort]string{},
+		total: uint64(200 + rng.IntN(800)),
+		batch: 1 + rng.IntN(40),
+		logf:  logf,
+	}
+	s.clock.Set(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	s.net = simnet.New(seed, simnet.Faults{
+		Loss: rng.Float64() * 0.2, Duplicate: rng.Float64() * 0.1, Reorder: rng.Float64() * 0.3,
+		MinDelay: int64(100 * time.Microsecond), MaxDelay: int64(time.Duration(1+rng.IntN(5)) * time.Millisecond),
+		ReorderDelay: int64(10 * time.Millisecond),
+	})
+	np, ns := 1+rng.IntN(2), 1+rng.IntN(3)
+	s.nsubs = ns
+	port := uint16(1)
+	addr := func(id string) {
+		a := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port)
+		port++
+		s.addrs[id], s.names[a] = a, id
+	}
+	for i := range np {
+		p := &simPub{id: fmt.Sprintf("pub-%d", i+1)}
+		addr(p.id)
+		s.pubs = append(s.pubs, p)
+		if err := s.startPub(p, nil); err != nil {
+			return err
+		}
+	}
+	for i := range ns {
+		sb := &simSub{id: fmt.Sprintf("sub-%d", i+1), member: true, durable: -1, pendDur: -1}
+		addr(sb.id)
+		s.subs = append(s.subs, sb)
+		if err := s.startSub(sb, -1); err != nil {
+			return err
+		}
+	}
+	s.log("total %d batch %d pubs %d subs %d", s.total, s.batch, np, ns)
+	const faultSteps, maxSteps = 4000, 40000
+	for s.step = 0; s.step < maxSteps; s.step++ {
+		s.faults = s.step < faultSteps
+		if s.faults {
+			if err := s.inject(); err != nil {
+				return err
+			}
+		}
+		s.clock.Advance(int64(simStep) * int64(1+rng.IntN(3)))
+		s.deliver()
+		for _, p := range s.pubs {
+			if err := s.runPub(p); err != nil {
+				return err
+			}
+		}
+		for _, sb := range s.subs {
+			if err := s.runSub(sb); err != nil {
+				return err
+			}
+		}
+		if !s.faults && s.done() {
+			return s.check()
+		}
+	}
+	return fmt.Errorf("not complete after %d steps: %s", maxSteps, s.progress())
+}
+
+func (s *sim) progress() string {
+	out := ""
+	for _, sb := range s.subs {
+		for _, p := range s.pubs {
+			pt := sb.tally.Pubs[p.id]
+			if pt == nil {
+				out += fmt.Sprintf(" %s←%s: nothing;", sb.id, p.id)
+				continue
+			}
+			out += fmt.Sprintf(" %s←%s: last %d end %d taken %d committed %d;", sb.id, p.id, pt.LastSeq, pt.EndSeq, sb.core.Taken(p.id), sb.core.Committed(p.id))
+		}
+	}
+	for _, p := range s.pubs {
+		st := p.core.Status()
+		out += fmt.Sprintf(" %s: outbox %d..%d subs %+v rejects %v;", p.id, st.OutboxFirst, st.Last, st.Subs, p.core.Rejects())
+	}
+	return out
+}
+
+// --- membership ---------------------------------------------------------
+
+func (s *sim) livePubs() []Peer {
+	var out []Peer
+	for _, p := range s.pubs {
+		if p.alive {
+			out = append(out, Peer{ID: p.id, Epoch: p.epoch, Endpoint: s.addrs[p.id].String()})
+		}
+	}
+	return out
+}
+
+func (s *sim) liveSubs() []Peer {
+	var out []Peer
+	for _, sb := range s.subs {
+		if sb.alive && sb.member {
+			out = append(out, Peer{ID: sb.id, Epoch: sb.epoch, Endpoint: s.addrs[sb.id].String()})
+		}
+	}
+	return out
+}
+
+// changed: every node learns the new view after its own random lag.
+func (s *sim) changed() {
+	for _, p := range s.pubs {
+		p.viewLag = 1 + s.rng.IntN(30)
+	}
+	for _, sb := range s.subs {
+		sb.viewLag = 1 + s.rng.IntN(30)
+	}
+}
+
+// --- faults ---------------------------------------------------------------
+
+func (s *sim) inject() error {
+	r := s.rng.Float64()
+	switch {
+	case r < 0.004: // crash and restart (or replace) a publisher
+		p := s.pubs[s.rng.IntN(len(s.pubs))]
+		if !p.alive {
+			return nil
+		}
+		if s.rng.IntN(3) == 0 {
+			p.zombie, p.zEpoch, p.zSteps = p.core, p.epoch, 5+s.rng.IntN(50)
+		}
+		var snap []byte
+		if len(p.snaps) > 0 && s.rng.IntN(4) != 0 {
+			snap = p.snaps[s.rng.IntN(len(p.snaps))] // any age
+		}
+		s.log("%s epoch %d crashes (zombie %v); restores a snapshot of %d bytes", p.id, p.epoch, p.zombie != nil, len(snap))
+		return s.startPub(p, snap)
+	case r < 0.008: // crash and restart a subscriber
+		sb := s.subs[s.rng.IntN(len(s.subs))]
+		if !sb.alive {
+			return nil
+		}
+		// Any snapshot at least as new as the newest durable one.
+		from := -1
+		if sb.durable >= 0 {
+			from = sb.durable + s.rng.IntN(len(sb.snaps)-sb.durable)
+		} else if len(sb.snaps) > 0 && s.rng.IntN(2) == 0 {
+			from = s.rng.IntN(len(sb.snaps))
+		}
+		s.log("%s epoch %d crashes; restores snapshot %d (durable %d)", sb.id, sb.epoch, from, sb.durable)
+		return s.startSub(sb, from)
+	case r < 0.010: // a subscriber leaves the view for a while, then returns
+		sb := s.subs[s.rng.IntN(len(s.subs))]
+		if sb.member && sb.alive {
+			sb.member, sb.returnAt = false, s.step+50+s.rng.IntN(500)
+			s.log("%s leaves the view until step %d", sb.id, sb.returnAt)
+			s.changed()
+		}
+	}
+	return nil
+}
+
+// --- publisher ----------------------------------------------------------------
+
+func (s *sim) startPub(p *simPub, snap []byte) error {
+	st := &pubState{Subs: map[string]*SubRecord{}}
+	ob, err := NewOutbox(64+s.rng.IntN(256), 1)
+	if err != nil {
+		return err
+	}
+	st.Outbox = ob
+	if snap != nil {
+		if err := codec.Unmarshal(snap, st); err != nil {
+			return fmt.Errorf("%s restore: %w", p.id, err)
+		}
+	}
+	core, err := NewPubCore(PubCoreConfig{Total: s.total, MinSubscribers: s.nsubs, Chunk: 1 + s.rng.IntN(64), Retention: time.Hour}, st)
+	if err != nil {
+		return err
+	}
+	p.core, p.alive = core, true
+	p.epoch++
+	s.changed()
+	return nil
+}
+
+func (s *sim) runPub(p *simPub) error {
+	now := s.now()
+	if p.zombie != nil {
+		s.sendPub(p.id, p.zEpoch, p.zombie, now)
+		if p.zSteps--; p.zSteps <= 0 {
+			p.zombie = nil
+		}
+	}
+	if !p.alive {
+		return nil
+	}
+	if p.viewLag > 0 {
+		if p.viewLag--; p.viewLag == 0 {
+			for _, ch := range p.core.SetMembers(now, s.liveSubs(), nil) {
+				_ = ch // publications are implicit in the simulation
+			}
+		}
+	}
+	// Generator: up to one beat into the outbox when it has room.
+	ob := p.core.Outbox()
+	if next := ob.Last() + 1; next <= s.total && s.rng.IntN(2) == 0 {
+		n := min(uint64(s.batch), s.total-next+1, uint64(ob.Free()))
+		if n > 0 {
+			vals := make([]uint64, n)
+			for i := range vals {
+				vals[i] = next + uint64(i)
+			}
+			if err := p.core.Append(next, vals); err != nil {
+				return fmt.Errorf("%s append: %w", p.id, err)
+			}
+		}
+	}
+	if ob.Last() >= s.total {
+		p.core.GenDone()
+	}
+	s.sendPub(p.id, p.epoch, p.core, now)
+	p.core.Tick(now)
+	if s.rng.IntN(20) == 0 {
+		b, err := codec.Marshal(p.core.st)
+		if err != nil {
+			return err
+		}
+		p.snaps = append(p.snaps, b)
+	}
+	return nil
+}
+
+func (s *sim) sendPub(id string, epoch uint64, core *PubCore, now time.Time) {
+	var vals []uint64
+	for _, to := range core.Subscribers() {
+		for range 8 {
+			e, ok := core.Next(now, to)
+			if !ok {
+				break
+			}
+			if s.rng.IntN(50) == 0 {
+				core.Result(now, e, actors.FailBackPressured)
+				break
+			}
+			switch e.Kind {
+			case SendValues:
+				vals = core.Outbox().Range(vals[:0], e.First, e.N)
+				s.msg = codec.AppendBatch(s.msg[:0], &codec.Batch{Publisher: id, Epoch: epoch, FirstSeq: e.First, Values: vals})
+			case SendReleased:
+				s.log("%s epoch %d tells %s: released up to %d (status %+v)", id, epoch, to, e.Seq, core.Status())
+				s.msg, _ = codec.AppendControl(s.msg[:0], &codec.Control{Type: codec.ControlReleased, NodeID: id, Epoch: epoch, Seq: e.Seq})
+			case SendEnd:
+				s.msg, _ = codec.AppendControl(s.msg[:0], &codec.Control{Type: codec.ControlEndOfStream, NodeID: id, Epoch: epoch, Seq: e.Seq})
+			}
+			s.net.Send(s.clock.Now(), s.addrs[id], s.addrs[to], s.msg)
+			core.Result(now, e, 0)
+		}
+	}
+}
+
+// --- subscriber ---------------------------------------------------------------
+
+func (s *sim) startSub(sb *simSub, from int) error {
+	sb.tally = NewTally()
+	if from >= 0 {
+		var ls loggerState
+		if err := codec.Unmarshal(sb.snaps[from].b, &ls); err != nil {
+			return err
+		}
+		if err := ls.Tally.Validate(); err != nil {
+			return err
+		}
+		sb.tally = ls.Tally
+		sb.snaps = sb.snaps[:from+1] // later ones are gone with the disk
+		if sb.durable > from {
+			return fmt.Errorf("%s restored snapshot %d below its durable %d", sb.id, from, sb.durable)
+		}
+	}
+	st := sb.tally.CoreState()
+	core, err := NewSubCore(SubCoreConfig{}, &st)
+	if err != nil {
+		return err
+	}
+	sb.core, sb.alive, sb.queue, sb.pendDur = core, true, nil, -1
+	if from >= 0 && from == sb.durable {
+		sb.core.Durable(st.Pubs)
+	}
+	sb.epoch++
+	s.changed()
+	return nil
+}
+
+func (s *sim) runSub(sb *simSub) error {
+	now := s.now()
+	if !sb.member && s.step >= sb.returnAt && sb.alive {
+		sb.member = true
+		s.changed()
+	}
+	if !sb.alive {
+		return nil
+	}
+	if sb.viewLag > 0 {
+		if sb.viewLag--; sb.viewLag == 0 {
+			sb.core.SetMembers(now, s.livePubs())
+		}
+	}
+	// Logger: apply what the pipeline holds, in order.
+	for len(sb.queue) > 0 && s.rng.IntN(4) != 0 {
+		it := sb.queue[0]
+		sb.queue = sb.queue[1:]
+		switch it.kind {
+		case itemValue:
+			for i, seq := range it.seqs {
+				sb.tally.Apply(it.pub, it.epoch, seq, it.values[i], Classify(it.values[i]))
+			}
+		case itemSkip:
+			sb.tally.Skip(it.pub, it.epoch, it.first, it.last)
+		case itemEnd:
+			sb.tally.End(it.pub, it.epoch, it.last)
+		}
+		for id, pt := range sb.tally.Pubs {
+			if pt.OutOfOrder > 0 || pt.Skipped > 0 {
+				return fmt.Errorf("%s←%s: out of order %d, skipped %d at seq %d", sb.id, id, pt.OutOfOrder, pt.Skipped, pt.LastSeq)
+			}
+		}
+	}
+	// Snapshots: taken now and then; one becomes durable a while later.
+	if sb.pendDur >= 0 && s.step >= sb.durAt {
+		var ls loggerState
+		if err := codec.Unmarshal(sb.snaps[sb.pendDur].b, &ls); err != nil {
+			return err
+		}
+		sb.durable, sb.pendDur = sb.pendDur, -1
+		sb.core.Durable(ls.Tally.CoreState().Pubs)
+	}
+	if s.rng.IntN(10) == 0 {
+		b, err := codec.Marshal(&loggerState{Tally: sb.tally})
+		if err != nil {
+			return err
+		}
+		sb.snaps = append(sb.snaps, simSnap{b: b})
+		if sb.pendDur < 0 && s.rng.IntN(3) != 0 {
+			sb.pendDur, sb.durAt = len(sb.snaps)-1, s.step+1+s.rng.IntN(20)
+		}
+	}
+	for _, e := range sb.core.Tick(now, nil) {
+		switch e.Kind {
+		case SendHello:
+			s.msg, _ = codec.AppendControl(s.msg[:0], &codec.Control{Type: codec.ControlHello, NodeID: sb.id, Epoch: sb.epoch, Seq: e.Seq})
+		case SendAck:
+			s.msg, _ = codec.AppendAck(s.msg[:0], &codec.Ack{Subscriber: sb.id, SubscriberEpoch: sb.epoch, Publisher: e.To, PublisherEpoch: e.Epoch, Committed: e.Seq})
+		}
+		if s.rng.IntN(30) == 0 {
+			continue // back-pressured: due again
+		}
+		s.net.Send(s.clock.Now(), s.addrs[sb.id], s.addrs[e.To], s.msg)
+		sb.core.Sent(now, e)
+	}
+	return nil
+}
+
+// deliver hands every datagram due to its node (dead nodes drop them).
+func (s *sim) deliver() {
+	now := s.now()
+	s.net.Deliver(s.clock.Now(), func(pk *simnet.Packet) {
+		to := s.names[pk.To]
+		for _, p := range s.pubs {
+			if p.id == to && p.alive {
+				s.pubIn(p, now, pk.Data)
+			}
+		}
+		for _, sb := range s.subs {
+			if sb.id == to && sb.alive {
+				s.subIn(sb, now, pk.Data)
+			}
+		}
+	})
+}
+
+func (s *sim) pubIn(p *simPub, now time.Time, m []byte) {
+	k, _ := codec.Peek(m)
+	switch k {
+	case codec.KindAck:
+		var a codec.Ack
+		if codec.DecodeAck(m, &a) == nil && a.Publisher == p.id {
+			p.core.OnAck(now, a.Subscriber, a.SubscriberEpoch, a.Committed)
+		}
+	case codec.KindControl:
+		var c codec.Control
+		if codec.DecodeControl(m, &c) == nil && c.Type == codec.ControlHello {
+			p.core.OnHello(now, c.NodeID, c.Epoch, c.Seq)
+		}
+	}
+}
+
+func (s *sim) subIn(sb *simSub, now time.Time, m []byte) {
+	k, _ := codec.Peek(m)
+	switch k {
+	case codec.KindBatch:
+		var b codec.Batch
+		if codec.DecodeBatch(m, &b) != nil {
+			return
+		}
+		v, skip := sb.core.OnBatch(now, b.Publisher, b.Epoch, b.FirstSeq, len(b.Values))
+		if v != Accept {
+			return
+		}
+		it := simItem{kind: itemValue, pub: b.Publisher, epoch: b.Epoch}
+		for i, val := range b.Values[skip:] {
+			it.seqs = append(it.seqs, b.FirstSeq+uint64(skip+i))
+			it.values = append(it.values, val)
+		}
+		sb.queue = append(sb.queue, it)
+		sb.core.Advance(b.Publisher, b.Epoch, b.LastSeq())
+	case codec.KindControl:
+		var c codec.Control
+		if codec.DecodeControl(m, &c) != nil {
+			return
+		}
+		switch c.Type {
+		case codec.ControlEndOfStream:
+			if sb.core.OnEnd(now, c.NodeID, c.Epoch, c.Seq) == Accept {
+				sb.queue = append(sb.queue, simItem{kind: itemEnd, pub: c.NodeID, epoch: c.Epoch, last: c.Seq})
+			}
+		case codec.ControlReleased:
+			if from, ok := sb.core.OnReleased(now, c.NodeID, c.Epoch, c.Seq); ok {
+				sb.queue = append(sb.queue, simItem{kind: itemSkip, pub: c.NodeID, epoch: c.Epoch, first: from, last: c.Seq})
+				sb.core.Advance(c.NodeID, c.Epoch, c.Seq)
+			}
+		}
+	}
+}
+
+// --- end --------------------------------------------------------------------------
+
+func (s *sim) done() bool {
+	for _, sb := range s.subs {
+		if !sb.alive || len(sb.queue) > 0 || !sb.core.Finished(len(s.pubs)) {
+			return false
+		}
+		for _, p := range s.pubs {
+			if !sb.tally.Ended(p.id) {
+				return false
+			}
+		}
+	}
+	for _, p := range s.pubs {
+		if !p.core.Complete() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sim) check() error {
+	for _, sb := range s.subs {
+		ids := make([]string, 0, len(sb.tally.Pubs))
+		for id := range sb.tally.Pubs {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		if len(ids) != len(s.pubs) {
+			return fmt.Errorf("%s has tallies for %v", sb.id, ids)
+		}
+		for _, id := range ids {
+			if r := Check(sb.tally.Pubs[id], s.total, nil); !r.OK() {
+				return fmt.Errorf("%s←%s: %+v", sb.id, id, r)
+			}
+		}
+	}
+	return nil
+}
