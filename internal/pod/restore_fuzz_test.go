@@ -26,9 +26,9 @@ func pubStateSeeds(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte("\x90"))                                           // the input that left the outbox nil
-	f.Add([]byte("\x82\xa6outbox\xc0\xa4subs\x81\xa5sub-1\xc0"))     // nil outbox, nil record
-	f.Add([]byte("\x81\xa4subs\x81\xa6../../x\x80"))                // a path in a node id
+	f.Add([]byte("\x90"))                                          // the input that left the outbox nil
+	f.Add([]byte("\x82\xa6outbox\xc0\xa4subs\x81\xa5sub-1\xc0"))   // nil outbox, nil record
+	f.Add([]byte("\x81\xa4subs\x81\xa6../../x\x80"))               // a path in a node id
 	f.Add([]byte("\x81\xa6outbox\x82\xa5first\x00\xa6values\x90")) // empty outbox
 }
 
@@ -85,4 +85,5 @@ func FuzzRestoreLoggerState(f *testing.F) {
 		ls.Tally.Clone()
 	})
 }
+
 var timeZero = time.Unix(0, 0)
