@@ -165,7 +165,7 @@ func runSim(seed uint64, logf func(string, ...any)) error {
 		}
 	}
 	s.log("total %d batch %d pubs %d subs %d", s.total, s.batch, np, ns)
-	const faultSteps, maxSteps = 4000, 40000
+	const faultSteps, maxSteps = 2500, 40000
 	for s.step = 0; s.step < maxSteps; s.step++ {
 		s.faults = s.step < faultSteps
 		if s.faults {
