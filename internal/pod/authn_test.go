@@ -109,18 +109,19 @@ func TestDataPlaneAttacksInProcess(t *testing.T) {
 				{"ack with a later epoch", toPub, append(ack(se+7, 1e9), trailer()...), "unknown_sender"},
 			}
 			if keyed {
-				// A holder of the key replaying an old counter of the
-				// publisher's incarnation (it sent far more than Window).
+				// A replay: a genuine message (sealed with the key, harmless:
+				// a hello with seq 0) sent twice; the second copy is refused.
 				keys, _ := auth.NewKeys(testKey)
-				old, _ := keys.NewSealer(auth.Peer{ID: "pub-1", Epoch: pe})
-				replay, _ := old.Seal(ctl("pub-1", pe, 1e8), auth.Peer{ID: "sub-1", Epoch: se})
+				sealer, _ := keys.NewSealer(auth.Peer{ID: "pub-1", Epoch: pe})
+				genuine, _ := sealer.Seal(ctl("pub-1", pe, 0), auth.Peer{ID: "sub-1", Epoch: se})
 				attacks = append(attacks,
 					// Without a trailer the last 24 bytes are taken for one and
 					// the rest does not decode.
 					attack{"hello with huge seq, no trailer", toSub, ctl("pub-1", pe, 1e8), "bad"},
 					attack{"hello with huge seq, forged tag", toSub, append(ctl("pub-1", pe, 1e8), randomTrailer()...), "unauthenticated"},
 					attack{"ack with huge watermark, forged tag", toPub, append(ack(se, 1e9), randomTrailer()...), "unauthenticated"},
-					attack{"old counter sealed with the key", toSub, replay, "unauthenticated"},
+					attack{"genuine message", toSub, genuine, "ok"},
+					attack{"the same message again", toSub, genuine, "unauthenticated"},
 				)
 			}
 			want := map[string]float64{}
