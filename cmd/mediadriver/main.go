@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -65,6 +66,7 @@ func run(args []string, stderr io.Writer) int {
 	mtu := fs.Int("mtu", 1408, "default MTU of publication log buffers (bytes, multiple of 32)")
 	linger := fs.Duration("linger", 5*time.Second, "how long a removed publication waits for its subscribers to drain")
 	verbose := fs.Bool("v", false, "log clients and streams coming and going")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until shutdown (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -75,6 +77,19 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mediadriver: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "mediadriver:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "mediadriver:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	level := slog.LevelWarn
 	if *verbose {

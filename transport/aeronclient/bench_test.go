@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,6 +91,7 @@ func benchThroughPeer(b *testing.B, dir, channel string, size int) {
 		if !errors.Is(err, transport.ErrBackPressured) && !errors.Is(err, transport.ErrNotConnected) {
 			b.Fatal(err)
 		}
+		runtime.Gosched()
 	}
 	if !lines.Scan() {
 		b.Fatal("subscriber ended without a result")
