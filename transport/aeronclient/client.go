@@ -148,6 +148,40 @@ type Client struct {
 	done    chan struct{}
 	cmdBuf  []byte
 	cmdMu   sync.Mutex // guards cmdBuf
+
+	lingerMu  sync.Mutex // guards lingering
+	lingering []lingered
+}
+
+// lingered is a log mapping waiting to be unmapped.
+type lingered struct {
+	m  *cnc.Mapping
+	at time.Time
+}
+
+// mappingLinger is how long a closed publication's log stays mapped.
+const mappingLinger = 3 * time.Second
+
+// lingerUnmap unmaps m after mappingLinger (or at Client.Close).
+func (c *Client) lingerUnmap(m *cnc.Mapping) {
+	c.lingerMu.Lock()
+	c.lingering = append(c.lingering, lingered{m, time.Now().Add(mappingLinger)})
+	c.lingerMu.Unlock()
+}
+
+// unmapDue unmaps lingering mappings whose time has come (all with force).
+func (c *Client) unmapDue(now time.Time, force bool) {
+	c.lingerMu.Lock()
+	defer c.lingerMu.Unlock()
+	keep := c.lingering[:0]
+	for _, l := range c.lingering {
+		if force || now.After(l.at) {
+			_ = l.m.Close()
+		} else {
+			keep = append(keep, l)
+		}
+	}
+	c.lingering = keep
 }
 
 type pendingCmd struct {
@@ -313,7 +347,9 @@ func (c *Client) run() {
 			}
 			work++
 		}
-		if err := c.checkLiveness(time.Now()); err != nil {
+		now := time.Now()
+		c.unmapDue(now, false)
+		if err := c.checkLiveness(now); err != nil {
 			c.fail(err)
 			return
 		}
@@ -476,6 +512,7 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
+	c.unmapDue(time.Time{}, true)
 	return c.mapping.Close()
 }
 

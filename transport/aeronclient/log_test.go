@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"time"
 	"testing"
 
 	"github.com/steadfast-pods/steadfast/transport"
@@ -194,7 +196,14 @@ func BenchmarkLogOfferPoll(b *testing.B) {
 	cleaned := int64(-1)
 	h := func([]byte, transport.Header) {}
 	b.SetBytes(32)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	b.ResetTimer()
+	defer func() {
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}()
 	for i := 0; i < b.N; {
 		for k := 0; k < 256 && i < b.N; k++ {
 			if _, err := pub.Offer(msg); err != nil {

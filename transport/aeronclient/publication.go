@@ -3,7 +3,6 @@ package aeronclient
 import (
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 
 	"github.com/steadfast-pods/steadfast/transport"
@@ -26,8 +25,7 @@ type Publication struct {
 	app     *cnc.Appender
 	limit   []byte // publisher-limit counter slot
 
-	closed   atomic.Bool
-	inflight atomic.Int32
+	closed atomic.Bool
 }
 
 var _ transport.Publisher = (*Publication)(nil)
@@ -116,8 +114,6 @@ func (c *Client) mapPublication(r cnc.PublicationReady, channel string, exclusiv
 // ErrMaxPositionExceeded, ErrMessageTooLarge. It never blocks. Safe for
 // concurrent use.
 func (p *Publication) Offer(msg []byte) (int64, error) {
-	p.inflight.Add(1)
-	defer p.inflight.Add(-1)
 	if p.closed.Load() || p.c.dead.Load() {
 		return transport.PublicationClosed, p.closedErr()
 	}
@@ -167,8 +163,9 @@ func (p *Publication) RegistrationID() int64 { return p.registrationID }
 func (p *Publication) MaxMessageLength() int { return p.app.MaxMessage() }
 func (p *Publication) MaxPayloadLength() int { return p.app.MaxPayload() }
 
-// Close removes the publication from the driver and unmaps its log (after
-// offers in flight finish). Safe to call twice.
+// Close removes the publication from the driver; its log is unmapped a
+// linger period later (offers already running finish on it; later ones
+// return ErrClosed). Safe to call twice.
 func (p *Publication) Close() error {
 	p.c.mu.Lock()
 	_, mine := p.c.pubs[p]
@@ -199,8 +196,7 @@ func (p *Publication) release(tell bool) {
 		_ = p.c.send(cnc.CmdRemovePublication, cnc.RemoveCommand{Correlated: cnc.Correlated{ClientID: p.c.clientID,
 			CorrelationID: p.c.cnc.ToDriver.NextCorrelationID()}, RegistrationID: p.registrationID}.Encode)
 	}
-	for p.inflight.Load() != 0 {
-		runtime.Gosched()
-	}
-	_ = p.mapping.Close()
+	// An Offer that saw the publication open may still be appending: keep
+	// the log mapped for a while, as Aeron's clients do.
+	p.c.lingerUnmap(p.mapping)
 }

@@ -153,10 +153,13 @@ func RotateLog(l *Log, termID int32) {
 	CasInt32(meta, LogOffActiveTermCount, termCount, termCount+1)
 }
 
-// writeHeader stores -length first (so readers wait), then the rest of the
-// header from the log's default header.
+// writeHeader writes -length first (marking the frame as being written),
+// then the rest of the header from the log's default header. The final
+// length is stored atomically afterwards, which publishes everything
+// written before it; a reader treats 0 and a negative length alike (not
+// yet written), so the marker itself needs no atomic store.
 func (a *Appender) writeHeader(term []byte, off, length int, termID int32, flags uint8) {
-	StoreInt32(term, off, int32(-length))
+	le.PutUint32(term[off:], uint32(int32(-length)))
 	h := term[off : off+DataHeaderLength]
 	copy(h[4:], a.Log.DefaultHeader()[4:])
 	h[FrameOffFlags] = flags
