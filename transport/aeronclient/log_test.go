@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/steadfast-pods/steadfast/transport"
 	"github.com/steadfast-pods/steadfast/transport/cnc"
