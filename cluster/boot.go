@@ -137,6 +137,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	if c.hasSeeds() {
 		c.goTracked(c.rejoin)
 	}
+	c.goTracked(c.keep)
 
 	b := &Boot{Epoch: epoch, Snapshot: best, Source: source, Asked: asked, Peers: len(answers), Took: time.Since(t0)}
 	args := []any{"epoch", epoch, "source", source, "asked", asked, "answered", len(answers), "took_seconds", b.Took.Seconds()}

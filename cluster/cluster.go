@@ -69,6 +69,9 @@ type Cluster struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
+	holdMu  sync.Mutex
+	holders holders // guarded by holdMu; who holds this node's newest snapshot
+
 	st  counters
 	lim *limiter // rate-limits repeated warnings
 }
@@ -90,6 +93,7 @@ type counters struct {
 	messagesIn, messagesDropped, badMessages                        atomic.Uint64
 	saved, sent, acked, received, bytesSent, bytesReceived          atomic.Uint64
 	notMember, gatherRefused, restoreRefused                        atomic.Uint64
+	rereplicated, collected                                         atomic.Uint64
 	inboxBytes                                                      atomic.Int64
 	lastSave                                                        atomic.Int64
 	lastSaveBytes                                                   atomic.Int64
@@ -373,6 +377,8 @@ func (c *Cluster) Stats() Stats {
 	s.NotMember = c.st.notMember.Load()
 	s.GatherRefused = c.st.gatherRefused.Load()
 	s.RestoreRefused = c.st.restoreRefused.Load()
+	s.Rereplicated = c.st.rereplicated.Load()
+	s.ReplicasCollected = c.st.collected.Load()
 	c.st.rejectMu.Lock()
 	s.SnapshotRejects = make(map[string]uint64, len(c.st.rejects))
 	for k, v := range c.st.rejects {

@@ -96,6 +96,16 @@ type Config struct {
 	Replicas int
 	// MinAcks is how many replica acknowledgements Save waits for (at
 	// most Replicas, and at most the number of live peers). Default 1.
+	//
+	// The trade-off: with 1, Save returns after the fastest peer persisted
+	// the snapshot (lowest latency, and the pod acknowledges sooner), and
+	// the other pushes finish in the background; until they do, or until
+	// the keeper re-replicates after that peer leaves, the state lives on
+	// one peer, so losing that peer and then this node (both with their
+	// disks) in that window loses it. With 2, Save waits for the slower of
+	// two peers (about one more round trip and fsync; a stalled peer is
+	// replaced by the next, see Save), and any single loss in any order is
+	// survived. With fewer live peers than MinAcks, Save needs all of them.
 	MinAcks int
 	// MaxSnapshotBytes caps an encoded snapshot, both when saving and when
 	// receiving a replica. Default codec.DefaultMaxSnapshot (16 MiB).
@@ -113,6 +123,13 @@ type Config struct {
 	AnnounceTimeout time.Duration
 	// LeaveTimeout bounds the graceful leave broadcast in Close.
 	LeaveTimeout time.Duration
+	// ReplicaRetention is how long a replica is kept after no node carries
+	// its node id any more (a retired node: scaled down, never replaced).
+	// Then it is deleted from memory and disk. A node that stays down longer
+	// than this loses its state when it comes back with an empty disk:
+	// choose it longer than any outage you recover from. 0 keeps replicas
+	// for ever. Default 24 h.
+	ReplicaRetention time.Duration
 	// DurableAlone makes Save report a snapshot durable once it is written
 	// locally when there is no live peer at all (a cluster of one cannot
 	// replicate). When false, Save returns ErrNoReplica in that case.
@@ -170,6 +187,7 @@ func DefaultConfig() Config {
 		GatherTimeout:    2 * time.Second,
 		AnnounceTimeout:  2 * time.Second,
 		LeaveTimeout:     time.Second,
+		ReplicaRetention: 24 * time.Hour,
 		DurableAlone:     true,
 		Memberlist:       ml,
 	}
@@ -269,6 +287,9 @@ func (c *Config) validate() error {
 	}
 	if c.MinAcks < 1 || c.MinAcks > c.Replicas {
 		errs = append(errs, fmt.Errorf("min acks %d: want 1..replicas (%d)", c.MinAcks, c.Replicas))
+	}
+	if c.ReplicaRetention < 0 {
+		errs = append(errs, fmt.Errorf("replica retention %v: want >= 0", c.ReplicaRetention))
 	}
 	if c.MaxSnapshotBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max snapshot bytes %d: want > 0", c.MaxSnapshotBytes))

@@ -262,14 +262,16 @@ func killAndReplace(t testing.TB, sc scenario) rejoinTimes {
 		t.Fatalf("child reported durable version %d, want %d", x.durable, childSaves)
 	}
 	oldName := ""
-	for _, m := range s1.Members() {
-		if m.NodeID == "x" {
-			oldName = m.Name
+	// x's announcement reaches s1 by push/pull or, on a loaded machine
+	// where that timed out, by gossip a little later.
+	waitFor(t, "s1 lists x", func() bool {
+		for _, m := range s1.Members() {
+			if m.NodeID == "x" {
+				oldName = m.Name
+			}
 		}
-	}
-	if oldName == "" {
-		t.Fatalf("s1 does not list x: %v", s1.Members())
-	}
+		return oldName != ""
+	})
 
 	killed := x.kill(t)
 	var times rejoinTimes

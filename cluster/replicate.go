@@ -188,6 +188,7 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 		return fmt.Errorf("rejected: %s (peer holds %d/%d)", ack.reason, ack.heldEpoch, ack.heldVersion)
 	}
 	c.st.acked.Add(1)
+	c.noteHolder(snap, p.name)
 	return nil
 }
 

@@ -40,8 +40,9 @@ type store struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	own      held            // guarded by mu
-	replicas map[string]held // guarded by mu; by node id
+	own      held                 // guarded by mu
+	replicas map[string]held      // guarded by mu; by node id
+	lastSeen map[string]time.Time // guarded by mu; by node id: last time a node carried it (see collect)
 }
 
 // openStore opens dir; ownID is the node id its own snapshot must carry.
@@ -49,7 +50,7 @@ func openStore(dir, ownID string, max int, log *slog.Logger) (*store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, replicaDir), 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	s := &store{dir: dir, max: max, log: log, replicas: make(map[string]held)}
+	s := &store{dir: dir, max: max, log: log, replicas: make(map[string]held), lastSeen: make(map[string]time.Time)}
 	s.own = s.load(filepath.Join(dir, snapshotFile), ownID)
 	entries, err := os.ReadDir(filepath.Join(dir, replicaDir))
 	if err != nil {
@@ -151,6 +152,7 @@ func (s *store) putReplica(snap *codec.Snapshot, raw []byte, from string) (held,
 	}
 	h := held{snap: snap, raw: raw, from: from}
 	s.replicas[snap.NodeID] = h
+	s.lastSeen[snap.NodeID] = time.Now()
 	return h, false, nil
 }
 

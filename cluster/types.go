@@ -194,4 +194,10 @@ type Stats struct {
 	// RestoreRefused counts snapshots Start did not restore because
 	// Config.ValidateSnapshot refused them (the next source was tried).
 	RestoreRefused uint64
+	// Rereplicated counts pushes of this node's newest snapshot to a new
+	// holder after a holder left the live view.
+	Rereplicated uint64
+	// ReplicasCollected counts replicas dropped because their node id was
+	// not seen for Config.ReplicaRetention.
+	ReplicasCollected uint64
 }
