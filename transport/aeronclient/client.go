@@ -370,6 +370,9 @@ func (c *Client) checkLiveness(now time.Time) error {
 	c.lastHB = now
 	nowMs := now.UnixMilli()
 	hb := c.cnc.ToDriver.ConsumerHeartbeat()
+	if hb == -1 {
+		return fmt.Errorf("%w: the media driver shut down (pid %d)", ErrDriverTimeout, c.cnc.Meta.Pid)
+	}
 	if age := nowMs - hb; age > c.cfg.DriverTimeout.Milliseconds() {
 		return fmt.Errorf("%w: driver heartbeat %d ms old > %v (pid %d)", ErrDriverTimeout, age, c.cfg.DriverTimeout, c.cnc.Meta.Pid)
 	}

@@ -351,8 +351,14 @@ func TestMediaDriverCleanShutdown(t *testing.T) {
 	if err := drv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	stopped := time.Now()
 	if err := drv.cmd.Wait(); err != nil {
 		t.Fatalf("driver exit: %v\n%s", err, drv.out.String())
+	}
+	// The client hears of the shutdown at once, not after its timeout.
+	waitFor(t, 5*time.Second, func() bool { return c.Err() != nil })
+	if !errors.Is(c.Err(), ErrDriverTimeout) || time.Since(stopped) > 3*time.Second {
+		t.Errorf("client after driver shutdown: %v after %v", c.Err(), time.Since(stopped))
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		entries, _ := os.ReadDir(dir)

@@ -193,6 +193,9 @@ func (d *Driver) shutdown() {
 	}
 	d.closers.Wait()
 	if d.cncMap != nil {
+		// A heartbeat of -1 tells clients the driver shut down (they stop
+		// at once instead of after their driver timeout).
+		d.c.ToDriver.SetConsumerHeartbeat(-1)
 		_ = d.cncMap.Close()
 	}
 	d.removeCreated()
