@@ -10,15 +10,23 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/steadfast-pods/steadfast/cluster"
 )
 
 // Exit statuses of the pod binaries.
 const (
 	ExitOK      = 0 // success, --help, or stopped by a signal
-	ExitFailure = 1 // failed: could not start, fenced, actors escalated, final snapshot not durable
+	ExitFailure = 1 // failed: could not start, actors escalated, final snapshot not durable
 	ExitUsage   = 2 // bad flags or environment (the one-line reason is on stderr)
+	// ExitFenced: a newer incarnation of this node id is live; this one
+	// stopped without saving or sending anything. Do not restart it.
+	ExitFenced = 3
+	// ExitAddrInUse: a port the pod must bind was taken; retry elsewhere.
+	ExitAddrInUse = 4
 	// ExitCrash is what a shell or docker reports for a crash (128 +
 	// SIGABRT): a panic nothing recovered, or a fatal runtime error, once
 	// CrashOnPanic is in force. Go's own status for a panic would be 2,
@@ -36,7 +44,8 @@ func CrashOnPanic() { debug.SetTraceback("crash") }
 
 // Main is the whole of a pod's main: healthcheck subcommand, or flags →
 // Config → New → Run → Close, with SIGINT/SIGTERM stopping Run gracefully.
-// It returns the exit status: ExitOK, ExitFailure or ExitUsage.
+// It returns the exit status: ExitOK, ExitFailure, ExitUsage, ExitFenced or
+// ExitAddrInUse.
 func Main(role Role, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if url, ok := IsHealthcheck(args); ok {
 		return Healthcheck(url, getenv, 3*time.Second, stderr)
@@ -56,16 +65,28 @@ func Main(role Role, args []string, getenv func(string) string, stdout, stderr i
 	p, err := New(cfg, log)
 	if err != nil {
 		log.Error("pod: start", "err", err)
-		return 1
+		if addrInUse(err) {
+			return ExitAddrInUse
+		}
+		return ExitFailure
 	}
 	defer p.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := p.Run(ctx); err != nil {
 		log.Error("pod: failed", "err", err)
-		return 1
+		if errors.Is(err, cluster.ErrFenced) {
+			return ExitFenced
+		}
+		return ExitFailure
 	}
-	return 0
+	return ExitOK
+}
+
+// addrInUse: memberlist formats its listen errors with %v, so the text is
+// all that is left of the errno.
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
 
 // NewLogger returns the pods' slog logger: text or JSON on w.

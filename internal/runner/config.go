@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -39,12 +42,17 @@ type Config struct {
 	// nothing it still sends may be applied.
 	Zombie bool
 
-	Report   string        // JSON report path
+	// Reports: files to write the report to (.svg: plots, else JSON);
+	// none: the default, run-<start time>.json and .svg in
+	// DefaultReportDir; "none" alone: no report.
+	Reports  []string
 	Timeout  time.Duration // the whole run
 	Seed     int64         // victim choice
 	LogLevel string        // pods' log level
 	Status   time.Duration // status line period
 	Quiet    bool          // no live status line
+
+	Args []string // the command line ParseFlags was given (for the report)
 }
 
 // DefaultConfig returns the defaults: one publisher and one subscriber,
@@ -81,7 +89,13 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.BoolVar(&c.Zombie, "zombie", c.Zombie, "freeze victims (SIGSTOP) instead of killing them and resume them 2s after their replacement started: the stale incarnation must be fenced by epoch")
 	fs.Uint64Var(&c.PanicEvery, "panic-every", c.PanicEvery, "fault injection: subscriber workers panic every N values (actor restarts)")
 	fs.Uint64Var(&c.Showstopper, "showstopper", c.Showstopper, "fault injection: value V always crashes the worker (dead letter)")
-	fs.StringVar(&c.Report, "report", c.Report, "write a JSON report to this file")
+	fs.Func("report", "write the report to this file: plots as SVG if it ends in .svg, else JSON; repeatable; \"none\" for no report (default: run-<start time>.json and .svg in "+DefaultReportDir()+")", func(v string) error {
+		if v == "" {
+			return errors.New("empty path")
+		}
+		c.Reports = append(c.Reports, v)
+		return nil
+	})
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give up (and fail) after this long")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed for the choice of victims")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "pods' log level (their logs go to files in the work dir)")
@@ -98,6 +112,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 		}
 		return c, fmt.Errorf("%w: %s", ErrUsage, firstLine(err.Error()))
 	}
+	c.Args = append([]string(nil), args...)
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
@@ -132,6 +147,9 @@ func (c Config) validate() error {
 	case c.Status <= 0:
 		return bad("--status-every must be > 0")
 	}
+	if slices.Contains(c.Reports, "none") && len(c.Reports) > 1 {
+		return bad("--report none cannot be combined with report files")
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -145,4 +163,13 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// DefaultReportDir is where reports go without --report: the user's cache
+// dir (never the current directory, which is usually the repository).
+func DefaultReportDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "steadfast", "runs")
+	}
+	return filepath.Join(os.TempDir(), "steadfast-runs")
 }

@@ -2,11 +2,13 @@
 // --bin-dir), runs publishers and subscribers as local processes on
 // 127.0.0.1 with distinct node ids, ports and data dirs (a random cluster
 // key per run), shows a live status line from the pods' /metrics, injects
-// faults, and checks the outcome.
+// faults, and checks the outcome. It prints each pod's /status and /metrics
+// URLs as it starts them; its status line and its log lines share one
+// writer (Console), and the last status line shows the summary's numbers.
 //
 //	go run ./cmd/runner                                   # 1 publisher, 1 subscriber, 64,000 values
 //	go run ./cmd/runner --publishers 2 --subscribers 2
-//	go run ./cmd/runner --kill any --kill-every 2s --kills 5 --report run.json
+//	go run ./cmd/runner --kill any --kill-every 2s --kills 5 --report /tmp/run.json --report /tmp/run.svg
 //	go run ./cmd/runner --panic-every 500 --showstopper 4321
 //
 // Fault injection: --kill subscriber|publisher|any|alternate SIGKILLs one
@@ -32,10 +34,26 @@
 // counters the pods assert. A dead letter is allowed only for the
 // --showstopper value. The process exits 0 only if the report is ok.
 //
-// The JSON report (--report) has ok, published, delivered, lost,
+// The pods die with the runner however it dies (a parent-death signal on
+// Linux; elsewhere they stay in its process group). What the runner knows
+// of a pod comes from its /status (phase, epoch, restore source, stream
+// positions), its /metrics (restarts, RSS, counters, read with
+// prometheus/common/expfmt) and its exit status (pod.ExitFenced,
+// pod.ExitAddrInUse), never from its log text.
+//
+// Reports: by default run-<start time>.json and .svg in DefaultReportDir
+// (the user's cache dir, never the current directory); --report FILE
+// (repeatable; .svg for plots) chooses, --report none turns them off. The
+// exit status is 1 when a report cannot be written. The SVG plots
+// throughput over time with the kills marked, kill → delivering times and
+// the subscribers' latency histogram. The JSON report has version,
+// start_time, config (the flags), warnings (e.g. fewer kills than asked
+// because the streams ended first), timeline, kill_times, ok, published, delivered, lost,
 // duplicated, dead_letters, kills, replacements, restarts,
 // values_per_second, elapsed_seconds, delivery_values_per_second,
 // kill_to_delivering_seconds, outbox_full_seen, per pod (node id, role,
 // incarnations, epochs, restore sources, restarts, exit codes, peak RSS)
-// and per (subscriber, publisher) check.
+// and per (subscriber, publisher) check (with the dead-lettered values);
+// work_dir only if the pods' data dirs and logs were kept (a failed run or
+// --work-dir).
 package runner

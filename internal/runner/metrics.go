@@ -1,101 +1,60 @@
 package runner
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/steadfast-pods/steadfast/internal/pod"
 )
 
-// sample is one metric line of the Prometheus text format.
+// sample is one sample of a counter, gauge or untyped metric.
 type sample struct {
 	labels map[string]string
 	value  float64
 }
 
-// metrics are parsed samples by metric name.
+// metrics are scraped samples by metric name; histograms keep their
+// families (for the latency plots).
 type metrics map[string][]sample
 
-// parseMetrics reads the Prometheus text exposition format (the subset the
-// pods emit: no timestamps needed, escaped label values handled). Lines it
-// cannot parse are skipped.
-func parseMetrics(r io.Reader) metrics {
+// parseMetrics reads the Prometheus text exposition format with
+// prometheus/common/expfmt. Counters, gauges and untyped samples are kept
+// by name; a histogram's _count and _sum are kept as samples too.
+func parseMetrics(r io.Reader) (metrics, map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runner: metrics: %w", err)
+	}
 	out := metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, labels, rest, ok := splitSample(line)
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		out[name] = append(out[name], sample{labels: labels, value: v})
-	}
-	return out
-}
-
-func splitSample(line string) (name string, labels map[string]string, rest string, ok bool) {
-	i := strings.IndexAny(line, "{ ")
-	if i <= 0 {
-		return "", nil, "", false
-	}
-	name = line[:i]
-	if line[i] == ' ' {
-		return name, nil, line[i+1:], true
-	}
-	labels = map[string]string{}
-	s := line[i+1:]
-	for {
-		s = strings.TrimLeft(s, " ,")
-		if strings.HasPrefix(s, "}") {
-			return name, labels, s[1:], true
-		}
-		eq := strings.IndexByte(s, '=')
-		if eq <= 0 || eq+1 >= len(s) || s[eq+1] != '"' {
-			return "", nil, "", false
-		}
-		key := s[:eq]
-		s = s[eq+2:]
-		var val strings.Builder
-		j := 0
-		for ; j < len(s); j++ {
-			c := s[j]
-			if c == '\\' && j+1 < len(s) {
-				j++
-				switch s[j] {
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					val.WriteByte(s[j])
-				}
-				continue
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := make(map[string]string, len(m.GetLabel()))
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
 			}
-			if c == '"' {
-				break
+			switch {
+			case m.Counter != nil:
+				out[name] = append(out[name], sample{labels, m.Counter.GetValue()})
+			case m.Gauge != nil:
+				out[name] = append(out[name], sample{labels, m.Gauge.GetValue()})
+			case m.Untyped != nil:
+				out[name] = append(out[name], sample{labels, m.Untyped.GetValue()})
+			case m.Histogram != nil:
+				out[name+"_count"] = append(out[name+"_count"], sample{labels, float64(m.Histogram.GetSampleCount())})
+				out[name+"_sum"] = append(out[name+"_sum"], sample{labels, m.Histogram.GetSampleSum()})
 			}
-			val.WriteByte(c)
 		}
-		if j >= len(s) {
-			return "", nil, "", false
-		}
-		labels[key] = val.String()
-		s = s[j+1:]
 	}
+	return out, fams, nil
 }
 
 // get returns the value of name with the given label pairs (all must
@@ -135,20 +94,46 @@ func (m metrics) label(name, key string) string {
 	return ""
 }
 
-func scrape(ctx context.Context, client *http.Client, addr string) (metrics, error) {
+// get GETs http://addr+path (bounded in time and size) and hands the body
+// to read.
+func get(ctx context.Context, client *http.Client, addr, path, accept string, read func(io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	req.Header.Set("Accept", accept)
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("runner: scrape %s: %s", addr, resp.Status)
+		return fmt.Errorf("runner: GET %s%s: %s", addr, path, resp.Status)
 	}
-	return parseMetrics(resp.Body), nil
+	return read(io.LimitReader(resp.Body, maxScrape))
+}
+
+// maxScrape bounds what the runner reads from a pod.
+const maxScrape = 16 << 20
+
+// scrape reads a pod's /metrics.
+func scrape(ctx context.Context, client *http.Client, addr string) (m metrics, fams map[string]*dto.MetricFamily, err error) {
+	err = get(ctx, client, addr, "/metrics", "text/plain", func(r io.Reader) error {
+		m, fams, err = parseMetrics(r)
+		return err
+	})
+	return m, fams, err
+}
+
+// fetchStatus reads a pod's /status as JSON.
+func fetchStatus(ctx context.Context, client *http.Client, addr string) (s pod.Status, err error) {
+	err = get(ctx, client, addr, "/status", "application/json", func(r io.Reader) error {
+		if err := json.NewDecoder(r).Decode(&s); err != nil {
+			return fmt.Errorf("runner: /status of %s: %w", addr, err)
+		}
+		return nil
+	})
+	return s, err
 }

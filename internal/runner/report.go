@@ -2,11 +2,14 @@ package runner
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,21 +27,31 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 		allowed = []uint64{r.cfg.Showstopper}
 	}
 	var pubs []string
+	// published: the highest seq any incarnation of a publisher reported
+	// (a replacement restored from an older snapshot regenerates the tail
+	// again, and may not have caught up when the run ends), or any
+	// subscriber applied (a value applied was generated).
+	published := map[string]uint64{}
+	finals := map[string]*pod.FinalState{}
 	for _, nd := range r.nodes {
 		if nd.role == pod.Publisher {
 			pubs = append(pubs, nd.id)
-			// The highest seq any incarnation generated: a replacement
-			// restored from an older snapshot regenerates the tail again,
-			// and may not have caught up when the run ends.
-			var most float64
-			for _, p := range nd.procs {
-				if p.last != nil {
-					v, _ := p.last.get("steadfast_publisher_last_seq")
-					most = max(most, v)
-				}
-			}
-			rep.Published += uint64(most)
+			published[nd.id] = nd.published
+			continue
 		}
+		f, err := readFinal(nd.cur().dataDir)
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no final state: %v", nd.id, err))
+		}
+		finals[nd.id] = f
+		if f != nil {
+			for id, pt := range f.Tally {
+				published[id] = max(published[id], pt.LastSeq)
+			}
+		}
+	}
+	for _, id := range pubs {
+		rep.Published += published[id]
 	}
 	for _, nd := range r.nodes {
 		pr := PodReport{NodeID: nd.id, Role: nd.role.String(), Incarnations: len(nd.procs), Kills: nd.kills}
@@ -62,10 +75,7 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 			pr.PeakRSSBytes = max(pr.PeakRSSBytes, p.peakRSS)
 		}
 		if nd.role == pod.Subscriber {
-			f, err := readFinal(nd.cur().dataDir)
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no final state: %v", nd.id, err))
-			}
+			f := finals[nd.id]
 			if f != nil {
 				if f.FirstApplied > 0 && (firstApplied == 0 || f.FirstApplied < firstApplied) {
 					firstApplied = f.FirstApplied
@@ -98,7 +108,11 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 				if rep.Interrupted {
 					c.Problems = filterInterrupted(c.Problems)
 				}
-				rep.Checks = append(rep.Checks, CheckReport{Subscriber: nd.id, Publisher: pubID, CheckResult: c})
+				cr := CheckReport{Subscriber: nd.id, Publisher: pubID, CheckResult: c}
+				if pt != nil {
+					cr.DeadLettered = append([]uint64(nil), pt.DeadLettered...)
+				}
+				rep.Checks = append(rep.Checks, cr)
 				rep.Lost += c.Lost
 				rep.Duplicated += c.Duplicated
 				rep.DeadLetters += c.Dead
@@ -113,7 +127,9 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 	}
 	r.mu.Lock()
 	rep.KillToDelivery = append([]float64(nil), r.killToDelivery...)
+	rep.KillTimes = append([]KillMark(nil), r.kills...)
 	r.mu.Unlock()
+	rep.Latency = r.latency()
 	if rep.ElapsedSeconds > 0 {
 		rep.ValuesPerSecond = float64(rep.Delivered) / rep.ElapsedSeconds
 	}
@@ -129,7 +145,57 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 		rep.DeliveryRate = float64(rep.Delivered) / rep.DeliverySeconds
 	}
 	rep.OK = !rep.Interrupted && !rep.TimedOut && rep.Lost == 0 && rep.Duplicated == 0 && len(rep.Problems) == 0
-	rep.WorkDir = r.workDir
+	if r.keepWork(rep.OK) {
+		rep.WorkDir = r.workDir
+	}
+}
+
+// keepWork: the work dir stays after a failed run, and always when the
+// caller chose it (--work-dir).
+func (r *Runner) keepWork(ok bool) bool { return !r.ownWork || !ok }
+
+// latencyMetric is the subscribers' beat-to-logger latency histogram.
+const latencyMetric = "steadfast_delivery_latency_seconds"
+
+// latency merges the subscribers' last latency histograms (every
+// incarnation's last scrape, summed; nil when the pods export none).
+func (r *Runner) latency() *Histogram {
+	sums := map[float64]uint64{}
+	var h Histogram
+	found := false
+	for _, nd := range r.nodes {
+		if nd.role != pod.Subscriber {
+			continue
+		}
+		for _, p := range nd.procs {
+			f := p.hist[latencyMetric]
+			if f == nil {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				mh := m.GetHistogram()
+				if mh == nil {
+					continue
+				}
+				found = true
+				for _, b := range mh.GetBucket() {
+					if !math.IsInf(b.GetUpperBound(), 1) {
+						sums[b.GetUpperBound()] += b.GetCumulativeCount()
+					}
+				}
+				h.Count += mh.GetSampleCount()
+				h.Sum += mh.GetSampleSum()
+			}
+		}
+	}
+	if !found {
+		return nil
+	}
+	for le, n := range sums {
+		h.Buckets = append(h.Buckets, LatencyBucket{UpperBound: le, Count: n})
+	}
+	sort.Slice(h.Buckets, func(i, j int) bool { return h.Buckets[i].UpperBound < h.Buckets[j].UpperBound })
+	return &h
 }
 
 // filterInterrupted drops the problems that only say the stream had not
@@ -157,13 +223,62 @@ func readFinal(dir string) (*pod.FinalState, error) {
 	return &f, nil
 }
 
-// WriteReport writes rep as indented JSON to path.
+// deadValues names a check's dead-lettered values: " (value 4321)".
+func deadValues(c CheckReport) string {
+	if len(c.DeadLettered) == 0 {
+		return ""
+	}
+	vs := make([]string, len(c.DeadLettered))
+	for i, v := range c.DeadLettered {
+		vs[i] = strconv.FormatUint(v, 10)
+	}
+	more := ""
+	if c.Dead > uint64(len(vs)) {
+		more = fmt.Sprintf(" and %d more", c.Dead-uint64(len(vs)))
+	}
+	word := "value"
+	if c.Dead > 1 {
+		word = "values"
+	}
+	return fmt.Sprintf(" (%s %s%s)", word, strings.Join(vs, ", "), more)
+}
+
+// WriteReport writes rep to path: SVG plots if path ends in .svg, else
+// indented JSON. The directory is created if needed; the file is replaced
+// atomically.
 func WriteReport(path string, rep *Report) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
+	var b []byte
+	if strings.EqualFold(filepath.Ext(path), ".svg") {
+		b = []byte(ReportSVG(rep))
+	} else {
+		j, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		b = append(j, '\n')
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
 }
 
 // PrintSummary prints a human summary of rep.
@@ -194,7 +309,11 @@ func PrintSummary(w io.Writer, rep *Report) {
 			p.NodeID, p.Role, p.Incarnations, p.Epochs, p.RestoreSources, p.Restarts, float64(p.PeakRSSBytes)/(1<<20))
 	}
 	for _, c := range rep.Checks {
-		fmt.Fprintf(w, "  %s ← %s: delivered %d, lost %d, duplicated %d, dead letters %d\n", c.Subscriber, c.Publisher, c.Delivered, c.Lost, c.Duplicated, c.Dead)
+		fmt.Fprintf(w, "  %s ← %s: delivered %d, lost %d, duplicated %d, dead letters %d%s\n",
+			c.Subscriber, c.Publisher, c.Delivered, c.Lost, c.Duplicated, c.Dead, deadValues(c))
+	}
+	for _, p := range rep.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", p)
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  problem: %s\n", p)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/steadfast-pods/steadfast/internal/pod"
 )
@@ -60,7 +63,92 @@ type Report struct {
 	Pods            []PodReport   `json:"pods"`
 	Checks          []CheckReport `json:"checks"`
 	Problems        []string      `json:"problems,omitempty"`
-	WorkDir         string        `json:"work_dir,omitempty"`
+	// Warnings do not fail the run (e.g. fewer kills than asked: the
+	// streams ended first).
+	Warnings []string `json:"warnings,omitempty"`
+	// WorkDir is the pods' data dirs and logs if they were kept (a failed
+	// run, or --work-dir); empty when the runner removed them.
+	WorkDir string `json:"work_dir,omitempty"`
+
+	// What ran: the runner's version, when it started, and its flags.
+	Version   string       `json:"version"`
+	Revision  string       `json:"revision,omitempty"`
+	StartTime time.Time    `json:"start_time"`
+	Config    ReportConfig `json:"config"`
+	// Timeline: one point per status period (for the plots).
+	Timeline []TimelinePoint `json:"timeline,omitempty"`
+	// KillTimes: seconds since the start of each kill (or freeze).
+	KillTimes []KillMark `json:"kill_times,omitempty"`
+	// Latency: the subscribers' beat-to-logger latency histogram, if the
+	// pods export one (steadfast_delivery_latency_seconds).
+	Latency *Histogram `json:"latency_seconds,omitempty"`
+}
+
+// Histogram is a Prometheus histogram summed over pods.
+type Histogram struct {
+	Buckets []LatencyBucket `json:"buckets"` // cumulative, finite upper bounds
+	Count   uint64          `json:"count"`   // all samples (the +Inf bucket)
+	Sum     float64         `json:"sum"`
+}
+
+// TimelinePoint is the progress at one moment of the run.
+type TimelinePoint struct {
+	Seconds   float64 `json:"t"`
+	Published uint64  `json:"published"`
+	Delivered uint64  `json:"delivered"`
+}
+
+// KillMark is one kill (or freeze) of the run.
+type KillMark struct {
+	Seconds float64 `json:"t"`
+	NodeID  string  `json:"node_id"`
+	// DeliveringAfter: seconds until its replacement delivered again
+	// (0: not measured).
+	DeliveringAfter float64 `json:"delivering_after_seconds,omitempty"`
+}
+
+// LatencyBucket is one cumulative bucket of a latency histogram.
+type LatencyBucket struct {
+	UpperBound float64 `json:"le"`
+	Count      uint64  `json:"count"`
+}
+
+// ReportConfig is the run's configuration as written in the report.
+type ReportConfig struct {
+	Publishers       int      `json:"publishers"`
+	Subscribers      int      `json:"subscribers"`
+	Beats            uint64   `json:"beats"`
+	Batch            int      `json:"batch"`
+	Rate             string   `json:"rate"`
+	Outbox           int      `json:"outbox"`
+	SnapshotInterval string   `json:"snapshot_interval"`
+	Kill             string   `json:"kill,omitempty"`
+	KillEvery        string   `json:"kill_every,omitempty"`
+	Kills            int      `json:"kills,omitempty"`
+	DownFor          string   `json:"down_for,omitempty"`
+	Zombie           bool     `json:"zombie,omitempty"`
+	PanicEvery       uint64   `json:"panic_every,omitempty"`
+	Showstopper      uint64   `json:"showstopper,omitempty"`
+	Seed             int64    `json:"seed"`
+	Timeout          string   `json:"timeout"`
+	BinDir           string   `json:"bin_dir,omitempty"`
+	Args             []string `json:"args,omitempty"`
+}
+
+func reportConfig(c Config) ReportConfig {
+	rc := ReportConfig{
+		Publishers: c.Publishers, Subscribers: c.Subscribers, Beats: c.Beats, Batch: c.Batch,
+		Rate: c.Rate.String(), Outbox: c.Outbox, SnapshotInterval: c.Snapshot.String(),
+		PanicEvery: c.PanicEvery, Showstopper: c.Showstopper, Seed: c.Seed, Timeout: c.Timeout.String(),
+		BinDir: c.BinDir, Args: c.Args,
+	}
+	if c.Kill != "" {
+		rc.Kill, rc.KillEvery, rc.Kills, rc.Zombie = c.Kill, c.KillEvery.String(), c.Kills, c.Zombie
+		if c.DownFor > 0 {
+			rc.DownFor = c.DownFor.String()
+		}
+	}
+	return rc
 }
 
 // PodReport describes one node id over all its incarnations.
@@ -82,44 +170,50 @@ type CheckReport struct {
 	Subscriber string `json:"subscriber"`
 	Publisher  string `json:"publisher"`
 	pod.CheckResult
+	// DeadLettered names the dead-lettered values (the first ones the
+	// subscriber listed, if there were many).
+	DeadLettered []uint64 `json:"dead_lettered_values,omitempty"`
 }
 
 // proc is one incarnation of a pod.
 type proc struct {
-	node       *node
-	n          int // incarnation number, from 1
-	cmd        *exec.Cmd
-	dataDir    string
-	logPath    string
-	gossip     string
-	data       string
-	metrics    string
-	started    time.Time
-	killedAt   time.Time // zero unless replacing a killed pod
-	measured   bool      // kill → delivering measured
-	exited     chan struct{}
-	exitCode   int
-	killed     bool
-	last       metrics // last successful scrape
-	epoch      uint64
-	source     string
-	restarts   int
-	peakRSS    uint64
-	up         bool
-	logFile    *os.File
-	exitError  error
+	node     *node
+	n        int // incarnation number, from 1
+	cmd      *exec.Cmd
+	pid      int
+	dataDir  string
+	logPath  string
+	gossip   string
+	data     string
+	metrics  string
+	started  time.Time
+	killedAt time.Time // zero unless replacing a killed pod
+	killIdx  int       // index of that kill in Runner.kills
+	measured bool      // kill → delivering measured
+	exited   chan struct{}
+	killed   bool
+	logFile  *os.File
+
+	// Guarded by Runner.mu (written by the goroutine waiting for exit).
+	exitCode  int
+	exitError error
+
+	// Written by scrapeAll (one goroutine per proc), read after it.
+	st       *pod.Status // last /status
+	last     metrics     // last /metrics
+	hist     map[string]*dto.MetricFamily
+	epoch    uint64
+	source   string
+	restarts int
+	peakRSS  uint64
+	up       bool
+
 	retries    int       // restarts after a port clash
 	zombie     bool      // frozen instead of killed (--zombie)
 	resumeAt   time.Time // when to SIGCONT a zombie (zero: resumed or none)
 	resumedAt  time.Time // when it was resumed
 	fencedExit bool      // the zombie stopped by itself, fenced
 	judged     bool      // the zombie's fate was recorded
-}
-
-// portClash reports whether the incarnation failed to bind a port.
-func (p *proc) portClash() bool {
-	b, err := os.ReadFile(p.logPath)
-	return err == nil && strings.Contains(string(b), "address already in use")
 }
 
 // node is one node id.
@@ -130,6 +224,10 @@ type node struct {
 	done   bool // subscriber finished by itself (exit 0)
 	kills  int
 	starts int // processes started (names the data dirs and logs)
+	// published: the highest seq any incarnation of this publisher
+	// reported generating (a replacement restored from an older snapshot
+	// starts lower).
+	published uint64
 }
 
 func (n *node) cur() *proc { return n.procs[len(n.procs)-1] }
@@ -137,7 +235,7 @@ func (n *node) cur() *proc { return n.procs[len(n.procs)-1] }
 // Runner runs one scenario.
 type Runner struct {
 	cfg     Config
-	out     io.Writer // status and summary
+	con     *Console // status line, messages and log lines
 	log     *slog.Logger
 	binDir  string
 	workDir string
@@ -147,14 +245,23 @@ type Runner struct {
 	client  *http.Client
 	rng     *mrand.Rand
 	killSeq int // kills so far (alternate mode)
-	tty     bool
 
-	mu             sync.Mutex // guards the procs' exit fields and killToDelivery
+	mu             sync.Mutex // guards the procs' exit fields, killToDelivery and kills
 	killToDelivery []float64  // seconds from a kill to the replacement delivering
+	kills          []KillMark
 	wg             sync.WaitGroup
 }
 
-// New prepares a run: work dir, binaries (built unless BinDir is set).
+// ErrNotInRepo: without --bin-dir the runner builds the pods from the
+// repository it runs in.
+var ErrNotInRepo = errors.New("runner: not inside the steadfast repository; run it from the repository (go run ./cmd/runner), or pass --bin-dir with prebuilt publisher and subscriber binaries")
+
+// modulePath is the repository's Go module.
+const modulePath = "github.com/steadfast-pods/steadfast"
+
+// New prepares a run: work dir, binaries (built unless BinDir is set). out
+// receives the status line, messages and summary: pass a *Console to share
+// it with a logger, or any writer.
 func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Runner, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -162,11 +269,15 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	r := &Runner{cfg: cfg, out: out, log: log, client: &http.Client{Timeout: 3 * time.Second},
+	con, ok := out.(*Console)
+	if !ok {
+		con = NewConsole(out, IsTerminal(out))
+	}
+	r := &Runner{cfg: cfg, con: con, log: log, client: &http.Client{Timeout: 3 * time.Second},
 		rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed))}
-	if f, ok := out.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			r.tty = true
+	if cfg.BinDir == "" {
+		if err := checkRepo(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.WorkDir == "" {
@@ -181,6 +292,12 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 		}
 		r.workDir = cfg.WorkDir
 	}
+	done := false
+	defer func() {
+		if !done && r.ownWork {
+			_ = os.RemoveAll(r.workDir)
+		}
+	}()
 	var key [32]byte
 	if _, err := rand.Read(key[:]); err != nil {
 		return nil, err
@@ -190,7 +307,7 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 		r.binDir = cfg.BinDir
 	} else {
 		r.binDir = filepath.Join(r.workDir, "bin")
-		if err := build(ctx, r.binDir, out); err != nil {
+		if err := build(ctx, r.binDir, con); err != nil {
 			return nil, err
 		}
 	}
@@ -199,7 +316,20 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 			return nil, fmt.Errorf("runner: %s binary: %w", b, err)
 		}
 	}
+	done = true
 	return r, nil
+}
+
+// checkRepo makes sure `go build` of the pods can work here.
+func checkRepo(ctx context.Context) error {
+	if _, err := exec.LookPath("go"); err != nil {
+		return fmt.Errorf("%w (the go tool is not in PATH)", ErrNotInRepo)
+	}
+	out, err := exec.CommandContext(ctx, "go", "list", "-m").Output()
+	if err != nil || !slices.Contains(strings.Fields(string(out)), modulePath) {
+		return ErrNotInRepo
+	}
+	return nil
 }
 
 // build compiles the pods into dir with the go tool.
@@ -207,7 +337,7 @@ func build(ctx context.Context, dir string, out io.Writer) error {
 	t0 := time.Now()
 	fmt.Fprintf(out, "runner: building the pods (go build ./cmd/publisher ./cmd/subscriber) ...\n")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator),
-		"github.com/steadfast-pods/steadfast/cmd/publisher", "github.com/steadfast-pods/steadfast/cmd/subscriber")
+		modulePath+"/cmd/publisher", modulePath+"/cmd/subscriber")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("runner: go build: %w\n%s", err, b)
@@ -292,13 +422,13 @@ func (r *Runner) start(n *node) (*proc, error) {
 	p.cmd = exec.Command(filepath.Join(r.binDir, bin), args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no stray NODE_ID etc. from the caller
-	// Own process group: a terminal's Ctrl-C reaches the runner only, which
-	// then stops the pods in order (subscribers first).
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The pods die with the runner, even a SIGKILLed one (procattr_*.go).
+	p.cmd.SysProcAttr = podProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("runner: start %s: %w", n.id, err)
 	}
+	p.pid = p.cmd.Process.Pid
 	p.started = time.Now()
 	n.procs = append(n.procs, p)
 	r.wg.Add(1)
@@ -312,7 +442,8 @@ func (r *Runner) start(n *node) (*proc, error) {
 		f.Close()
 		close(p.exited)
 	}()
-	r.log.Debug("runner: started", "node_id", n.id, "incarnation", p.n, "pid", p.cmd.Process.Pid, "gossip", p.gossip)
+	fmt.Fprintf(r.con, "runner: %s #%d pid %d  http://%s/status  http://%s/metrics\n", n.id, p.n, p.pid, p.metrics, p.metrics)
+	r.log.Debug("runner: started", "node_id", n.id, "incarnation", p.n, "pid", p.pid, "gossip", p.gossip, "log", p.logPath)
 	return p, nil
 }
 
@@ -332,6 +463,12 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
+func (r *Runner) exitCode(p *proc) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return p.exitCode
+}
+
 // Run runs the scenario until every subscriber delivered every stream, the
 // context ends (Ctrl-C: graceful stop, then the report), or the timeout.
 func (r *Runner) Run(ctx context.Context) (*Report, error) {
@@ -342,8 +479,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	for i := 1; i <= r.cfg.Subscribers; i++ {
 		r.nodes = append(r.nodes, &node{id: fmt.Sprintf("subscriber-%d", i), role: pod.Subscriber})
 	}
-	rep := &Report{Expected: r.cfg.Beats * uint64(r.cfg.Batch)}
-	fmt.Fprintf(r.out, "runner: %d publisher(s) × %d subscriber(s), %d values per publisher (%d beats × %d every %v); work dir %s\n",
+	ver, rev := pod.Version()
+	rep := &Report{Expected: r.cfg.Beats * uint64(r.cfg.Batch), Version: ver, Revision: rev,
+		StartTime: t0.UTC().Truncate(time.Millisecond), Config: reportConfig(r.cfg)}
+	fmt.Fprintf(r.con, "runner: %d publisher(s) × %d subscriber(s), %d values per publisher (%d beats × %d every %v); work dir %s\n",
 		r.cfg.Publishers, r.cfg.Subscribers, rep.Expected, r.cfg.Beats, r.cfg.Batch, r.cfg.Rate, r.workDir)
 	for _, n := range r.nodes {
 		if _, err := r.start(n); err != nil {
@@ -361,10 +500,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	nextKill := time.Now().Add(r.cfg.KillEvery)
 	var pending *node // killed, replacement not yet started
 	var pendingAt time.Time
-	var lastPublished, lastDelivered float64
+	var lastPublished, lastDelivered uint64
 	var firstDelivery time.Time
 	lastT := time.Now()
-	stop := false
+	stop, streamsOver := false, false
 	for !stop {
 		select {
 		case <-ctx.Done():
@@ -387,9 +526,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 		}
 		tick.Reset(period)
-		if pb, ok := r.outboxFull(); ok {
-			rep.OutboxFullSeen = rep.OutboxFullSeen || pb
-		}
+		rep.OutboxFullSeen = rep.OutboxFullSeen || r.outboxFull()
 
 		// Exits.
 		for _, n := range r.nodes {
@@ -397,9 +534,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			if n == pending || !p.isExited() || p.killed {
 				continue
 			}
-			r.mu.Lock()
-			code := p.exitCode
-			r.mu.Unlock()
+			code := r.exitCode(p)
 			if n.role == pod.Subscriber && code == 0 {
 				if !n.done {
 					n.done = true
@@ -407,7 +542,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				}
 				continue
 			}
-			if code != 0 && p.portClash() && p.retries < 3 {
+			if code == pod.ExitAddrInUse && p.retries < 3 {
 				// A port picked by freePort was taken (e.g. by an ephemeral
 				// socket) before the pod bound it: start it again.
 				r.log.Warn("runner: port already in use; starting the pod again on new ports", "node_id", n.id)
@@ -415,7 +550,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				n.procs = n.procs[:len(n.procs)-1]
 				np, err := r.start(n)
 				if err == nil {
-					np.retries, np.killedAt = retries, p.killedAt
+					np.retries, np.killedAt, np.killIdx = retries, p.killedAt, p.killIdx
 					continue
 				}
 				n.procs = append(n.procs, p)
@@ -437,6 +572,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				anyDone = anyDone || n.done
 			}
 		}
+		streamsOver = streamsOver || anyDone
 		if allDone && pending == nil && r.beatsDone(rep.Expected) && r.zombiesJudged() {
 			stop = true
 		}
@@ -447,15 +583,12 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				if p.zombie && !p.resumeAt.IsZero() && now.After(p.resumeAt) && !p.isExited() {
 					p.resumeAt, p.resumedAt = time.Time{}, now
 					_ = p.cmd.Process.Signal(syscall.SIGCONT)
-					fmt.Fprintf(r.out, "%srunner: SIGCONT %s (incarnation %d): a stale incarnation is back\n", r.clearLine(), n.id, p.n)
+					fmt.Fprintf(r.con, "runner: SIGCONT %s (incarnation %d): a stale incarnation is back\n", n.id, p.n)
 				}
 				if p.zombie && !p.judged && p.isExited() {
 					p.judged = true
-					r.mu.Lock()
-					code := p.exitCode
-					r.mu.Unlock()
-					b, _ := os.ReadFile(p.logPath)
-					p.fencedExit = code != 0 && strings.Contains(string(b), "fenced")
+					code := r.exitCode(p)
+					p.fencedExit = code == pod.ExitFenced
 					r.log.Info("runner: zombie stopped", "node_id", n.id, "incarnation", p.n, "exit", code, "fenced", p.fencedExit)
 				}
 				if p.zombie && !p.judged && !p.resumedAt.IsZero() && now.Sub(p.resumedAt) > 15*time.Second {
@@ -467,13 +600,8 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 
 		// Replacement of a killed pod.
 		if pending != nil && now.After(pendingAt) {
-			p, err := r.start(pending)
-			if err != nil {
-				rep.Problems = append(rep.Problems, err.Error())
+			if err := r.replace(pending, rep); err != nil {
 				stop = true
-			} else {
-				p.killedAt = pending.procs[len(pending.procs)-2].killedAt
-				rep.Replacements++
 			}
 			pending = nil
 		}
@@ -495,19 +623,18 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				}
 				v.kills++
 				rep.Kills++
-				fmt.Fprintf(r.out, "%srunner: %s %s (incarnation %d, pid %d); replacement with an empty data dir%s\n",
-					r.clearLine(), map[bool]string{true: "SIGSTOP", false: "SIGKILL"}[r.cfg.Zombie], v.id, p.n, p.cmd.Process.Pid,
+				r.mu.Lock()
+				p.killIdx = len(r.kills)
+				r.kills = append(r.kills, KillMark{Seconds: p.killedAt.Sub(t0).Seconds(), NodeID: v.id})
+				r.mu.Unlock()
+				fmt.Fprintf(r.con, "runner: %s %s (incarnation %d, pid %d); replacement with an empty data dir%s\n",
+					map[bool]string{true: "SIGSTOP", false: "SIGKILL"}[r.cfg.Zombie], v.id, p.n, p.pid,
 					map[bool]string{true: " in " + r.cfg.DownFor.String(), false: ""}[r.cfg.DownFor > 0])
 				pending, pendingAt = v, time.Now().Add(r.cfg.DownFor)
 				nextKill = time.Now().Add(r.cfg.KillEvery)
 				if r.cfg.DownFor == 0 {
-					p, err := r.start(pending)
-					if err != nil {
-						rep.Problems = append(rep.Problems, err.Error())
+					if err := r.replace(pending, rep); err != nil {
 						stop = true
-					} else {
-						p.killedAt = pending.procs[len(pending.procs)-2].killedAt
-						rep.Replacements++
 					}
 					pending = nil
 					tick.Reset(50 * time.Millisecond)
@@ -515,43 +642,89 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 		}
 
-		// Status line.
-		if !r.cfg.Quiet && now.Sub(lastStatus) >= r.cfg.Status-10*time.Millisecond {
+		// Status line and timeline.
+		if now.Sub(lastStatus) >= r.cfg.Status-10*time.Millisecond {
 			lastStatus = now
 			pub, del, restarts, dead := r.totals()
 			dt := now.Sub(lastT).Seconds()
-			pubRate, delRate := (pub-lastPublished)/dt, (del-lastDelivered)/dt
+			pubRate, delRate := float64(pub-min(pub, lastPublished))/dt, float64(del-min(del, lastDelivered))/dt
 			lastPublished, lastDelivered, lastT = pub, del, now
-			line := fmt.Sprintf("%5.1fs  published %d/%d (%.0f/s)  delivered %d/%d (%.0f/s)  restarts %d  dead letters %d  kills %d",
-				now.Sub(t0).Seconds(), uint64(pub), rep.Expected*uint64(r.cfg.Publishers), max(0, pubRate), uint64(del),
-				rep.Expected*uint64(r.cfg.Publishers*r.cfg.Subscribers), max(0, delRate), restarts, uint64(dead), rep.Kills)
-			if r.tty {
-				fmt.Fprintf(r.out, "\r\033[K%s", line)
-			} else {
-				fmt.Fprintln(r.out, line)
+			rep.Timeline = appendPoint(rep.Timeline, TimelinePoint{Seconds: now.Sub(t0).Seconds(), Published: pub, Delivered: del})
+			if !r.cfg.Quiet {
+				r.con.Status(r.statusLine(now.Sub(t0), pub, del, pubRate, delRate, restarts, dead, rep.Kills))
 			}
 		}
 	}
-	if r.tty && !r.cfg.Quiet {
-		fmt.Fprintln(r.out)
-	}
-	// Last look at the publishers, then a graceful stop of everything.
+	// Last look at the pods, then a graceful stop of everything.
 	r.scrapeAll(context.Background())
 	r.stopAll()
 	rep.ElapsedSeconds = time.Since(t0).Seconds()
 	r.finishReport(rep, firstDelivery)
+	rep.Timeline = appendPoint(rep.Timeline, TimelinePoint{Seconds: rep.ElapsedSeconds, Published: rep.Published, Delivered: rep.Delivered})
+	if r.cfg.Kill != "" && rep.Kills < r.cfg.Kills {
+		why := "the streams ended first (raise --beats or lower --kill-every)"
+		switch {
+		case rep.Interrupted:
+			why = "the run was interrupted"
+		case rep.TimedOut:
+			why = "the run timed out"
+		case !streamsOver && len(rep.Problems) > 0:
+			why = "the run stopped on a problem"
+		}
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("only %d of the %d kills asked for happened: %s", rep.Kills, r.cfg.Kills, why))
+	}
+	if !r.cfg.Quiet {
+		// The last status line says what the summary says.
+		r.con.Status(r.statusLine(time.Duration(rep.ElapsedSeconds*float64(time.Second)), rep.Published, rep.Delivered, 0, 0, rep.Restarts, rep.DeadLetters, rep.Kills) + "  (final)")
+		r.con.EndStatus()
+	}
 	return rep, nil
+}
+
+// replace starts the replacement of killed node n.
+func (r *Runner) replace(n *node, rep *Report) error {
+	old := n.cur()
+	p, err := r.start(n)
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+		return err
+	}
+	p.killedAt, p.killIdx = old.killedAt, old.killIdx
+	rep.Replacements++
+	return nil
+}
+
+// maxTimeline bounds the report's timeline: past it, every other point is
+// dropped.
+const maxTimeline = 2000
+
+func appendPoint(tl []TimelinePoint, pt TimelinePoint) []TimelinePoint {
+	if len(tl) >= maxTimeline {
+		k := 0
+		for i := 0; i < len(tl); i += 2 {
+			tl[k] = tl[i]
+			k++
+		}
+		tl = tl[:k]
+	}
+	return append(tl, pt)
+}
+
+func (r *Runner) statusLine(elapsed time.Duration, pub, del uint64, pubRate, delRate float64, restarts int, dead uint64, kills int) string {
+	e := r.cfg.Beats * uint64(r.cfg.Batch)
+	rate := func(v float64) string {
+		if v <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%.0f/s)", v)
+	}
+	return fmt.Sprintf("%5.1fs  published %d/%d%s  delivered %d/%d%s  restarts %d  dead letters %d  kills %d",
+		elapsed.Seconds(), pub, e*uint64(r.cfg.Publishers), rate(pubRate), del,
+		e*uint64(r.cfg.Publishers*r.cfg.Subscribers), rate(delRate), restarts, dead, kills)
 }
 
 func exitProblem(p *proc, code int) string {
 	return fmt.Sprintf("%s (incarnation %d) exited with status %d; see %s", p.node.id, p.n, code, p.logPath)
-}
-
-func (r *Runner) clearLine() string {
-	if r.tty && !r.cfg.Quiet {
-		return "\r\033[K"
-	}
-	return ""
 }
 
 // victim picks a live, healthy pod of the requested role whose work is not
@@ -591,53 +764,66 @@ func (r *Runner) victim() *node {
 	return c[r.rng.IntN(len(c))]
 }
 
-// scrapeAll refreshes every live incarnation's metrics.
-func (r *Runner) scrapeAll(ctx context.Context) {
+// scrapeAll refreshes every live incarnation of the given roles (all if
+// none) from its /status and /metrics.
+func (r *Runner) scrapeAll(ctx context.Context, roles ...pod.Role) {
 	var wg sync.WaitGroup
 	for _, n := range r.nodes {
 		p := n.cur()
-		if p.isExited() {
+		if p.isExited() || (len(roles) > 0 && !slices.Contains(roles, n.role)) {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := scrape(ctx, r.client, p.metrics)
-			if err != nil {
-				return
-			}
-			p.last = m
-			up, _ := m.get("steadfast_up")
-			p.up = up == 1
-			if e, ok := m.get("steadfast_epoch"); ok && e > 0 {
-				p.epoch = uint64(e)
-			}
-			if s := m.label("steadfast_restore_source", "source"); s != "" {
-				p.source = s
-			}
-			p.restarts = int(m.sum("steadfast_actor_restarts_total"))
-			if rss, ok := m.get("process_resident_memory_bytes"); ok && uint64(rss) > p.peakRSS {
-				p.peakRSS = uint64(rss)
-			}
-			if !p.killedAt.IsZero() && !p.measured {
-				var v float64
-				if n.role == pod.Subscriber {
-					v, _ = m.get("steadfast_values_received_total")
-				} else {
-					v = m.sum("steadfast_values_sent_total")
-				}
-				if v > 0 {
-					p.measured = true
-					d := time.Since(p.killedAt).Seconds()
-					r.log.Info("runner: replacement delivering", "node_id", n.id, "seconds_since_kill", d)
-					r.mu.Lock()
-					r.killToDelivery = append(r.killToDelivery, d)
-					r.mu.Unlock()
-				}
-			}
+			r.scrape(ctx, n, p)
 		}()
 	}
 	wg.Wait()
+}
+
+func (r *Runner) scrape(ctx context.Context, n *node, p *proc) {
+	if st, err := fetchStatus(ctx, r.client, p.metrics); err == nil {
+		p.st = &st
+		p.up = st.Phase == pod.PhaseReady
+		if st.Epoch > 0 {
+			p.epoch = st.Epoch
+		}
+		if st.RestoreSource != "" {
+			p.source = st.RestoreSource
+		}
+		if st.Publisher != nil {
+			n.published = max(n.published, st.Publisher.LastSeq)
+		}
+	}
+	m, fams, err := scrape(ctx, r.client, p.metrics)
+	if err != nil {
+		return
+	}
+	p.last, p.hist = m, fams
+	p.restarts = int(m.sum("steadfast_actor_restarts_total"))
+	if rss, ok := m.get("process_resident_memory_bytes"); ok && uint64(rss) > p.peakRSS {
+		p.peakRSS = uint64(rss)
+	}
+	if !p.killedAt.IsZero() && !p.measured {
+		var v float64
+		if n.role == pod.Subscriber {
+			v, _ = m.get("steadfast_values_received_total")
+		} else {
+			v = m.sum("steadfast_values_sent_total")
+		}
+		if v > 0 {
+			p.measured = true
+			d := time.Since(p.killedAt).Seconds()
+			r.log.Info("runner: replacement delivering", "node_id", n.id, "seconds_since_kill", math.Round(d*1000)/1000)
+			r.mu.Lock()
+			r.killToDelivery = append(r.killToDelivery, d)
+			if p.killIdx < len(r.kills) {
+				r.kills[p.killIdx].DeliveringAfter = d
+			}
+			r.mu.Unlock()
+		}
+	}
 }
 
 // zombiesJudged reports whether every frozen incarnation was resumed and
@@ -663,54 +849,59 @@ func (r *Runner) beatsDone(expected uint64) bool {
 			continue
 		}
 		p := n.cur()
-		if p.last == nil {
-			return false
-		}
-		if v, _ := p.last.get("steadfast_publisher_last_seq"); uint64(v) < expected {
+		if p.st == nil || p.st.Publisher == nil || p.st.Publisher.LastSeq < expected {
 			return false
 		}
 	}
 	return true
 }
 
-// outboxFull reports whether any publisher reports a full outbox now or
-// before (steadfast_outbox_full_total > 0).
-func (r *Runner) outboxFull() (bool, bool) {
-	seen, any := false, false
+// outboxFull reports whether any publisher's outbox is or was full.
+func (r *Runner) outboxFull() bool {
 	for _, n := range r.nodes {
 		if n.role != pod.Publisher {
 			continue
 		}
 		for _, p := range n.procs {
-			if p.last == nil {
-				continue
+			if p.st != nil && p.st.Publisher != nil && p.st.Publisher.OutboxFull {
+				return true
 			}
-			any = true
-			if v, _ := p.last.get("steadfast_outbox_full_total"); v > 0 {
-				seen = true
+			if p.last != nil && p.last.sum("steadfast_outbox_full_total")+p.last.sum("steadfast_outbox_full_events_total") > 0 {
+				return true
 			}
 		}
 	}
-	return seen, any
+	return false
 }
 
-// totals sums the current incarnations' progress metrics.
-func (r *Runner) totals() (published, delivered float64, restarts int, dead float64) {
+// totals sums the progress the pods reported: published is the highest seq
+// each publisher generated; delivered the values each subscriber applied
+// from each publisher, never more than that publisher published (the two
+// are read at slightly different times).
+func (r *Runner) totals() (published, delivered uint64, restarts int, dead uint64) {
+	pubs := map[string]uint64{}
 	for _, n := range r.nodes {
 		for _, p := range n.procs {
 			restarts += p.restarts
 		}
-		p := n.cur()
-		if p.last == nil {
+		if n.role == pod.Publisher {
+			pubs[n.id] = n.published
+			published += n.published
+		}
+	}
+	for _, n := range r.nodes {
+		if n.role != pod.Subscriber {
 			continue
 		}
-		switch n.role {
-		case pod.Publisher:
-			v, _ := p.last.get("steadfast_publisher_last_seq")
-			published += v
-		default:
-			delivered += p.last.sum("steadfast_logger_applied_values")
-			dead += p.last.sum("steadfast_logger_dead_lettered")
+		p := n.cur()
+		if p.st == nil {
+			continue
+		}
+		for _, s := range p.st.Streams {
+			if s.Direction == "in" {
+				delivered += min(s.Count, pubs[s.Peer])
+				dead += s.Dead
+			}
 		}
 	}
 	return
@@ -718,9 +909,13 @@ func (r *Runner) totals() (published, delivered float64, restarts int, dead floa
 
 // stopAll stops every live pod gracefully (SIGTERM, then SIGKILL after 30 s).
 // Subscribers go first so that their final snapshots still have the
-// publishers as replica holders.
+// publishers as replica holders; the publishers are read once more between
+// the two (their published count then covers what the subscribers got).
 func (r *Runner) stopAll() {
 	for _, role := range []pod.Role{pod.Subscriber, pod.Publisher} {
+		if role == pod.Publisher && len(r.nodes) > 0 {
+			r.scrapeAll(context.Background(), pod.Publisher)
+		}
 		var live []*proc
 		for _, n := range r.nodes {
 			if n.role != role || len(n.procs) == 0 {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -59,7 +61,6 @@ func run(t *testing.T, mod func(*Config)) *Report {
 	cfg := DefaultConfig()
 	cfg.BinDir = binDir
 	cfg.WorkDir = t.TempDir()
-	cfg.Quiet = true
 	cfg.Timeout = 3 * time.Minute
 	mod(&cfg)
 	var out bytes.Buffer
@@ -90,7 +91,46 @@ func run(t *testing.T, mod func(*Config)) *Report {
 	if rep.Published != want*uint64(cfg.Publishers) {
 		t.Fatalf("published %d, want %d", rep.Published, want*uint64(cfg.Publishers))
 	}
+	checkOutput(t, cfg, rep, out.String())
 	return rep
+}
+
+// checkOutput: the progress never shows more delivered than published, the
+// last status line says what the summary says, and kills fewer than asked
+// are warned about.
+func checkOutput(t *testing.T, cfg Config, rep *Report, out string) {
+	t.Helper()
+	if len(rep.Timeline) == 0 {
+		t.Error("empty timeline")
+	}
+	for _, pt := range rep.Timeline {
+		if pt.Delivered > pt.Published*uint64(cfg.Subscribers) {
+			t.Errorf("at %.1fs delivered %d > published %d × %d subscribers", pt.Seconds, pt.Delivered, pt.Published, cfg.Subscribers)
+		}
+	}
+	var final string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "published ") && strings.Contains(l, "delivered ") {
+			final = l
+		}
+	}
+	if !strings.HasSuffix(final, "(final)") ||
+		!strings.Contains(final, fmt.Sprintf("published %d/", rep.Published)) ||
+		!strings.Contains(final, fmt.Sprintf("delivered %d/", rep.Delivered)) ||
+		!strings.Contains(final, fmt.Sprintf("kills %d", rep.Kills)) {
+		t.Errorf("last status line %q does not match the summary (published %d, delivered %d, kills %d)", final, rep.Published, rep.Delivered, rep.Kills)
+	}
+	if warned := slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "kills asked for") }); warned != (cfg.Kill != "" && rep.Kills < cfg.Kills) {
+		t.Errorf("kills %d of %d, warnings %v", rep.Kills, cfg.Kills, rep.Warnings)
+	}
+	if rep.Version == "" || rep.StartTime.IsZero() || rep.Config.Beats != cfg.Beats || rep.WorkDir != cfg.WorkDir {
+		t.Errorf("report header: version %q start %v config %+v work dir %q", rep.Version, rep.StartTime, rep.Config, rep.WorkDir)
+	}
+	for _, n := range []string{"publisher-1", "subscriber-1"} {
+		if !regexp.MustCompile(n + ` #1 pid \d+  http://127\.0\.0\.1:\d+/status  http://127\.0\.0\.1:\d+/metrics`).MatchString(out) {
+			t.Errorf("no URLs printed for %s", n)
+		}
+	}
 }
 
 func TestDefaultRun(t *testing.T) {
@@ -113,6 +153,14 @@ func TestPanicsAndShowstopper(t *testing.T) {
 	n := uint64(400 * 32)
 	if rep.DeadLetters != 1 || rep.Delivered != n-1 {
 		t.Fatalf("dead letters %d, delivered %d; want 1 and %d", rep.DeadLetters, rep.Delivered, n-1)
+	}
+	if len(rep.Checks) != 1 || !slices.Equal(rep.Checks[0].DeadLettered, []uint64{4321}) {
+		t.Fatalf("dead-lettered values %+v, want [4321]", rep.Checks)
+	}
+	var sum bytes.Buffer
+	PrintSummary(&sum, rep)
+	if !strings.Contains(sum.String(), "dead letters 1 (value 4321)") {
+		t.Fatalf("summary does not name the dead letter:\n%s", sum.String())
 	}
 	// ~12 injected panics plus the showstopper's crashes.
 	if rep.Restarts < int(n/1000)+3 {
@@ -194,6 +242,18 @@ func TestSubscriberDownLongerThanOutbox(t *testing.T) {
 	}
 }
 
+// TestFewerKillsThanAsked: the stream ends before the kills asked for;
+// the run is ok, with a warning saying so.
+func TestFewerKillsThanAsked(t *testing.T) {
+	rep := run(t, func(c *Config) {
+		c.Beats, c.Batch, c.Rate = 600, 16, 5*time.Millisecond
+		c.Kill, c.Kills, c.KillEvery = "subscriber", 20, 1500*time.Millisecond
+	})
+	if rep.Kills >= 20 || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "the streams ended first") {
+		t.Fatalf("kills %d, warnings %v", rep.Kills, rep.Warnings)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	c, err := ParseFlags(nil, nil)
 	if err != nil || c.Publishers != 1 || c.Subscribers != 1 || c.Beats*uint64(c.Batch) != 64000 {
@@ -211,13 +271,20 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestParseMetrics(t *testing.T) {
-	m := parseMetrics(strings.NewReader(`# HELP x y
+	m, fams, err := parseMetrics(strings.NewReader(`# HELP x y
 steadfast_up 1
 steadfast_logger_applied_values{publisher="p-1"} 12
 steadfast_logger_applied_values{publisher="p-2"} 30
 weird{a="q\"uo,te",b="x"} 2.5e+03
-broken{a="1" 3
+# TYPE lat_seconds histogram
+lat_seconds_bucket{le="0.1"} 3
+lat_seconds_bucket{le="+Inf"} 5
+lat_seconds_sum 0.7
+lat_seconds_count 5
 `))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if v, _ := m.get("steadfast_up"); v != 1 {
 		t.Error("up")
 	}
@@ -227,8 +294,11 @@ broken{a="1" 3
 	if v, ok := m.get("weird", "a", `q"uo,te`, "b", "x"); !ok || v != 2500 {
 		t.Errorf("escaped label: %v %v", v, ok)
 	}
-	if _, ok := m["broken"]; ok {
-		t.Error("broken line parsed")
+	if v, _ := m.get("lat_seconds_count"); v != 5 || fams["lat_seconds"].GetMetric()[0].GetHistogram().GetBucket()[0].GetCumulativeCount() != 3 {
+		t.Errorf("histogram: count %v, family %v", v, fams["lat_seconds"])
+	}
+	if _, _, err := parseMetrics(strings.NewReader("broken{a=\"1\" 3\n")); err == nil {
+		t.Error("a malformed exposition was accepted")
 	}
 }
 

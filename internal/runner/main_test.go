@@ -1,0 +1,207 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestConsole: on a terminal, a line written while a status line is shown
+// clears it, goes above it, and the status line is drawn again below;
+// elsewhere status lines are plain lines.
+func TestConsole(t *testing.T) {
+	var b bytes.Buffer
+	c := NewConsole(&b, true)
+	c.Status("10% done")
+	fmt.Fprintf(c, "level=INFO msg=%q\n", "a log line")
+	c.Status("20% done")
+	c.EndStatus()
+	fmt.Fprint(c, "summary") // newline added
+	want := "\r\033[K10% done" + "\r\033[K" + "level=INFO msg=\"a log line\"\n" + "10% done" + "\r\033[K20% done" + "\n" + "summary\n"
+	if b.String() != want {
+		t.Fatalf("tty output\n got %q\nwant %q", b.String(), want)
+	}
+	b.Reset()
+	c = NewConsole(&b, false)
+	c.Status("10% done")
+	fmt.Fprintln(c, "log")
+	c.Status("20% done")
+	c.EndStatus()
+	if b.String() != "10% done\nlog\n20% done\n" {
+		t.Fatalf("plain output %q", b.String())
+	}
+}
+
+// TestOutsideTheRepository: without --bin-dir, outside the repository the
+// runner says what to do (not Go's "go.mod file not found") and leaves no
+// temp dir behind.
+func TestOutsideTheRepository(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go tool")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Chdir(t.TempDir())
+	_, err := New(t.Context(), DefaultConfig(), &bytes.Buffer{}, nil)
+	if !errors.Is(err, ErrNotInRepo) || strings.Contains(err.Error(), "go.mod") || !strings.Contains(err.Error(), "--bin-dir") {
+		t.Fatalf("New outside the repository: %v", err)
+	}
+	var out, errb bytes.Buffer
+	if code := Main(nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "not inside the steadfast repository") {
+		t.Fatalf("Main outside the repository: exit %d, stderr %q", code, errb.String())
+	}
+	if es, _ := os.ReadDir(tmp); len(es) != 0 {
+		t.Fatalf("left behind in TMPDIR: %v", es)
+	}
+}
+
+// TestMainReports runs the whole command twice with real pods: the
+// reports (JSON and SVG) land where asked with the run's version, start
+// time, flags and no stale work dir; a report that cannot be written
+// makes the exit status 1 even though the run was ok.
+func TestMainReports(t *testing.T) {
+	if binDir == "" {
+		t.Skip("no binaries (-short)")
+	}
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", t.TempDir())
+	args := []string{"--bin-dir", binDir, "--beats", "50", "--batch", "8", "--rate", "5ms", "--quiet"}
+	var out, errb bytes.Buffer
+	jsonPath, svgPath := filepath.Join(dir, "r", "run.json"), filepath.Join(dir, "r", "run.svg")
+	if code := Main(append(args, "--report", jsonPath, "--report", svgPath), &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "report: "+jsonPath) || !strings.Contains(out.String(), "report: "+svgPath) {
+		t.Fatalf("report paths not printed:\n%s", out.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := rep["config"].(map[string]any)
+	if rep["ok"] != true || rep["version"] == "" || rep["start_time"] == nil || cfg["beats"] != 50.0 || cfg["rate"] != "5ms" {
+		t.Fatalf("report: %s", b)
+	}
+	if _, ok := rep["work_dir"]; ok {
+		t.Fatalf("the work dir was removed but the report names it: %v", rep["work_dir"])
+	}
+	if es, _ := os.ReadDir(os.Getenv("TMPDIR")); len(es) != 0 {
+		t.Fatalf("work dir left behind after a successful run: %v", es)
+	}
+	checkSVG(t, svgPath)
+
+	out.Reset()
+	errb.Reset()
+	bad := filepath.Join(jsonPath, "not-a-dir", "run.json") // jsonPath is a file
+	if code := Main(append(args, "--report", bad), &out, &errb); code != 1 || !strings.Contains(errb.String(), "runner: report:") {
+		t.Fatalf("unwritable report: exit %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "OK: nothing lost") {
+		t.Fatalf("the run itself should be ok:\n%s", out.String())
+	}
+}
+
+// TestHelperRunnerProcess is not a test: TestPodsDieWithTheRunner runs the
+// runner's Main in a child process through it.
+func TestHelperRunnerProcess(t *testing.T) {
+	args := os.Getenv("STEADFAST_HELPER_RUNNER_ARGS")
+	if args == "" {
+		t.Skip("helper process for TestPodsDieWithTheRunner")
+	}
+	os.Exit(Main(strings.Fields(args), os.Stdout, os.Stderr))
+}
+
+// procGone: no such process, or a zombie nobody reaped (it holds no
+// ports and runs no code).
+func procGone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
+}
+
+// TestPodsDieWithTheRunner SIGKILLs a real runner process in the middle of
+// a run: its pods must not outlive it.
+func TestPodsDieWithTheRunner(t *testing.T) {
+	if binDir == "" {
+		t.Skip("no binaries (-short)")
+	}
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	work := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRunnerProcess$")
+	cmd.Env = append(os.Environ(), "STEADFAST_HELPER_RUNNER_ARGS="+strings.Join([]string{
+		"--bin-dir", binDir, "--work-dir", work, "--beats", "100000", "--rate", "10ms", "--report", "none",
+		"--publishers", "1", "--subscribers", "2"}, " "))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidRE := regexp.MustCompile(`^runner: (\S+) #1 pid (\d+) `)
+	pids := map[string]int{}
+	sc := bufio.NewScanner(stdout)
+	lines := make(chan string)
+	go func() {
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(60 * time.Second)
+	for progress := false; !progress; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("runner output ended early")
+			}
+			if m := pidRE.FindStringSubmatch(l); m != nil {
+				pids[m[1]], _ = strconv.Atoi(m[2])
+			}
+			// Delivering: every pod is up and running.
+			progress = len(pids) == 3 && regexp.MustCompile(`delivered [1-9]`).MatchString(l)
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			t.Fatalf("no progress within 60s; pods %v", pids)
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for id, pid := range pids {
+		gone := false
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && !gone; time.Sleep(50 * time.Millisecond) {
+			gone = procGone(pid)
+		}
+		if !gone {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("%s (pid %d) still running 5s after the runner was SIGKILLed", id, pid)
+		}
+	}
+}
