@@ -83,7 +83,7 @@
 // Both pods:
 //
 //   - steadfast_info{node_id,role} (gauge): Constant 1, labelled with the pod's node id and role.
-//   - steadfast_build_info{version,revision,goversion} (gauge): Constant 1, labelled with the pods' version, VCS revision and Go version.
+//   - steadfast_build_info{version,goversion} (gauge): Constant 1, labelled with the pods' version (as --version prints it) and Go version.
 //   - steadfast_up (gauge): 1 while the pod runs its actors (what /healthz reports).
 //   - steadfast_epoch (gauge): This incarnation's epoch.
 //   - steadfast_actor_restarts_total{actor} (counter): Restarts of an actor since the pod started.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
+
+	"github.com/steadfast-pods/steadfast/internal/buildinfo"
 )
 
 // The pod's HTTP endpoints (on --metrics-addr):
@@ -131,33 +132,13 @@ func (t *connTracker) track(c net.Conn, s http.ConnState) {
 
 // buildInfo is steadfast_build_info: constant 1 labelled with the version.
 func buildInfo() prometheus.Collector {
-	v, rev := Version()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "steadfast_build_info",
-		Help:        "Constant 1, labelled with the pods' version, VCS revision and Go version.",
-		ConstLabels: prometheus.Labels{"version": v, "revision": rev, "goversion": runtime.Version()},
+		Help:        "Constant 1, labelled with the pods' version (as --version prints it) and Go version.",
+		ConstLabels: prometheus.Labels{"version": buildinfo.Version(), "goversion": runtime.Version()},
 	})
 	g.Set(1)
 	return g
-}
-
-// Version returns the main module's version and VCS revision as the Go
-// toolchain recorded them ("(devel)" and "" when unknown).
-func Version() (version, revision string) {
-	version = "(devel)"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version, ""
-	}
-	if bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			revision = s.Value
-		}
-	}
-	return version, revision
 }
 
 // Phases reported by /readyz and /status.
@@ -202,7 +183,6 @@ type Status struct {
 	Phase         string  `json:"phase"`
 	Ready         bool    `json:"ready"`
 	Version       string  `json:"version"`
-	Revision      string  `json:"revision,omitempty"`
 	UptimeSeconds float64 `json:"uptime_seconds"`
 	GossipAddr    string  `json:"gossip_addr"`
 	DataEndpoint  string  `json:"data_endpoint"`
@@ -303,10 +283,9 @@ var started = time.Now()
 // Status returns the pod's status (what /status serves).
 func (p *Pod) Status() Status {
 	now := time.Now()
-	ver, rev := Version()
 	s := Status{
 		NodeID: p.id, Role: p.cfg.Role.String(), Epoch: p.epoch.Load(), Phase: p.phase(), Ready: p.ready.Load(),
-		Version: ver, Revision: rev, UptimeSeconds: now.Sub(started).Seconds(),
+		Version: buildinfo.Version(), UptimeSeconds: now.Sub(started).Seconds(),
 		GossipAddr: p.gossip, DataEndpoint: p.dataAdv, MetricsAddr: p.MetricsAddr(),
 		Members: []StatusMember{}, Replicas: []StatusReplica{}, Streams: []StatusStream{},
 	}

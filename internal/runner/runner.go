@@ -24,6 +24,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/steadfast-pods/steadfast/internal/buildinfo"
 	"github.com/steadfast-pods/steadfast/internal/pod"
 )
 
@@ -72,7 +73,6 @@ type Report struct {
 
 	// What ran: the runner's version, when it started, and its flags.
 	Version   string       `json:"version"`
-	Revision  string       `json:"revision,omitempty"`
 	StartTime time.Time    `json:"start_time"`
 	Config    ReportConfig `json:"config"`
 	// Timeline: one point per status period (for the plots).
@@ -479,8 +479,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	for i := 1; i <= r.cfg.Subscribers; i++ {
 		r.nodes = append(r.nodes, &node{id: fmt.Sprintf("subscriber-%d", i), role: pod.Subscriber})
 	}
-	ver, rev := pod.Version()
-	rep := &Report{Expected: r.cfg.Beats * uint64(r.cfg.Batch), Version: ver, Revision: rev,
+	rep := &Report{Expected: r.cfg.Beats * uint64(r.cfg.Batch), Version: buildinfo.Version(),
 		StartTime: t0.UTC().Truncate(time.Millisecond), Config: reportConfig(r.cfg)}
 	fmt.Fprintf(r.con, "runner: %d publisher(s) × %d subscriber(s), %d values per publisher (%d beats × %d every %v); work dir %s\n",
 		r.cfg.Publishers, r.cfg.Subscribers, rep.Expected, r.cfg.Beats, r.cfg.Batch, r.cfg.Rate, r.workDir)
