@@ -376,3 +376,69 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestEmbeddedInterop: a stream from the embedded driver (package
+// transport, this process) to a client of the driver process, and back,
+// over UDP.
+func TestEmbeddedInterop(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	c := connect(t, dir, 10*time.Second)
+	emb, err := transport.NewDriver(transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	for _, dirn := range []string{"embedded->client", "client->embedded"} {
+		t.Run(dirn, func(t *testing.T) {
+			ch := fmt.Sprintf("aeron:udp?endpoint=127.0.0.1:%d", freePort(t))
+			var pub transport.Publisher
+			var sub transport.Subscriber
+			if dirn == "embedded->client" {
+				s, err := c.AddSubscription(ch, 21)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := emb.AddPublication(ch, 21)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pub, sub = p, s
+			} else {
+				s, err := emb.AddSubscription(ch, 21)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := c.AddPublication(ch, 21)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pub, sub = p, s
+			}
+			defer pub.Close()
+			defer sub.Close()
+			const n = 2000
+			sent, got := 0, 0
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for got < n && ctx.Err() == nil {
+				if sent < n {
+					msg := bytes.Repeat([]byte{byte(sent)}, 1+sent%3000)
+					if _, err := pub.Offer(msg); err == nil {
+						sent++
+					} else if !retryable(err) {
+						t.Fatal(err)
+					}
+				}
+				sub.Poll(func(msg []byte, h transport.Header) {
+					if len(msg) != 1+got%3000 || msg[0] != byte(got) {
+						t.Fatalf("message %d: %d bytes", got, len(msg))
+					}
+					got++
+				}, 64)
+			}
+			if got != n {
+				t.Fatalf("received %d of %d (sent %d)", got, n, sent)
+			}
+		})
+	}
+}
