@@ -192,7 +192,7 @@ func TestMediaDriverBackPressure(t *testing.T) {
 // publication (our image of it goes unavailable) and its heartbeat
 // counter.
 func TestMediaDriverClientKilled(t *testing.T) {
-	const liveness = time.Second
+	const liveness = 2 * time.Second
 	dir, _ := startDriver(t, liveness)
 	c := connect(t, dir, 10*time.Second)
 	var mu sync.Mutex
@@ -266,7 +266,9 @@ func TestMediaDriverKilled(t *testing.T) {
 	if !errors.Is(c.Err(), ErrDriverTimeout) {
 		t.Errorf("client error %v, want ErrDriverTimeout", c.Err())
 	}
-	if noticed > timeout+time.Second {
+	// Within the timeout plus a keepalive interval, with slack for a
+	// loaded machine: the point is that it is reported, not hung.
+	if noticed > timeout+3*time.Second {
 		t.Errorf("noticed after %v, timeout %v", noticed, timeout)
 	}
 	if _, err := pub.Offer([]byte("x")); !errors.Is(err, transport.ErrClosed) || !errors.Is(err, ErrDriverTimeout) {
@@ -357,7 +359,7 @@ func TestMediaDriverCleanShutdown(t *testing.T) {
 	}
 	// The client hears of the shutdown at once, not after its timeout.
 	waitFor(t, 5*time.Second, func() bool { return c.Err() != nil })
-	if !errors.Is(c.Err(), ErrDriverTimeout) || time.Since(stopped) > 3*time.Second {
+	if !errors.Is(c.Err(), ErrDriverTimeout) || time.Since(stopped) > 5*time.Second {
 		t.Errorf("client after driver shutdown: %v after %v", c.Err(), time.Since(stopped))
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
