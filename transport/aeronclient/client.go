@@ -149,6 +149,11 @@ type Client struct {
 	cmdBuf  []byte
 	cmdMu   sync.Mutex // guards cmdBuf
 
+	// useMu guards the cnc.dat mapping against Close: API calls that
+	// touch it hold it for reading; Close unmaps under the write lock.
+	useMu    sync.RWMutex
+	unmapped bool // guarded by useMu
+
 	lingerMu  sync.Mutex // guards lingering
 	lingering []lingered
 }
@@ -277,9 +282,27 @@ func (c *Client) Err() error {
 	return c.err
 }
 
+// use runs f while the cnc.dat mapping is guaranteed to stay mapped, or
+// returns ErrClosed once the client is closed.
+func (c *Client) use(f func() error) error {
+	c.useMu.RLock()
+	defer c.useMu.RUnlock()
+	if c.unmapped {
+		if err := c.Err(); err != nil && !errors.Is(err, transport.ErrClosed) {
+			return fmt.Errorf("%w: %w", transport.ErrClosed, err)
+		}
+		return transport.ErrClosed
+	}
+	return f()
+}
+
 // send writes one command into the to-driver ring buffer, retrying briefly
 // while it is full.
 func (c *Client) send(typ int32, enc func([]byte) []byte) error {
+	return c.use(func() error { return c.sendLocked(typ, enc) })
+}
+
+func (c *Client) sendLocked(typ int32, enc func([]byte) []byte) error {
 	c.cmdMu.Lock()
 	defer c.cmdMu.Unlock()
 	c.cmdBuf = enc(c.cmdBuf[:0])
@@ -298,17 +321,21 @@ func (c *Client) send(typ int32, enc func([]byte) []byte) error {
 
 // request sends a command and waits for the response correlated with it.
 func (c *Client) request(typ int32, enc func(corr int64) func([]byte) []byte) (int64, *pendingCmd, error) {
-	corr := c.cnc.ToDriver.NextCorrelationID()
+	var corr int64
 	p := &pendingCmd{done: make(chan struct{})}
-	c.mu.Lock()
-	if c.err != nil {
-		err := c.err
+	err := c.use(func() error {
+		corr = c.cnc.ToDriver.NextCorrelationID()
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return err
+		}
+		c.pending[corr] = p
 		c.mu.Unlock()
-		return corr, nil, err
-	}
-	c.pending[corr] = p
-	c.mu.Unlock()
-	if err := c.send(typ, enc(corr)); err != nil {
+		return c.sendLocked(typ, enc(corr))
+	})
+	if err != nil {
 		c.mu.Lock()
 		delete(c.pending, corr)
 		c.mu.Unlock()
@@ -476,8 +503,10 @@ func (c *Client) fail(err error) {
 }
 
 // Close closes every publication and subscription, tells the driver the
-// client is going, stops the conductor and unmaps cnc.dat. Safe to call
-// twice.
+// client is going, stops the conductor and unmaps cnc.dat and the log
+// buffers. Calls on the client and its publications and subscriptions
+// after Close return ErrClosed; calls racing with Close must not happen
+// (Offer and Poll work on the mappings Close removes). Safe to call twice.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -515,6 +544,9 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
+	c.useMu.Lock()
+	defer c.useMu.Unlock()
+	c.unmapped = true
 	c.unmapDue(time.Time{}, true)
 	return c.mapping.Close()
 }

@@ -444,3 +444,48 @@ func TestEmbeddedInterop(t *testing.T) {
 		})
 	}
 }
+
+// TestClientErrorsAndClose: the driver's refusal of a bad channel comes
+// back as a DriverError; a closed client's publications, subscriptions
+// and heartbeat counter are released at once (CLIENT_CLOSE), not after
+// the liveness timeout.
+func TestClientErrorsAndClose(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	watcher := connect(t, dir, 10*time.Second)
+	c := connect(t, dir, 10*time.Second)
+	_, err := c.AddPublication("aeron:tcp?endpoint=x", 1)
+	var de *DriverError
+	if !errors.As(err, &de) || !errors.Is(err, ErrDriver) || de.Code != cnc.ErrCodeInvalidChannel {
+		t.Fatalf("bad channel: %v", err)
+	}
+	if _, err := c.AddSubscription("aeron:udp?endpoint=127.0.0.1:99999", 1); !errors.Is(err, ErrDriver) {
+		t.Errorf("bad endpoint port: %v", err)
+	}
+	if _, err := c.AddPublication("aeron:ipc", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddSubscription("aeron:ipc", 2); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (heartbeats, streams int) {
+		watcher.cnc.Counters.ForEach(func(ctr cnc.Counter, err error) {
+			switch ctr.TypeID {
+			case cnc.TypeClientHeartbeat:
+				heartbeats++
+			case cnc.TypePublisherLimit, cnc.TypeSubscriberPosition:
+				streams++
+			}
+		})
+		return
+	}
+	if hb, st := count(); hb != 2 || st != 2 {
+		t.Fatalf("before close: %d heartbeats, %d stream counters", hb, st)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { hb, st := count(); return hb == 1 && st == 0 })
+	if _, err := c.AddPublication("aeron:ipc", 2); !errors.Is(err, transport.ErrClosed) {
+		t.Errorf("add after close: %v", err)
+	}
+}

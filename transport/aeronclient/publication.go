@@ -57,7 +57,11 @@ func (c *Client) addPublication(channel string, streamID int32, exclusive bool) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.mapPublication(r, channel, exclusive)
+	var p *Publication
+	err = c.use(func() (err error) {
+		p, err = c.mapPublication(r, channel, exclusive)
+		return err
+	})
 	if err != nil {
 		// Tell the driver we will not use it.
 		_ = c.send(cnc.CmdRemovePublication, cnc.RemoveCommand{Correlated: cnc.Correlated{ClientID: c.clientID,
@@ -147,7 +151,12 @@ func (p *Publication) Position() int64 {
 }
 
 // PositionLimit is the driver's current publication limit.
-func (p *Publication) PositionLimit() int64 { return cnc.LoadInt64(p.limit, 0) }
+func (p *Publication) PositionLimit() int64 {
+	if p.closed.Load() {
+		return transport.PublicationClosed
+	}
+	return cnc.LoadInt64(p.limit, 0)
+}
 
 // IsConnected reports whether the driver sees a subscriber.
 func (p *Publication) IsConnected() bool {
