@@ -1,9 +1,13 @@
 package mediadriver
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // channel is what the driver itself needs from a channel URI; the
@@ -73,4 +77,35 @@ func parseChannel(s string) (channel, error) {
 		return ch, fmt.Errorf("channel %q: aeron:udp needs endpoint=host:port", s)
 	}
 	return ch, nil
+}
+
+// resolveTimeout bounds a host name lookup on the conductor: the driver
+// must keep heartbeating (clients give up on it after their timeout).
+const resolveTimeout = 2 * time.Second
+
+// embeddedChannel returns raw with its endpoint's host name resolved to an
+// address (within resolveTimeout), so that the embedded driver never
+// blocks the conductor on a slow resolver.
+func embeddedChannel(raw string, ch channel) (string, error) {
+	host, port, err := net.SplitHostPort(ch.endpoint)
+	if err != nil {
+		return "", fmt.Errorf("channel %q: endpoint %q: %v", raw, ch.endpoint, err)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return raw, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return "", fmt.Errorf("channel %q: resolve %q: %v", raw, host, err)
+	}
+	pick := addrs[0]
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			pick = a.Unmap()
+			break
+		}
+	}
+	return strings.Replace(raw, "endpoint="+ch.endpoint, "endpoint="+net.JoinHostPort(pick.String(), port), 1), nil
 }

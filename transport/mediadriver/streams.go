@@ -141,8 +141,12 @@ func (d *Driver) newPublication(regID int64, key string, cmd cnc.PublicationComm
 		p.sessionID = int32(d.rng.Uint32())
 	} else {
 		ep, err := d.embedded()
+		var embCh string
 		if err == nil {
-			p.ep, err = ep.AddPublication(cmd.Channel, cmd.StreamID)
+			embCh, err = embeddedChannel(cmd.Channel, ch)
+		}
+		if err == nil {
+			p.ep, err = ep.AddPublication(embCh, cmd.StreamID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("udp publication: %w", err)

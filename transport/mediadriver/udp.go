@@ -93,13 +93,17 @@ func (d *Driver) joinUDPGroup(s *subscription) error {
 		if err != nil {
 			return err
 		}
+		embCh, err := embeddedChannel(s.channel, s.ch)
+		if err != nil {
+			return err
+		}
 		g = &udpSubGroup{key: key, subs: map[*subscription]struct{}{}, images: map[int32]transport.Image{}}
 		push := func(img transport.Image, avail bool) {
 			g.mu.Lock()
 			g.events = append(g.events, imageEvent{img, avail})
 			g.mu.Unlock()
 		}
-		g.es, err = emb.AddSubscription(s.channel, s.streamID, transport.WithImageHandlers(
+		g.es, err = emb.AddSubscription(embCh, s.streamID, transport.WithImageHandlers(
 			func(img transport.Image) { push(img, true) }, func(img transport.Image) { push(img, false) }))
 		if err != nil {
 			return fmt.Errorf("udp subscription: %w", err)
