@@ -1,38 +1,41 @@
 package auth
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"sync"
 	"sync/atomic"
 )
 
 // Trailer layout, appended to every pod message after its codec body:
 //
-//	 0                   1                   2
-//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3
-//	+---------------+-------------------------------+
-//	| counter (8)   |  tag (16)                     |
-//	+---------------+-------------------------------+
+//	 0       4               12                              28
+//	+-------+---------------+-------------------------------+
+//	| salt  | counter       | tag                           |
+//	+-------+---------------+-------------------------------+
 //
-// counter: big-endian, the sender incarnation's message counter (1, 2, …,
-// shared by all its destinations). tag: the first 16 bytes of
-// HMAC-SHA256(key(sender id, sender epoch),
-//
-//	body ‖ counter ‖ recipient epoch (8, big-endian) ‖ len(recipient id) (1) ‖ recipient id)
-//
-// The recipient's id and epoch are not sent: the receiver knows its own.
-// Wire format version: the HKDF info string below; a change of layout
-// changes it.
+// salt (4 bytes) and counter (8, big-endian) form the 12-byte AES-GCM
+// nonce. salt is random per Sealer, so two processes that ever sealed as
+// the same incarnation would still not repeat a nonce (with probability
+// 1−2⁻³²); counter is the sender incarnation's message counter (1, 2, …,
+// shared by all its recipients), the replay window's index. tag is
+// AES-256-GCM's tag over no plaintext with the body as additional data
+// (GMAC), under the key of the pair (sender id and epoch, recipient id and
+// epoch) derived with HKDF-SHA256 from the cluster key: a message is good
+// for one recipient incarnation only. The HKDF info string names the
+// layout's version.
 const (
+	SaltLen    = 4
 	CounterLen = 8
+	NonceLen   = SaltLen + CounterLen
 	TagLen     = 16
-	TrailerLen = CounterLen + TagLen
+	TrailerLen = NonceLen + TagLen
 )
 
 // MaxIDLen bounds node ids (the same bound as codec.MaxIDLen and nodeid).
@@ -45,7 +48,7 @@ const MinKeyLen = 16
 // pod-message keys are derived from it under these labels.
 const (
 	hkdfSalt = "steadfast data plane"
-	hkdfInfo = "steadfast pod message key v1\x00"
+	hkdfInfo = "steadfast pod message key v2 (AES-256-GCM, sender to recipient)\x00"
 )
 
 // Errors. Every rejection wraps exactly one of them.
@@ -95,47 +98,48 @@ func NewKeys(clusterKeys ...[]byte) (*Keys, error) {
 	return k, nil
 }
 
-// senderKey derives the key of sender p from the i-th cluster key.
-func (k *Keys) senderKey(i int, p Peer) []byte {
-	info := make([]byte, 0, len(hkdfInfo)+8+MaxIDLen)
+// pairAEAD derives the AES-256-GCM of messages from → to under the i-th
+// cluster key.
+func (k *Keys) pairAEAD(i int, from, to Peer) cipher.AEAD {
+	info := make([]byte, 0, len(hkdfInfo)+2*(8+1+MaxIDLen))
 	info = append(info, hkdfInfo...)
-	info = binary.BigEndian.AppendUint64(info, p.Epoch)
-	info = append(info, p.ID...)
-	key, err := hkdf.Expand(sha256.New, k.prks[i], string(info), sha256.Size)
+	for _, p := range []Peer{from, to} {
+		info = binary.BigEndian.AppendUint64(info, p.Epoch)
+		info = append(info, byte(len(p.ID)))
+		info = append(info, p.ID...)
+	}
+	key, err := hkdf.Expand(sha256.New, k.prks[i], string(info), 32)
 	if err != nil { // only for lengths beyond 255 hash blocks
 		panic("auth: hkdf expand: " + err.Error())
 	}
-	return key
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		panic("auth: aes: " + err.Error()) // 32-byte key: cannot fail
+	}
+	g, err := cipher.NewGCM(blk)
+	if err != nil {
+		panic("auth: gcm: " + err.Error())
+	}
+	return g
 }
 
-// mac is a reusable HMAC over one sender key.
-type mac struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-	buf [CounterLen + 8 + 1 + MaxIDLen]byte
-}
-
-func newMAC(key []byte) *mac { return &mac{h: hmac.New(sha256.New, key)} }
-
-// tag computes the truncated tag of body sent with counter to recipient.
-func (m *mac) tag(body []byte, counter uint64, to Peer) []byte {
-	b := binary.BigEndian.AppendUint64(m.buf[:0], counter)
-	b = binary.BigEndian.AppendUint64(b, to.Epoch)
-	b = append(b, byte(len(to.ID)))
-	b = append(b, to.ID...)
-	m.h.Reset()
-	m.h.Write(body)
-	m.h.Write(b)
-	return m.h.Sum(m.sum[:0])[:TagLen]
-}
+// maxRecipients bounds a Sealer's cache of per-recipient keys (it is
+// emptied when full: recipients are the live members).
+const maxRecipients = 1024
 
 // Sealer appends trailers to the messages of one sender incarnation. Safe
 // for concurrent use.
 type Sealer struct {
-	self    Peer
-	mu      sync.Mutex // guards m and counter
-	m       *mac
+	keys *Keys
+	self Peer
+	salt [SaltLen]byte
+
+	mu      sync.Mutex // guards aeads, lastTo, lastG, counter and nonce
+	aeads   map[Peer]cipher.AEAD
+	lastTo  Peer
+	lastG   cipher.AEAD
 	counter uint64
+	nonce   [NonceLen]byte
 }
 
 // NewSealer returns the sealer of self (this node's id and epoch), keyed by
@@ -144,7 +148,12 @@ func (k *Keys) NewSealer(self Peer) (*Sealer, error) {
 	if !self.valid() {
 		return nil, fmt.Errorf("%w: %q", ErrBadPeer, self.ID)
 	}
-	return &Sealer{self: self, m: newMAC(k.senderKey(0, self))}, nil
+	s := &Sealer{keys: k, self: self, aeads: map[Peer]cipher.AEAD{}}
+	if _, err := rand.Read(s.salt[:]); err != nil {
+		return nil, fmt.Errorf("auth: salt: %w", err)
+	}
+	copy(s.nonce[:], s.salt[:])
+	return s, nil
 }
 
 // Self returns the incarnation this sealer signs for.
@@ -152,7 +161,7 @@ func (s *Sealer) Self() Peer { return s.self }
 
 // Seal appends the trailer for recipient to to msg, whose whole content is
 // the message body, and returns the extended slice. It does not allocate
-// when msg has room for TrailerLen more bytes.
+// when msg has room for TrailerLen more bytes and to was sealed for before.
 func (s *Sealer) Seal(msg []byte, to Peer) ([]byte, error) {
 	if !to.valid() {
 		return msg, fmt.Errorf("%w: %q", ErrBadPeer, to.ID)
@@ -162,10 +171,24 @@ func (s *Sealer) Seal(msg []byte, to Peer) ([]byte, error) {
 	if s.counter == ^uint64(0) {
 		return msg, ErrExhausted
 	}
+	g := s.lastG
+	if to != s.lastTo || g == nil { // most messages go to the last recipient: no map hash
+		g = s.aeads[to]
+	}
+	if g == nil {
+		if len(s.aeads) >= maxRecipients {
+			clear(s.aeads)
+		}
+		g = s.keys.pairAEAD(0, s.self, to)
+		s.aeads[to] = g
+	}
+	s.lastTo, s.lastG = to, g
 	s.counter++
-	tag := s.m.tag(msg, s.counter, to)
-	msg = binary.BigEndian.AppendUint64(msg, s.counter)
-	return append(msg, tag...), nil
+	binary.BigEndian.PutUint64(s.nonce[SaltLen:], s.counter)
+	body := len(msg)
+	msg = append(msg, s.nonce[:]...)
+	// The tag goes after the nonce; the body is the additional data.
+	return g.Seal(msg, s.nonce[:], nil, msg[:body]), nil
 }
 
 // Body returns msg without its trailer, or false when msg is too short to
@@ -196,8 +219,9 @@ type Verifier struct {
 	self Peer
 	max  int
 
-	mu      sync.Mutex // guards senders
+	mu      sync.Mutex // guards senders and scratch
 	senders map[string]*senderState
+	scratch [0]byte // Open's destination: the plaintext is empty
 
 	stats struct {
 		ok, short, badTag, replay, stale, badPeer, full atomic.Uint64
@@ -207,10 +231,9 @@ type Verifier struct {
 // senderState is the authenticated state of one sender: its newest
 // authenticated epoch, the key that verified it, and its replay window.
 type senderState struct {
-	epoch  uint64
-	keyIdx int
-	m      *mac
-	win    window
+	epoch uint64
+	aead  cipher.AEAD
+	win   window
 }
 
 // NewVerifier returns the verifier of messages sent to self.
@@ -231,12 +254,12 @@ func (k *Keys) NewVerifier(self Peer, cfg VerifierConfig) (*Verifier, error) {
 func (v *Verifier) Self() Peer { return v.self }
 
 // Verify checks msg (body and trailer) as a message from sender to this
-// verifier's node: the tag must verify under sender's key, the sender's
-// epoch must not be older than one already authenticated, and its counter
-// must not have been seen (within Window below the highest). Only then is
-// the counter recorded. On failure it returns an error wrapping one of
-// ErrShort, ErrBadPeer, ErrStaleEpoch, ErrBadTag, ErrReplay or
-// ErrTooManyPeer, counts it, and changes nothing.
+// verifier's node: the tag must verify under the key of (sender, this
+// node), the sender's epoch must not be older than one already
+// authenticated, and its counter must not have been seen (within Window
+// below the highest). Only then is the counter recorded. On failure it
+// returns an error wrapping one of ErrShort, ErrBadPeer, ErrStaleEpoch,
+// ErrBadTag, ErrReplay or ErrTooManyPeer, counts it, and changes nothing.
 func (v *Verifier) Verify(msg []byte, from Peer) error {
 	if len(msg) < TrailerLen {
 		v.stats.short.Add(1)
@@ -247,8 +270,9 @@ func (v *Verifier) Verify(msg []byte, from Peer) error {
 		return ErrBadPeer
 	}
 	body := msg[:len(msg)-TrailerLen]
-	counter := binary.BigEndian.Uint64(msg[len(body):])
-	got := msg[len(body)+CounterLen:]
+	nonce := msg[len(body) : len(body)+NonceLen]
+	tag := msg[len(body)+NonceLen:]
+	counter := binary.BigEndian.Uint64(nonce[SaltLen:])
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -258,7 +282,7 @@ func (v *Verifier) Verify(msg []byte, from Peer) error {
 		return ErrStaleEpoch
 	}
 	if st != nil && from.Epoch == st.epoch {
-		if !hmac.Equal(st.m.tag(body, counter, v.self), got) {
+		if _, err := st.aead.Open(v.scratch[:0], nonce, tag, body); err != nil {
 			v.stats.badTag.Add(1)
 			return ErrBadTag
 		}
@@ -278,11 +302,11 @@ func (v *Verifier) Verify(msg []byte, from Peer) error {
 		return ErrTooManyPeer
 	}
 	for i := range v.keys.prks {
-		m := newMAC(v.keys.senderKey(i, from))
-		if !hmac.Equal(m.tag(body, counter, v.self), got) {
+		g := v.keys.pairAEAD(i, from, v.self)
+		if _, err := g.Open(v.scratch[:0], nonce, tag, body); err != nil {
 			continue
 		}
-		ns := &senderState{epoch: from.Epoch, keyIdx: i, m: m}
+		ns := &senderState{epoch: from.Epoch, aead: g}
 		if !ns.win.fresh(counter) {
 			v.stats.replay.Add(1)
 			return ErrReplay
