@@ -236,8 +236,10 @@ func (w *mmsgWriter) flush() {
 			}
 		})
 		if err == nil && w.msgs[sent].hdr.Controllen != 0 &&
-			(errno == syscall.EIO || errno == syscall.EINVAL || errno == syscall.ENOPROTOOPT || errno == syscall.EOPNOTSUPP) {
-			// GSO refused (no checksum offload on the route, old kernel):
+			(errno == syscall.EIO || errno == syscall.EINVAL || errno == syscall.EMSGSIZE || errno == syscall.ENOPROTOOPT || errno == syscall.EOPNOTSUPP) {
+			// GSO refused (no checksum offload on the route, old kernel,
+			// or EMSGSIZE: a segment larger than the route MTU, which
+			// the kernel fragments only when sent as a datagram of its own):
 			// send one datagram per entry from now on.
 			w.gso = false
 			w.split(sent)
