@@ -23,6 +23,7 @@ func TestAdvertiseOneHostWhenBindingAll(t *testing.T) {
 			"DATA_ENDPOINT": "0.0.0.0:" + strconv.Itoa(dp),
 			"METRICS_ADDR":  "127.0.0.1:0",
 			"DATA_DIR":      t.TempDir(),
+			"CLUSTER_KEY":   keySample,
 		}[k]
 	}, io.Discard)
 	if err != nil {
