@@ -55,6 +55,10 @@ func (c *Cluster) holderNames(epoch, version uint64) map[string]bool {
 	return out
 }
 
+// keeperRecheck is how often the keeper re-checks the holders without a
+// change of the view.
+const keeperRecheck = time.Second
+
 // keeperGC is how often the keeper looks for replicas of retired nodes.
 func (c *Cluster) keeperGC() time.Duration {
 	return min(max(c.cfg.ReplicaRetention/10, 10*time.Millisecond), time.Minute)
@@ -63,6 +67,11 @@ func (c *Cluster) keeperGC() time.Duration {
 // keep runs after Start until Close (see above).
 func (c *Cluster) keep() {
 	_, changed := c.viewChanged()
+	// Also re-check every keeperRecheck: a re-replication push that failed
+	// (a peer too slow to answer) is retried without waiting for the view
+	// to change again.
+	recheck := time.NewTicker(keeperRecheck)
+	defer recheck.Stop()
 	var gcC <-chan time.Time
 	if c.cfg.ReplicaRetention > 0 {
 		t := time.NewTicker(c.keeperGC())
@@ -75,6 +84,8 @@ func (c *Cluster) keep() {
 			return
 		case <-changed:
 			_, changed = c.viewChanged()
+			c.rereplicate()
+		case <-recheck.C:
 			c.rereplicate()
 		case <-gcC:
 			c.collectReplicas(time.Now())
