@@ -76,6 +76,7 @@ type PublicationStats struct {
 	BackPressureEvents uint64 // Offers refused with ErrBackPressured
 	NotConnectedEvents uint64 // Offers refused with ErrNotConnected
 	InvalidFrames      uint64 // datagrams dropped on the publication socket
+	SendErrors         uint64 // datagrams the socket refused to send
 }
 
 // SubscriptionStats are a subscription's counters and images.
@@ -132,6 +133,13 @@ type DriverStats struct {
 	// removed to admit a new session (see Config.ReceiveBufferBudget).
 	RejectedSetups uint64
 	EvictedImages  uint64
+	// SocketErrors counts socket reads that failed with an error other
+	// than a timeout or a closed socket; the loop that got one backs off
+	// (1 ms doubling to 100 ms) and logs at most once a second.
+	SocketErrors uint64
+	// SendErrors counts datagrams a socket refused to send (data, SETUP,
+	// heartbeats, SMs, NAKs); the protocol's timers resend what matters.
+	SendErrors uint64
 	// PendingImages counts sessions that sent a SETUP but no frame yet:
 	// they hold no log memory and are not images of a subscription.
 	PendingImages int

@@ -81,6 +81,7 @@ func (p *Publication) sendLoop() {
 // and answers NAKs at once.
 func (p *Publication) controlLoop() {
 	buf := make([]byte, 2048)
+	pace := errPacer{where: "publication " + p.conn.localAddr().String()}
 	for {
 		n, _, err := p.conn.readFrom(buf)
 		if err != nil {
@@ -92,8 +93,12 @@ func (p *Publication) controlLoop() {
 				return
 			default:
 			}
+			if !isTimeout(err) && !pace.fail(p.d, err, p.stop) {
+				return
+			}
 			continue
 		}
+		pace.ok()
 		now := p.d.now()
 		p.sndMu.Lock()
 		p.snd.onControl(buf[:n], now, p.out)
@@ -127,6 +132,7 @@ func (e *endpoint) loop() {
 	var sigs []*Subscription
 	var direct *image // read its next datagram into its log (see directSlot)
 	var scratch []byte
+	pace := errPacer{where: "endpoint " + e.addr.String()}
 	addSig := func(b []byte) {
 		if len(b) > hdrLen && (getType(b) == typeData || getType(b) == typePad) {
 			if s := e.subs[getI32(b, 16)]; s != nil && (len(sigs) == 0 || sigs[len(sigs)-1] != s) {
@@ -157,10 +163,13 @@ func (e *endpoint) loop() {
 			n, err = rd.read()
 		}
 		if err != nil && !isTimeout(err) {
-			if isClosed(err) {
+			if isClosed(err) || !pace.fail(e.d, err, e.d.done) {
 				return
 			}
 			continue
+		}
+		if err == nil {
+			pace.ok()
 		}
 		now := e.d.now()
 		sigs = sigs[:0]

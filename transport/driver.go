@@ -37,6 +37,9 @@ type Driver struct {
 	retired   DriverStats // counters of closed publications and subscriptions
 	budget    *memBudget  // receive log memory of every image
 
+	socketErrors atomic.Uint64 // failed socket reads (see errPacer)
+	sendErrors   atomic.Uint64 // failed SM/NAK sends of endpoints
+
 	wg   sync.WaitGroup
 	done chan struct{}
 }
@@ -346,7 +349,11 @@ func (d *Driver) AddSubscription(channel string, streamID int32, opts ...Subscri
 		addr = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
 		e = &endpoint{d: d, addr: addr, conn: conn, subs: make(map[int32]*Subscription), rcvBuf: conn.rcvBufSize()}
 		e.core = newRecvEndpoint(int64(d.randU64() | 1))
-		e.out = func(b []byte, to netip.AddrPort) { _ = e.conn.writeTo(b, to) }
+		e.out = func(b []byte, to netip.AddrPort) {
+			if e.conn.writeTo(b, to) != nil {
+				d.sendErrors.Add(1)
+			}
+		}
 		d.endpoints[addr] = e
 		d.goRun(e.loop)
 	}
@@ -433,6 +440,8 @@ func (d *Driver) Stats() DriverStats {
 		e.mu.Unlock()
 	}
 	out.ReceiveBufferBytes = d.budget.used.Load()
+	out.SocketErrors = d.socketErrors.Load()
+	out.SendErrors += d.sendErrors.Load()
 	return out
 }
 
@@ -445,6 +454,7 @@ func addPubStats(out *DriverStats, ps PublicationStats) {
 	out.Retransmits += ps.Retransmits
 	out.HeartbeatsSent += ps.HeartbeatsSent
 	out.BackPressure += ps.BackPressureEvents
+	out.SendErrors += ps.SendErrors
 	if ps.InvalidFrames > 0 {
 		if out.InvalidDatagrams == nil {
 			out.InvalidDatagrams = map[string]uint64{}
@@ -662,6 +672,7 @@ func (p *Publication) Stats() PublicationStats {
 	p.sndMu.Lock()
 	c := p.snd.c
 	st.SenderPosition, st.SenderLimit = p.snd.pos, p.snd.limit
+	st.SendErrors = p.bw.errors()
 	p.sndMu.Unlock()
 	st.FramesSent, st.BytesSent, st.DatagramsSent = c.framesSent, c.bytesSent, c.datagramsSent
 	st.SetupsSent, st.HeartbeatsSent = c.setupsSent, c.heartbeatsSent
