@@ -773,10 +773,11 @@ type Subscription struct {
 	stream   *streamSub
 	ipc      *ipcStream
 
-	notify   chan struct{}
-	closedCh chan struct{}
-	closed   atomic.Bool
-	once     sync.Once
+	notify    chan struct{}
+	closedCh  chan struct{}
+	closed    atomic.Bool
+	once      sync.Once // markClosed
+	closeOnce sync.Once // Close
 
 	images atomic.Pointer[[]*subImage]
 	imgMu  sync.Mutex // guards writes of images and retired
@@ -1026,8 +1027,14 @@ func addImageCounters(dst, src *imageCounters) {
 // away. The endpoint socket closes once its last subscription and image
 // are gone.
 func (s *Subscription) Close() error {
+	// Concurrent callers wait for the first one to finish.
+	s.closeOnce.Do(s.close)
+	return nil
+}
+
+func (s *Subscription) close() {
 	if s.closed.Load() {
-		return nil
+		return // the driver closed it
 	}
 	d := s.d
 	st := s.Stats()
@@ -1046,7 +1053,7 @@ func (s *Subscription) Close() error {
 			s.dropIPCImage(si)
 		}
 		s.markClosed()
-		return nil
+		return
 	}
 	e := s.ep
 	e.mu.Lock()
@@ -1061,5 +1068,4 @@ func (s *Subscription) Close() error {
 	addSubStats(&d.retired, st)
 	d.mu.Unlock()
 	s.markClosed()
-	return nil
 }
