@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,5 +54,63 @@ func TestConcurrentSubscriptionClose(t *testing.T) {
 				t.Fatalf("subscription stats after close: %+v", st)
 			}
 		})
+	}
+}
+
+// TestDriverCloseDrains: Driver.Close lets its publications send what was
+// offered and end the stream — the subscriber gets every message and sees
+// end of stream — and returns within the linger when nobody acknowledges.
+func TestDriverCloseDrains(t *testing.T) {
+	checkNoLeak(t)
+	cfg := testConfig()
+	ds := newTestDriver(t, cfg)
+	c := collect(t, ds, "aeron:udp?endpoint=127.0.0.1:0|rcv-wnd=65536", 4)
+	dp, err := NewDriver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := dp.AddPublication("aeron:udp?endpoint="+c.sub.LocalAddr(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]string, 3000)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("%04d%s", i, strings.Repeat("x", 500))
+	}
+	offerAll(t, pub, msgs...)
+	if st := pub.Stats(); st.SenderPosition >= st.Position {
+		t.Logf("everything sent before Close (%d/%d): the drain is not exercised", st.SenderPosition, st.Position)
+	}
+	if err := dp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "every message", func() bool { return c.count() == len(msgs) })
+	eventually(t, 10*time.Second, "end of stream", func() bool {
+		_, _, _, un := c.snapshot()
+		return len(un) == 1 && un[0].EndOfStream
+	})
+	got, _, _, _ := c.snapshot()
+	for i := range got {
+		if got[i] != msgs[i] {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+
+	// Nobody acknowledges: Close gives up after the linger.
+	ds2, err := NewDriver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := collect(t, ds2, "aeron:udp?endpoint=127.0.0.1:0", 4)
+	dp2 := newTestDriver(t, cfg)
+	pub2, _ := dp2.AddPublication("aeron:udp?endpoint="+c2.sub.LocalAddr(), 4)
+	offerAll(t, pub2, "x")
+	eventually(t, 10*time.Second, "x", func() bool { return c2.count() == 1 })
+	c2.close()
+	ds2.Close()
+	start := time.Now()
+	dp2.Close()
+	if el := time.Since(start); el > cfg.PublicationLinger+time.Second {
+		t.Fatalf("Close took %v, linger %v", el, cfg.PublicationLinger)
 	}
 }

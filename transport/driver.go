@@ -98,8 +98,10 @@ func (d *Driver) goRun(f func()) {
 	}()
 }
 
-// Close closes every publication (without lingering) and subscription,
-// stops every goroutine and closes every socket. Safe to call twice.
+// Close closes the driver. Its UDP publications first drain what was
+// offered and end their streams as Publication.Close does; Close waits for
+// that at most the longest publication linger, then stops every goroutine
+// and closes every socket and subscription. Safe to call twice.
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -113,6 +115,31 @@ func (d *Driver) Close() error {
 	for p := range d.pubs {
 		pubs = append(pubs, p)
 	}
+	d.mu.Unlock()
+
+	var linger time.Duration
+	for _, p := range pubs {
+		if p.conn != nil {
+			linger = max(linger, p.linger)
+		}
+		_ = p.Close()
+	}
+	deadline := time.NewTimer(linger)
+	defer deadline.Stop()
+	for _, p := range pubs {
+		if p.conn == nil {
+			continue
+		}
+		select {
+		case <-p.stop: // finished: the send loop closed the socket
+		case <-deadline.C:
+			deadline.Reset(0)
+		}
+		p.stopOnce.Do(func() { close(p.stop) })
+		_ = p.conn.close()
+	}
+
+	d.mu.Lock()
 	var eps []*endpoint
 	for _, e := range d.endpoints {
 		eps = append(eps, e)
@@ -122,13 +149,6 @@ func (d *Driver) Close() error {
 		subs = append(subs, s)
 	}
 	d.mu.Unlock()
-	for _, p := range pubs {
-		p.closed.Store(true)
-		if p.conn != nil {
-			p.stopOnce.Do(func() { close(p.stop) })
-			_ = p.conn.close()
-		}
-	}
 	for _, s := range subs {
 		s.markClosed()
 	}
@@ -186,6 +206,7 @@ func (d *Driver) AddPublication(channel string, streamID int32) (*Publication, e
 	}
 	p := &Publication{
 		d:          d,
+		linger:     linger,
 		channel:    channel,
 		streamID:   streamID,
 		sessionID:  sessionID,
@@ -489,6 +510,7 @@ type Publication struct {
 	maxMsg     int
 	maxPayload int
 	pubWindow  int64
+	linger     time.Duration // end-of-stream bound (UDP)
 
 	mu           sync.Mutex // guards app and the offer counters
 	app          termAppender
