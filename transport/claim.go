@@ -27,7 +27,7 @@ func (c *BufferClaim) Commit() error {
 	p.producerPos.Store(c.newPos)
 	p.offered++
 	p.mu.Unlock()
-	p.afterAppend()
+	p.media.afterAppend()
 	return nil
 }
 
@@ -41,7 +41,7 @@ func (c *BufferClaim) Abort() error {
 	le.PutUint16(c.frame[6:], uint16(typePad))
 	p.producerPos.Store(c.newPos)
 	p.mu.Unlock()
-	p.afterAppend()
+	p.media.afterAppend()
 	return nil
 }
 

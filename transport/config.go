@@ -115,6 +115,17 @@ type Config struct {
 	MaxImagesPerSource   int
 	ReceiveBufferBudget  int64
 
+	// GSO lets a publication hand runs of equal-sized datagrams to the
+	// kernel as one UDP GSO buffer (Linux ≥ 4.18; the wire sees the same
+	// datagrams). It falls back by itself where the kernel or route
+	// refuses. Default true; false is for comparisons.
+	GSO bool
+	// DirectReadMin: data datagrams at least this long are read straight
+	// into their image's log while they keep arriving in order (one system
+	// call per datagram, no copy); shorter ones are read in batches and
+	// copied. 0 never reads in place. Default 16 KiB.
+	DirectReadMin int
+
 	// SpinIdle makes publication send goroutines spin (with
 	// runtime.Gosched) instead of blocking when idle; receive endpoints
 	// always block on their socket. It can lower latency when cores are
@@ -154,6 +165,8 @@ func DefaultConfig() Config {
 		MaxReceiveTermLength: 64 << 20,
 		MaxImagesPerEndpoint: 64,
 		MaxImagesPerSource:   16,
+		GSO:                  true,
+		DirectReadMin:        16 << 10,
 		ReceiveBufferBudget:  512 << 20,
 	}
 }
@@ -201,6 +214,8 @@ func (c *Config) validate() error {
 		return bad("MaxImagesPerSource", c.MaxImagesPerSource, "must not be negative")
 	case c.ReceiveBufferBudget < 0:
 		return bad("ReceiveBufferBudget", c.ReceiveBufferBudget, "must not be negative")
+	case c.DirectReadMin < 0:
+		return bad("DirectReadMin", c.DirectReadMin, "must not be negative")
 	case c.PendingSetupHold < 0:
 		return bad("PendingSetupHold", c.PendingSetupHold, "must not be negative")
 	}

@@ -2,7 +2,7 @@
 // protocol with the media driver embedded in the process. A steadfast
 // publication can be received by a real Aeron subscriber through a real Aeron
 // media driver, and a real Aeron publication can be received by a steadfast
-// subscription (see ../shared/docs/aeron-wire.md).
+// subscription (see docs/aeron-wire.md in the repository).
 //
 // # Usage
 //
@@ -59,15 +59,18 @@
 // except that Subscription.Poll must be called by one goroutine at a time.
 // Image handlers are called from a driver goroutine, never concurrently for
 // one subscription, and must not block or call Driver.Close.
-// Driver.Close stops every goroutine the driver started and closes every
-// socket; it is safe to call twice.
+// Driver.Close first lets its UDP publications send what was offered and
+// end their streams (bounded by the longest publication linger), then
+// stops every goroutine the driver started and closes every socket; it is
+// safe to call twice.
 //
 // # Design
 //
 // The protocol core (frame.go, term.go, sender.go, receiver.go, flow.go) is
 // pure: it takes the current time as an argument and hands the datagrams to
-// send to a callback; it owns no socket, clock or goroutine. The conductor
-// (conductor.go) drives it; udp.go owns the sockets, driver.go the API.
+// send to a callback; it owns no socket, clock or goroutine. Thin shells
+// drive it: publication_udp.go (sender), endpoint.go (receiver), ipc.go;
+// udp.go owns the sockets, driver.go the driver's lifecycle.
 // Per publication a send goroutine waits for offers, status messages and
 // timers, and a control goroutine blocks on the publication's socket; per
 // subscribed endpoint one goroutine blocks on the socket with a read deadline

@@ -288,19 +288,17 @@ func TestSeveralPublishersOneSubscription(t *testing.T) {
 
 // TestLossyRelay streams through a UDP relay on 127.0.0.1 that drops,
 // duplicates and reorders datagrams in both directions. With MTU 65504
-// and a low directMin the receiver also reads in-order datagrams straight
+// and a low DirectReadMin the receiver also reads in-order datagrams straight
 // into the image (and must recover when a datagram read there belongs
 // elsewhere).
 func TestLossyRelay(t *testing.T) {
 	for _, mtu := range []int{1408, 65504} {
 		t.Run(fmt.Sprintf("mtu%d", mtu), func(t *testing.T) {
-			if mtu > 8192 {
-				old := directMin
-				directMin = 2048
-				t.Cleanup(func() { directMin = old }) // after the drivers closed
-			}
 			checkNoLeak(t)
 			cfg := testConfig()
+			if mtu > 8192 {
+				cfg.DirectReadMin = 2048
+			}
 			ds := newTestDriver(t, cfg)
 			sub, err := ds.AddSubscription("aeron:udp?endpoint=127.0.0.1:0", 6)
 			if err != nil {
@@ -325,9 +323,10 @@ func TestLossyRelay(t *testing.T) {
 					relay.dropped.Load(), relay.duplicated.Load(), relay.reordered.Load(), ps)
 			}
 			if mtu > 8192 {
-				sub.ep.mu.Lock()
-				inPlace, dgrams := sub.ep.core.c.inPlace, sub.ep.core.c.datagrams
-				sub.ep.mu.Unlock()
+				ep := sub.media.(*udpSubscription).ep
+				ep.mu.Lock()
+				inPlace, dgrams := ep.core.c.inPlace, ep.core.c.datagrams
+				ep.mu.Unlock()
 				if inPlace == 0 || inPlace == dgrams {
 					t.Fatalf("in-place reads not exercised: %d of %d datagrams", inPlace, dgrams)
 				}

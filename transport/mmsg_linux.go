@@ -139,10 +139,9 @@ const (
 
 var cmsgSpace = syscall.CmsgSpace(2)
 
-// useGSO lets tests and benchmarks compare with GSO off.
-var useGSO = true
-
-func newDatagramWriter(u *udpConn, to netip.AddrPort) datagramWriter {
+// newDatagramWriter returns a writer to to; gso allows UDP GSO where the
+// socket supports it (Config.GSO).
+func newDatagramWriter(u *udpConn, to netip.AddrPort, gso bool) datagramWriter {
 	rc, err := u.c.SyscallConn()
 	if err != nil {
 		return newSimpleWriter(u, to)
@@ -173,7 +172,7 @@ func newDatagramWriter(u *udpConn, to netip.AddrPort) datagramWriter {
 	}
 	_ = rc.Control(func(fd uintptr) {
 		_, err := syscall.GetsockoptInt(int(fd), solUDP, udpSegment)
-		w.gso = useGSO && err == nil
+		w.gso = gso && err == nil
 	})
 	return w
 }

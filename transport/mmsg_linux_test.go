@@ -26,7 +26,7 @@ func TestDatagramWriterBatches(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sc.close()
-			w := newDatagramWriter(sc, rc.localAddr()).(*mmsgWriter)
+			w := newDatagramWriter(sc, rc.localAddr(), true).(*mmsgWriter)
 			if mode == "plain" {
 				w.gso = false
 			} else if !w.gso {

@@ -6,6 +6,6 @@ import "net/netip"
 
 func newDatagramReader(u *udpConn, size int) datagramReader { return newSimpleReader(u, size) }
 
-func newDatagramWriter(u *udpConn, to netip.AddrPort) datagramWriter {
+func newDatagramWriter(u *udpConn, to netip.AddrPort, _ bool) datagramWriter {
 	return newSimpleWriter(u, to)
 }

@@ -70,9 +70,9 @@ func TestSocketErrorsBackOff(t *testing.T) {
 	offerAll(t, pub, "before")
 	eventually(t, 10*time.Second, "delivery", func() bool { return c.count() == 1 })
 	d.mu.Lock()
-	breakSocket(t, c.sub.ep.conn)
+	breakSocket(t, c.sub.media.(*udpSubscription).ep.conn)
 	d.mu.Unlock()
-	breakSocket(t, pub.conn)
+	breakSocket(t, pub.media.(*udpPublication).conn)
 	time.Sleep(time.Second)
 	st := d.Stats()
 	// The sender's heartbeats and the endpoint's SMs fail too.
