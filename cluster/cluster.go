@@ -97,6 +97,7 @@ type counters struct {
 	inboxBytes                                                      atomic.Int64
 	lastSave                                                        atomic.Int64
 	lastSaveBytes                                                   atomic.Int64
+	rtt                                                             durHist // replication round trips (status.go)
 
 	rejectMu sync.Mutex
 	rejects  map[string]uint64 // guarded by rejectMu

@@ -170,6 +170,7 @@ func (c *Cluster) Save(ctx context.Context, snap *codec.Snapshot) (Durable, erro
 // push sends one snapshot to one peer and waits for its acknowledgement.
 func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw []byte) error {
 	c.st.sent.Add(1)
+	t0 := time.Now()
 	rep, err := c.request(ctx, p, func(req uint64) []byte {
 		return (&pushMsg{req: req, from: c.replyTo(), nodeID: snap.NodeID, epoch: snap.Epoch, snapshot: raw}).encode()
 	})
@@ -188,6 +189,7 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 		return fmt.Errorf("rejected: %s (peer holds %d/%d)", ack.reason, ack.heldEpoch, ack.heldVersion)
 	}
 	c.st.acked.Add(1)
+	c.st.rtt.observe(time.Since(t0))
 	c.noteHolder(snap, p.name)
 	return nil
 }

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"slices"
+	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -107,4 +109,67 @@ func (c *Cluster) Replicas() []SnapshotInfo {
 // OwnSnapshot describes this node's newest saved snapshot (false if none).
 func (c *Cluster) OwnSnapshot() (SnapshotInfo, bool) {
 	return info(c.store.ownSnapshot())
+}
+
+// durationBuckets are the upper bounds (seconds) of the Cluster's duration
+// histograms.
+var durationBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// durHist is a lock-free duration histogram.
+type durHist struct {
+	counts [len(durationBuckets) + 1]atomic.Uint64 // per bucket, the last for +Inf
+	count  atomic.Uint64
+	sumNS  atomic.Int64
+}
+
+func (h *durHist) observe(d time.Duration) {
+	s := d.Seconds()
+	i := sort.SearchFloat64s(durationBuckets[:], s) // first bound >= s
+	h.counts[i].Add(1)
+	h.sumNS.Add(int64(d))
+	h.count.Add(1)
+}
+
+// Histogram is a snapshot of a duration histogram in seconds.
+type Histogram struct {
+	Buckets map[float64]uint64 // upper bound -> cumulative count (+Inf left out)
+	Count   uint64
+	Sum     float64
+}
+
+func (h *durHist) snapshot() Histogram {
+	out := Histogram{Buckets: make(map[float64]uint64, len(durationBuckets))}
+	var cum uint64
+	for i, le := range durationBuckets {
+		cum += h.counts[i].Load()
+		out.Buckets[le] = cum
+	}
+	// Count is at least the buckets' total (they are read one by one).
+	out.Count = max(h.count.Load(), cum+h.counts[len(durationBuckets)].Load())
+	out.Sum = time.Duration(h.sumNS.Load()).Seconds()
+	return out
+}
+
+// ReplicationRoundTrips is the histogram of snapshot pushes from request
+// to a peer's acknowledgement (acknowledged pushes only).
+func (c *Cluster) ReplicationRoundTrips() Histogram { return c.st.rtt.snapshot() }
+
+// Holders returns the node ids of the live peers that acknowledged this
+// node's newest snapshot (by push or re-replication), sorted.
+func (c *Cluster) Holders() []string {
+	own := c.store.ownSnapshot()
+	if own.snap == nil {
+		return nil
+	}
+	names := c.holderNames(own.snap.Epoch, own.snap.Version)
+	c.mu.Lock()
+	var out []string
+	for name := range names {
+		if m, ok := c.view[name]; ok {
+			out = append(out, m.NodeID)
+		}
+	}
+	c.mu.Unlock()
+	slices.Sort(out)
+	return out
 }

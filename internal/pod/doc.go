@@ -100,13 +100,14 @@
 //   - steadfast_snapshot_replica_rejects_total{reason} (counter): Peer snapshot pushes rejected, by reason.
 //   - steadfast_replicas_held (gauge): Node ids this node holds a replica snapshot for.
 //   - steadfast_replica_bytes (gauge): Total size of the replicas held.
+//   - steadfast_replication_round_trip_seconds (histogram): Snapshot pushes from request to a peer's acknowledgement.
 //   - steadfast_restore_source{source} (gauge): 1 for where this incarnation's state came from: local, peer:<id> or none.
 //   - steadfast_restore_snapshot_epoch (gauge): Epoch of the restored snapshot.
 //   - steadfast_restore_snapshot_version (gauge): Version of the restored snapshot.
-//   - steadfast_restore_seconds (gauge): Time the cluster start (join, gather, restore) took.
+//   - steadfast_restore_seconds (histogram): Cluster starts (join, gather, restore): one per incarnation.
 //   - steadfast_snapshot_version (gauge): Version of the last snapshot taken by this incarnation.
 //   - steadfast_snapshot_bytes (gauge): Size of the last snapshot's actor states.
-//   - steadfast_snapshot_duration_seconds (gauge): Time the last snapshot save (local write + first replica ack) took.
+//   - steadfast_snapshot_duration_seconds (histogram): Snapshot saves (local write + first replica ack), durable or not.
 //   - steadfast_snapshots_saved_total (counter): Snapshots written locally.
 //   - steadfast_snapshots_durable_total (counter): Snapshots reported durable (local + replica).
 //   - steadfast_snapshot_failures_total (counter): Snapshots that failed or were not durable.

@@ -227,8 +227,9 @@ type StatusSnapshot struct {
 	Version    uint64  `json:"version"`
 	Bytes      int     `json:"bytes"`
 	AgeSeconds float64 `json:"age_seconds"`
-	// Holders: the peers that acknowledged the last durable snapshot
-	// (more may hold it); DurableVersion is its version.
+	// Holders: the live peers that acknowledged this snapshot (a push or a
+	// re-replication); DurableVersion: the last version Save reported
+	// durable.
 	Holders        []string `json:"holders"`
 	DurableVersion uint64   `json:"durable_version"`
 	Saved          uint64   `json:"saved"`
@@ -305,8 +306,8 @@ func (p *Pod) Status() Status {
 			ss := &StatusSnapshot{Epoch: own.Epoch, Version: own.Version, Bytes: own.Bytes, AgeSeconds: age(now, own.Taken), Holders: []string{}}
 			if d := p.snapStat.lastDurable.Load(); d != nil {
 				ss.DurableVersion = d.Version
-				ss.Holders = append(ss.Holders, d.Replicas...)
 			}
+			ss.Holders = append(ss.Holders, p.clus.Holders()...)
 			ss.Saved, ss.Durable, ss.Failures = p.snapStat.saved.Load(), p.snapStat.durable.Load(), p.snapStat.failures.Load()
 			s.Snapshot = ss
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,6 +152,15 @@ func TestStatusEndpoints(t *testing.T) {
 	}
 	if m := scrape(t, pub.p); !strings.Contains(m, "steadfast_build_info{") {
 		t.Fatal("no steadfast_build_info in /metrics")
+	}
+	// Duration histograms: one restore per incarnation, snapshot saves and
+	// replication round trips (the subscriber pushes to the publisher).
+	m := scrape(t, sub.p)
+	for _, re := range []string{`steadfast_restore_seconds_count 1\n`, `steadfast_snapshot_duration_seconds_count [1-9]`,
+		`steadfast_replication_round_trip_seconds_count [1-9]`, `steadfast_replication_round_trip_seconds_bucket\{le="0.0005"\} \d+`} {
+		if !regexp.MustCompile(re).MatchString(m) {
+			t.Errorf("subscriber /metrics: no match for %s", re)
+		}
 	}
 }
 

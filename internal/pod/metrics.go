@@ -1,20 +1,44 @@
 package pod
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/steadfast-pods/steadfast/cluster"
 )
 
 // registerMetrics registers the pod's collector and the Go/process
 // collectors (process_resident_memory_bytes, ...) on the pod's own registry.
 func (p *Pod) registerMetrics() {
+	p.hist = podHistograms{
+		snapshotSave: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "steadfast_snapshot_duration_seconds",
+			Help: "Snapshot saves (local write + first replica ack), durable or not.", Buckets: durationBuckets}),
+		restore: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "steadfast_restore_seconds",
+			Help: "Cluster starts (join, gather, restore): one per incarnation.", Buckets: durationBuckets}),
+	}
 	p.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&podCollector{p: p},
+		p.hist.snapshotSave, p.hist.restore,
 	)
+}
+
+// podHistograms are observed by the pod as things happen (seconds).
+type podHistograms struct {
+	snapshotSave, restore prometheus.Histogram
+}
+
+// durationBuckets are the upper bounds (seconds) of the duration
+// histograms: 0.5 ms to 30 s.
+var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// histogram emits a cluster histogram snapshot.
+func (e emitter) histogram(name, help string, h cluster.Histogram) {
+	m, err := prometheus.NewConstHistogram(prometheus.NewDesc(name, help, nil, nil), h.Count, h.Sum, h.Buckets)
+	if err == nil {
+		e.ch <- m
+	}
 }
 
 // podCollector reads every steadfast_* metric at scrape time from the
@@ -100,6 +124,7 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		e.gauge("steadfast_replicas_held", "Node ids this node holds a replica snapshot for.", float64(cs.ReplicasHeld))
 		e.gauge("steadfast_replica_bytes", "Total size of the replicas held.", float64(cs.ReplicaBytes))
+		e.histogram("steadfast_replication_round_trip_seconds", "Snapshot pushes from request to a peer's acknowledgement.", cl.ReplicationRoundTrips())
 	}
 	if b := run.boot; b != nil {
 		e.gauge("steadfast_restore_source", "1 for where this incarnation's state came from: local, peer:<id> or none.", 1, "source", b.Source)
@@ -107,11 +132,9 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 			e.gauge("steadfast_restore_snapshot_epoch", "Epoch of the restored snapshot.", float64(b.Snapshot.Epoch))
 			e.gauge("steadfast_restore_snapshot_version", "Version of the restored snapshot.", float64(b.Snapshot.Version))
 		}
-		e.gauge("steadfast_restore_seconds", "Time the cluster start (join, gather, restore) took.", b.Took.Seconds())
 	}
 	e.gauge("steadfast_snapshot_version", "Version of the last snapshot taken by this incarnation.", float64(p.snapStat.version.Load()))
 	e.gauge("steadfast_snapshot_bytes", "Size of the last snapshot's actor states.", float64(p.snapStat.bytes.Load()))
-	e.gauge("steadfast_snapshot_duration_seconds", "Time the last snapshot save (local write + first replica ack) took.", time.Duration(p.snapStat.took.Load()).Seconds())
 	e.counter("steadfast_snapshots_saved_total", "Snapshots written locally.", float64(p.snapStat.saved.Load()))
 	e.counter("steadfast_snapshots_durable_total", "Snapshots reported durable (local + replica).", float64(p.snapStat.durable.Load()))
 	e.counter("steadfast_snapshot_failures_total", "Snapshots that failed or were not durable.", float64(p.snapStat.failures.Load()))

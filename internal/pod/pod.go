@@ -96,6 +96,7 @@ type Pod struct {
 	snapMu     sync.Mutex // serialises Save calls; guards snapVer and snapWarned
 	snapWarned time.Time
 	snapStat   snapStats
+	hist       podHistograms // metrics.go
 	wg         sync.WaitGroup
 
 	pubSide *publisher  // publisher pods
@@ -332,6 +333,7 @@ func (p *Pod) Run(ctx context.Context) error {
 	}
 	p.boot = boot
 	p.epoch.Store(boot.Epoch)
+	p.hist.restore.Observe(boot.Took.Seconds())
 	if err := p.auth.start(p.id, boot.Epoch); err != nil {
 		return err
 	}
@@ -540,6 +542,7 @@ func (p *Pod) snapshot(ctx context.Context) bool {
 	t0 := time.Now()
 	d, err := p.clus.Save(ctx, snap)
 	p.snapStat.took.Store(int64(time.Since(t0)))
+	p.hist.snapshotSave.Observe(time.Since(t0).Seconds())
 	p.snapStat.version.Store(p.snapVer)
 	size := 0
 	for k, v := range states {
