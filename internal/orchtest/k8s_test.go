@@ -127,7 +127,7 @@ func decodeManifest(y []byte) (*manifest, error) {
 type checkOpts struct {
 	envVars   map[string]map[string]bool // per role: the variables the pod reads (--help)
 	namespace string                     // every object in it ("" = none set)
-	wantKey   bool                       // CLUSTER_KEY from a Secret on every pod
+	wantKey   bool                       // CLUSTER_KEY from a Secret on every pod (the pods refuse to start without a key)
 }
 
 // Well-known values the checks compare with.
@@ -189,6 +189,9 @@ func podEnv(s *appsv1.StatefulSet, c *corev1.Container, vars map[string]bool, o 
 				errs = append(errs, fmt.Errorf("statefulset %s: CLUSTER_KEY's Secret is optional: a pod would start without encryption", s.Name))
 			}
 			env[e.Name] = keySample
+		case e.Name == "INSECURE":
+			errs = append(errs, fmt.Errorf("statefulset %s: INSECURE set: the pods would run without authentication", s.Name))
+			env[e.Name] = e.Value
 		case vf != nil:
 			errs = append(errs, fmt.Errorf("statefulset %s: env %s from %+v: only NODE_ID, ADVERTISE and CLUSTER_KEY are expected to come from elsewhere", s.Name, e.Name, vf))
 		default:
@@ -587,7 +590,7 @@ func protoOf(p corev1.Protocol) corev1.Protocol {
 func renderings(t testing.TB) map[string]checkOpts {
 	vars := podEnvVars(t)
 	return map[string]checkOpts{
-		k8sBase:       {envVars: vars},
+		k8sBase:       {envVars: vars, wantKey: true},
 		k8sProduction: {envVars: vars, namespace: "steadfast", wantKey: true},
 	}
 }
@@ -713,8 +716,12 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 			setEnv(ctr(m, "publisher"), "CLUSTER_KEY", corev1.EnvVar{Name: "CLUSTER_KEY", Value: keySample})
 		}, "CLUSTER_KEY inlined"},
 		{"key optional", func(m *manifest) {
-			ctr(m, "publisher").Env[len(ctr(m, "publisher").Env)-1].ValueFrom.SecretKeyRef.Optional = &tr
+			c := ctr(m, "publisher")
+			c.Env[slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "CLUSTER_KEY" })].ValueFrom.SecretKeyRef.Optional = &tr
 		}, "optional"},
+		{"insecure", func(m *manifest) {
+			setEnv(ctr(m, "subscriber"), "INSECURE", corev1.EnvVar{Name: "INSECURE", Value: "true"})
+		}, "without authentication"},
 		{"key missing", func(m *manifest) { dropEnv(ctr(m, "subscriber"), "CLUSTER_KEY") }, "no CLUSTER_KEY"},
 		{"Secret committed", func(m *manifest) {
 			m.secrets = append(m.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "steadfast-cluster-key"}})
