@@ -165,6 +165,13 @@ func New(cfg Config) (*Cluster, error) {
 	mlc.Label = cfg.Label
 	mlc.SecretKey = cfg.ClusterKey
 	mlc.Keyring = nil
+	if len(cfg.ExtraKeys) > 0 { // a key rotation: ClusterKey encrypts, every key decrypts
+		kr, err := memberlist.NewKeyring(cfg.ExtraKeys, cfg.ClusterKey)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: keyring: %w", err)
+		}
+		mlc.Keyring = kr
+	}
 	mlc.LogOutput = nil
 	mlc.Logger = log.New(slogWriter{log: lg, lim: c.lim}, "", 0)
 	d := &delegate{c: c}

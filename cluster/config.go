@@ -87,6 +87,10 @@ type Config struct {
 	// see KeyFrom. Nil disables encryption, which lets anyone on the
 	// network join and inject messages: only for tests and local runs.
 	ClusterKey []byte
+	// ExtraKeys are further gossip keys accepted while a key is rotated
+	// (memberlist's keyring): gossip is encrypted with ClusterKey and
+	// decrypted with any of them. Each 16, 24 or 32 bytes; needs ClusterKey.
+	ExtraKeys [][]byte
 	// Label is put on every gossip packet and stream; nodes with another
 	// label ignore them. Defaults to DefaultLabel.
 	Label string
@@ -281,6 +285,12 @@ func (c *Config) validate() error {
 	}
 	if err := checkKey(c.ClusterKey); err != nil {
 		errs = append(errs, err)
+	}
+	for _, k := range c.ExtraKeys {
+		if err := checkKey(k); err != nil || len(k) == 0 || len(c.ClusterKey) == 0 {
+			errs = append(errs, fmt.Errorf("%w: extra keys need a cluster key and 16, 24 or 32 bytes each", ErrBadKey))
+			break
+		}
 	}
 	if c.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("replicas %d: want at least 1", c.Replicas))

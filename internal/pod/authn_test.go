@@ -184,3 +184,47 @@ func TestDataPlaneAttacksInProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyRotation: mid-rotation, a publisher that sends with the new key
+// (keys "NEW,OLD") and a subscriber that still sends with the old one
+// ("OLD,NEW") gossip (memberlist's keyring) and stream to each other: the
+// stream ends exactly once, every data-plane message verified.
+func TestKeyRotation(t *testing.T) {
+	oldKey, newKey := testKey, []byte("steadfast-NEW-key-of-32-bytes!!!")
+	mn := newMemNet()
+	pc := baseConfig(t, Publisher, "pub-1", "127.0.0.1:1")
+	pc.Beats, pc.Batch = 100, 10
+	pc.Insecure, pc.ClusterKey, pc.ExtraKeys = false, newKey, [][]byte{oldKey}
+	pub := startPod(t, mn, pc, "pub")
+	sc := baseConfig(t, Subscriber, "sub-1", "127.0.0.1:2")
+	sc.Insecure, sc.ClusterKey, sc.ExtraKeys = false, oldKey, [][]byte{newKey}
+	sc.Join = []string{pub.p.GossipAddr()}
+	sub := startPod(t, mn, sc, "sub")
+	select {
+	case <-sub.done:
+		if sub.err != nil {
+			t.Fatal(sub.err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("subscriber did not finish")
+	}
+	if r := Check(readFinal(t, sub.dir).Tally["pub-1"], 1000, nil); !r.OK() {
+		t.Fatalf("check: %+v", r)
+	}
+	for _, p := range []*testPod{pub, sub} {
+		m := scrape(t, p.p)
+		if metricValue(t, m, "steadfast_data_auth_verified_total") == 0 || metricValue(t, m, `steadfast_data_rejected_total{reason="unauthenticated"}`) != 0 {
+			t.Fatalf("%s:\n%s", p.p.ID(), grepLines(m, "data_"))
+		}
+	}
+	// The flag: the first key sends, the others are accepted.
+	c, err := ParseFlags(Subscriber, []string{"--cluster-key", "MDEyMzQ1Njc4OWFiY2RlZg==,ZmVkY2JhOTg3NjU0MzIxMA=="}, env(nil), nil)
+	if err != nil || string(c.ClusterKey) != "0123456789abcdef" || len(c.ExtraKeys) != 1 || string(c.ExtraKeys[0]) != "fedcba9876543210" {
+		t.Fatalf("comma-separated keys: %v %q %q", err, c.ClusterKey, c.ExtraKeys)
+	}
+	for _, bad := range []string{"MDEyMzQ1Njc4OWFiY2RlZg==,", "MDEyMzQ1Njc4OWFiY2RlZg==,short", ",MDEyMzQ1Njc4OWFiY2RlZg=="} {
+		if _, err := ParseFlags(Subscriber, []string{"--cluster-key", bad}, env(nil), nil); err == nil {
+			t.Fatalf("--cluster-key %q accepted", bad)
+		}
+	}
+}

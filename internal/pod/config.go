@@ -39,6 +39,7 @@ type Config struct {
 	DataDir    string   // --data-dir [DATA_DIR]
 	Join       []string // --join [JOIN]: memberlist seeds host:port
 	ClusterKey []byte   // --cluster-key [CLUSTER_KEY]: base64 16/24/32 bytes
+	ExtraKeys  [][]byte // further keys after a comma in --cluster-key: accepted, not used to send (key rotation)
 	Insecure   bool     // --insecure [INSECURE]: allow running without ClusterKey
 	Bind       string   // --bind [BIND]: memberlist host:port
 	Advertise  string   // --advertise [ADVERTISE]: host or host:port peers dial
@@ -250,11 +251,26 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 		{"cluster-key", "CLUSTER_KEY", funcVal{
 			get: func() string { return "" },
 			set: func(s string) error {
-				k, err := cluster.ParseKey(s)
-				if err != nil {
-					return err
+				// "KEY" or, while a key is rotated, "PRIMARY,OTHER,...".
+				c.ClusterKey, c.ExtraKeys = nil, nil
+				for i, part := range strings.Split(s, ",") {
+					k, err := cluster.ParseKey(part)
+					if err != nil {
+						return fmt.Errorf("key %d: %w", i+1, err)
+					}
+					if len(k) == 0 {
+						if strings.Contains(s, ",") {
+							return fmt.Errorf("key %d is empty", i+1)
+						}
+						continue
+					}
+					if i == 0 {
+						c.ClusterKey = k
+					} else {
+						c.ExtraKeys = append(c.ExtraKeys, k)
+					}
 				}
-				c.ClusterKey, key = k, s
+				key = s
 				return nil
 			},
 		}},
@@ -365,7 +381,7 @@ func usageOf(name string) string {
 		"node-id":              "stable node id, 1..64 of [A-Za-z0-9._-] (default: the id saved in the data dir, else a new one)",
 		"data-dir":             "directory for the node id, epoch, own snapshot and peers' replicas",
 		"join":                 "comma-separated memberlist seeds host:port (empty: start a new cluster)",
-		"cluster-key":          "cluster key, base64 of 16, 24 or 32 bytes: encrypts gossip and authenticates every data-plane message; required unless --insecure (make one with: head -c 32 /dev/urandom | base64)",
+		"cluster-key":          "cluster key, base64 of 16, 24 or 32 bytes: encrypts gossip and authenticates every data-plane message; required unless --insecure (make one with: head -c 32 /dev/urandom | base64). While rotating keys, a comma-separated list: the first sends, all are accepted (see the README's Security section)",
 		"insecure":             "run without a cluster key: gossip is not encrypted and data-plane messages are not authenticated, so anyone who can reach the pod's ports can join the cluster and forge its messages (local tests only)",
 		"bind":                 "memberlist gossip address host:port (UDP and TCP)",
 		"advertise":            "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",

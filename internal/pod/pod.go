@@ -221,6 +221,7 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	}
 	ccfg.Seeds = cfg.Join
 	ccfg.ClusterKey = cfg.ClusterKey
+	ccfg.ExtraKeys = cfg.ExtraKeys
 	ccfg.Logger = p.log.With("component", "cluster")
 	// A subscriber acknowledges only replicated snapshots: with no live
 	// peer at all nothing is durable, and its publishers keep their
@@ -233,7 +234,7 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	// node without a lock, racing with the UpdateNode in Start.
 	p.gossip = p.clus.LocalAddr()
 	p.view = newView(p.clus)
-	if p.auth, err = newDataAuth(p.log.With("component", "data-auth"), p.view, cfg.ClusterKey); err != nil {
+	if p.auth, err = newDataAuth(p.log.With("component", "data-auth"), p.view, append([][]byte{cfg.ClusterKey}, cfg.ExtraKeys...)...); err != nil {
 		return nil, err
 	}
 
