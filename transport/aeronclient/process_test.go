@@ -489,3 +489,44 @@ func TestClientErrorsAndClose(t *testing.T) {
 		t.Errorf("add after close: %v", err)
 	}
 }
+
+// TestMediaDriverUDPFanOut: two clients subscribe to the same UDP channel
+// and stream (one socket in the driver); both get every message.
+func TestMediaDriverUDPFanOut(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	ch := fmt.Sprintf("aeron:udp?endpoint=127.0.0.1:%d", freePort(t))
+	var subs []*Subscription
+	for i := 0; i < 2; i++ {
+		s, err := connect(t, dir, 10*time.Second).AddSubscription(ch, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	pub, err := connect(t, dir, 10*time.Second).AddPublication(ch, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	got := make([]int, len(subs))
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for (got[0] < n || got[1] < n) && time.Now().Before(deadline) {
+		if sent < n {
+			if _, err := pub.Offer([]byte(strconv.Itoa(sent))); err == nil {
+				sent++
+			}
+		}
+		for i, s := range subs {
+			s.Poll(func(msg []byte, h transport.Header) {
+				if string(msg) != strconv.Itoa(got[i]) {
+					t.Fatalf("subscriber %d: got %q want %d", i, msg, got[i])
+				}
+				got[i]++
+			}, 100)
+		}
+	}
+	if got[0] != n || got[1] != n {
+		t.Errorf("received %v of %d", got, n)
+	}
+}

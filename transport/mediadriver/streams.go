@@ -61,6 +61,7 @@ type subscription struct {
 	ipcImages map[*publication]int32
 	group     *udpSubGroup
 	udpImages map[int32]*udpImage // by session id
+	lastImage *udpImage           // the image the last message went to
 }
 
 // cleanBehind zeroes every term wholly behind the term minPos is in, so

@@ -22,9 +22,10 @@ import (
 // udpSubGroup is one embedded subscription shared by every client
 // subscription on the same channel and stream.
 type udpSubGroup struct {
-	key  string
-	es   *transport.Subscription
-	subs map[*subscription]struct{}
+	key     string
+	es      *transport.Subscription
+	subs    map[*subscription]struct{}
+	subList []*subscription // subs as a slice, for the per-message loop
 
 	mu     sync.Mutex // guards events (the embedded driver's goroutines append)
 	events []imageEvent
@@ -52,6 +53,7 @@ type udpImage struct {
 	cleaned  int64
 	pending  [][]byte
 	gone     bool
+	freed    bool
 	deadline time.Time
 }
 
@@ -111,6 +113,7 @@ func (d *Driver) joinUDPGroup(s *subscription) error {
 		d.udpSubs[key] = g
 	}
 	g.subs[s] = struct{}{}
+	g.subList = append(g.subList, s)
 	s.group = g
 	return nil
 }
@@ -122,6 +125,12 @@ func (d *Driver) leaveUDPGroup(s *subscription) {
 	}
 	s.group = nil
 	delete(g.subs, s)
+	for i, x := range g.subList {
+		if x == s {
+			g.subList = append(g.subList[:i], g.subList[i+1:]...)
+			break
+		}
+	}
 	if len(g.subs) == 0 {
 		_ = g.es.Close()
 		delete(d.udpSubs, g.key)
@@ -180,6 +189,10 @@ func (d *Driver) freeUDPImage(s *subscription, ui *udpImage, tell bool) {
 	d.freeCounter(ui.posID)
 	_ = ui.mapping.Close()
 	_ = os.Remove(ui.path)
+	ui.freed = true
+	if s.lastImage == ui {
+		s.lastImage = nil
+	}
 	delete(s.udpImages, ui.session)
 }
 
@@ -317,13 +330,18 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 		return work
 	}
 	work += g.es.Poll(func(msg []byte, h transport.Header) {
-		for s := range g.subs {
-			ui := s.udpImages[h.SessionID]
+		for _, s := range g.subList {
+			ui := s.lastImage
+			if ui == nil || ui.session != h.SessionID || ui.freed {
+				ui = s.udpImages[h.SessionID]
+				s.lastImage = ui
+			}
 			if ui == nil {
 				// Its available event may have come in after this cycle
 				// took the events: take them again.
 				d.applyEvents(g, now)
 				ui = s.udpImages[h.SessionID]
+				s.lastImage = ui
 				if ui == nil {
 					incr(d.sys.errors)
 					continue
