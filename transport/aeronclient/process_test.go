@@ -2,9 +2,11 @@ package aeronclient
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,7 +42,8 @@ func childDriver() int {
 	liveness, _ := time.ParseDuration(os.Getenv("STEADFAST_CNC_LIVENESS"))
 	d, err := mediadriver.New(mediadriver.Config{Dir: os.Getenv("STEADFAST_CNC_DIR"),
 		ClientLivenessTimeout: liveness, IPCTermLength: 1 << 20, TermLength: 1 << 20,
-		PublicationLinger: 500 * time.Millisecond})
+		PublicationLinger: 500 * time.Millisecond,
+		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -97,6 +100,9 @@ func startChild(t *testing.T, role, dir string, liveness time.Duration) *child {
 	t.Cleanup(func() {
 		_ = ch.cmd.Process.Kill()
 		_ = ch.cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s process output:\n%s", role, ch.out.String())
+		}
 	})
 	return ch
 }
@@ -439,6 +445,43 @@ func TestEmbeddedInterop(t *testing.T) {
 				}, 64)
 			}
 			if got != n {
+				if cs, ok := sub.(*Subscription); ok {
+					cs.mu.Lock()
+					for _, img := range cs.images {
+						l := img.rd.Log
+						app := cnc.NewAppender(l, 0, 0)
+						pos := img.rd.Position()
+						idx := int((pos >> l.PositionBitsToShift()) % 3)
+						off := int(pos & int64(l.TermLength-1))
+						t.Logf("image %d: reader at %d, appended to %d, frame length there %d, sub-pos %d, dropped %d",
+							img.sessionID, pos, app.Position(), cnc.LoadInt32(l.Terms[idx], off), cnc.LoadInt64(img.subPos, 0), img.rd.Dropped)
+						term := l.Terms[idx]
+						var last []string
+						for o := 0; o < off && o+32 <= len(term); {
+							n := int(cnc.LoadInt32(term, o))
+							last = append(last, fmt.Sprintf("@%d len %d hdr-off %d flags %#x", o, n, int32(binary.LittleEndian.Uint32(term[o+8:])), term[o+5]))
+							if len(last) > 4 {
+								last = last[1:]
+							}
+							if n <= 0 {
+								break
+							}
+							o += (n + 31) &^ 31
+						}
+						t.Logf("frames before: %v", last)
+						// Find the next real header after the reader position.
+						for o := off; o < off+4096 && o+32 <= len(term); o += 32 {
+							if int32(binary.LittleEndian.Uint32(term[o+8:])) == int32(o) {
+								t.Logf("next header at %d (reader at %d): len %d flags %#x", o, off, cnc.LoadInt32(term, o), term[o+5])
+								break
+							}
+						}
+					}
+					cs.mu.Unlock()
+				}
+				if cp, ok := pub.(*Publication); ok {
+					t.Logf("publication: position %d, limit %d, connected %v", cp.Position(), cp.PositionLimit(), cp.IsConnected())
+				}
 				t.Fatalf("received %d of %d (sent %d)", got, n, sent)
 			}
 		})

@@ -153,13 +153,13 @@ func RotateLog(l *Log, termID int32) {
 	CasInt32(meta, LogOffActiveTermCount, termCount, termCount+1)
 }
 
-// writeHeader writes -length first (marking the frame as being written),
-// then the rest of the header from the log's default header. The final
-// length is stored atomically afterwards, which publishes everything
-// written before it; a reader treats 0 and a negative length alike (not
-// yet written), so the marker itself needs no atomic store.
+// writeHeader stores -length first (marking the frame as being written),
+// then the rest of the header from the log's default header; the final
+// length is stored afterwards. Both length stores must be atomic: a plain
+// store may be done byte by byte (it is under -race), and a reader that
+// saw one byte of -length would take it for a short padding frame.
 func (a *Appender) writeHeader(term []byte, off, length int, termID int32, flags uint8) {
-	le.PutUint32(term[off:], uint32(int32(-length)))
+	StoreInt32(term, off, int32(-length))
 	h := term[off : off+DataHeaderLength]
 	copy(h[4:], a.Log.DefaultHeader()[4:])
 	h[FrameOffFlags] = flags

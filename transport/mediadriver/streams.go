@@ -41,6 +41,7 @@ type publication struct {
 	ep      *transport.Publication
 	rd      *cnc.Reader
 	pending [][]byte
+	readErr bool // logged once
 }
 
 type ipcImage struct {

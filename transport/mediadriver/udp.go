@@ -222,6 +222,7 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 			break
 		} else if err != nil {
 			incr(d.sys.errors)
+			d.cfg.Logger.Warn("mediadriver: message dropped", "channel", p.channel, "err", err)
 		}
 		p.pending[0] = nil
 		p.pending = p.pending[1:]
@@ -236,6 +237,7 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 				}
 				if !retryable(err) {
 					incr(d.sys.errors)
+					d.cfg.Logger.Warn("mediadriver: message dropped", "channel", p.channel, "err", err)
 					return
 				}
 			}
@@ -243,6 +245,10 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 		}, 64)
 		if err != nil {
 			incr(d.sys.errors)
+			if !p.readErr {
+				p.readErr = true
+				d.cfg.Logger.Warn("mediadriver: publication log unreadable", "channel", p.channel, "stream", p.streamID, "position", p.rd.Position(), "err", err)
+			}
 		}
 		work += n
 	}
@@ -283,6 +289,12 @@ func (d *Driver) applyEvents(g *udpSubGroup, now time.Time) int {
 		if ev.available {
 			g.images[ev.img.SessionID] = ev.img
 			for s := range g.subs {
+				if ui := s.udpImages[ev.img.SessionID]; ui != nil && ui.gone {
+					// The session came back before its image drained: the
+					// client's image simply carries on.
+					ui.gone = false
+					continue
+				}
 				d.newUDPImage(s, ev.img)
 			}
 			continue
@@ -340,10 +352,16 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 				// Its available event may have come in after this cycle
 				// took the events: take them again.
 				d.applyEvents(g, now)
+				if s.udpImages[h.SessionID] == nil {
+					if img, ok := g.images[h.SessionID]; ok {
+						d.newUDPImage(s, img)
+					}
+				}
 				ui = s.udpImages[h.SessionID]
 				s.lastImage = ui
 				if ui == nil {
 					incr(d.sys.errors)
+					d.cfg.Logger.Warn("mediadriver: message for an unknown image dropped", "session", h.SessionID, "stream", h.StreamID)
 					continue
 				}
 			}
@@ -363,7 +381,14 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 	return work
 }
 
-func (ui *udpImage) limit() int64 { return ui.subscriberPosition() + ui.window }
+// limit is how far the bridge may append: the subscriber position plus
+// the window, after cleaning every term behind that position (appending
+// must never reach a partition that still holds an old term).
+func (ui *udpImage) limit() int64 {
+	pos := ui.subscriberPosition()
+	cleanBehind(ui.log, &ui.cleaned, pos)
+	return pos + ui.window
+}
 
 // subscriberPosition is the client's position, kept within [0, appended]
 // (the client writes the counter).
