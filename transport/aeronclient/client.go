@@ -212,6 +212,10 @@ func Connect(cfg Config) (*Client, error) {
 		m, err = cnc.MapFile(path)
 		if err == nil {
 			c, err = cnc.Open(m.Data)
+			if err == nil && c.ToDriver.ConsumerHeartbeat() == 0 {
+				// Laid out but not yet heartbeating: a driver starting.
+				err = fmt.Errorf("%w: no driver heartbeat yet", cnc.ErrNotReady)
+			}
 			if err == nil {
 				break
 			}

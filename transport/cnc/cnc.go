@@ -182,11 +182,17 @@ func Open(b []byte) (*CnC, error) {
 }
 
 // Layout lays out a fresh CnC image in b (zeroed, at least FileLength(m)
-// bytes) and writes the header last. Driver side.
+// bytes): the consumer heartbeat is set to the start time, then the header
+// is written, version last, so a client that sees the version also sees a
+// live heartbeat. Driver side.
 func Layout(b []byte, m Metadata) (*CnC, error) {
 	if len(b) < m.Length() {
 		return nil, malformed("buffer %d bytes < %d", len(b), m.Length())
 	}
+	if m.ToDriverLength < RingTrailerLength || !aligned8(b) {
+		return nil, malformed("to-driver buffer length %d", m.ToDriverLength)
+	}
+	StoreInt64(b, HeaderLength+m.ToDriverLength-RingTrailerLength+rbHeartbeatOffset, m.StartTimestampMs)
 	m.Version = Version
 	EncodeMetadata(b, m)
 	return Open(b)

@@ -292,3 +292,12 @@ func TestProtocolRoundTrips(t *testing.T) {
 		t.Errorf("%+v %v", got, err)
 	}
 }
+
+// TestLayoutHeartbeatBeforeVersion: a freshly laid out file carries the
+// start time as its consumer heartbeat.
+func TestLayoutHeartbeatBeforeVersion(t *testing.T) {
+	c := newSmall(t)
+	if hb := c.ToDriver.ConsumerHeartbeat(); hb != 1234 {
+		t.Errorf("heartbeat %d, want the start time 1234", hb)
+	}
+}

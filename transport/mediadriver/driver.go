@@ -140,12 +140,11 @@ func (d *Driver) layout() error {
 		return fmt.Errorf("mediadriver: %w", err)
 	}
 	d.cncMap = m
-	// The heartbeat goes in before the version makes the file visible.
+	// Layout sets the heartbeat before the version makes the file visible.
 	c, err := cnc.Layout(m.Data, meta)
 	if err != nil {
 		return err
 	}
-	c.ToDriver.SetConsumerHeartbeat(time.Now().UnixMilli())
 	d.c = c
 	if d.tx, err = cnc.NewTransmitter(c.ToClients); err != nil {
 		return err
