@@ -19,6 +19,13 @@ import (
 // other side refuses waits (bounded) and the bridge stops reading until it
 // went through.
 
+// bridgeBatch is how many fragments a bridge moves per conductor cycle:
+// large, since a cycle's fixed cost (and, on a loaded machine, the wait for
+// the CPU between cycles) is paid per batch. A message refused by the other
+// side waits in a pending queue, which one batch bounds (at most
+// bridgeBatch × MTU bytes).
+const bridgeBatch = 1024
+
 // udpSubGroup is one embedded subscription shared by every client
 // subscription on the same channel and stream.
 type udpSubGroup struct {
@@ -242,7 +249,7 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 				}
 			}
 			p.pending = append(p.pending, append([]byte(nil), msg...))
-		}, 64)
+		}, bridgeBatch)
 		if err != nil {
 			incr(d.sys.errors)
 			if !p.readErr {
@@ -377,7 +384,7 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 			}
 			ui.pending = append(ui.pending, append([]byte(nil), msg...))
 		}
-	}, 64)
+	}, bridgeBatch)
 	return work
 }
 
