@@ -52,7 +52,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	}
 	localEpoch, err := nodeid.LoadEpoch(c.cfg.DataDir)
 	if err != nil {
-		c.log.Warn("cluster: ignoring local epoch file", "err", err)
+		c.log.Warn("cluster: ignoring local epoch file", "err", oneLine(err))
 		localEpoch = 0
 	}
 	own := c.store.ownSnapshot()
@@ -64,7 +64,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 			// never restored: a peer's replica or nothing.
 			c.st.restoreRefused.Add(1)
 			c.log.Warn("cluster: the application refused the local snapshot; trying the peers'",
-				"epoch", best.Epoch, "version", best.Version, "err", err)
+				"epoch", best.Epoch, "version", best.Version, "err", oneLine(err))
 			best = nil
 		} else {
 			source = "local"
@@ -120,7 +120,7 @@ func (c *Cluster) Start(ctx context.Context) (*Boot, error) {
 	}
 	if bestRaw != nil {
 		if err := c.store.saveOwn(best, bestRaw); err != nil {
-			c.log.Warn("cluster: could not keep the restored snapshot locally", "err", err)
+			c.log.Warn("cluster: could not keep the restored snapshot locally", "err", oneLine(err))
 		}
 	}
 
@@ -161,7 +161,7 @@ func (c *Cluster) announce(epoch uint64) {
 	// broadcast to use up its retransmits; the push/pulls below make that
 	// wait unnecessary.
 	if err := c.ml.UpdateNode(time.Millisecond); err != nil {
-		c.log.Debug("cluster: update broadcast still queued", "err", err)
+		c.log.Debug("cluster: update broadcast still queued", "err", oneLine(err))
 	}
 	c.mu.Lock()
 	type target struct {
@@ -185,7 +185,7 @@ func (c *Cluster) announce(epoch uint64) {
 				defer wg.Done()
 			}
 			if _, err := c.ml.Join([]string{tg.addr}); err != nil {
-				c.log.Debug("cluster: announce push/pull", "peer", tg.addr, "err", err)
+				c.log.Debug("cluster: announce push/pull", "peer", tg.addr, "err", oneLine(err))
 			}
 		})
 		if !ok && !tg.sameID {
@@ -244,11 +244,11 @@ func (c *Cluster) gather(ctx context.Context) ([]gathered, int) {
 			// first makes it know this node now rather than after gossip
 			// reached it (up to a few GossipIntervals).
 			if _, err := c.ml.Join([]string{n.addr()}); err != nil {
-				c.log.Debug("cluster: push/pull before gather", "peer", n.name, "err", err)
+				c.log.Debug("cluster: push/pull before gather", "peer", n.name, "err", oneLine(err))
 			}
 			rep, err := c.askSnapshot(ctx, n, false)
 			if err != nil {
-				c.log.Debug("cluster: gather", "peer", n.name, "err", err)
+				c.log.Debug("cluster: gather", "peer", n.name, "err", oneLine(err))
 				results <- nil
 				return
 			}
@@ -323,7 +323,7 @@ func (c *Cluster) fetch(ctx context.Context, answers []gathered, local *codec.Sn
 		}
 		if err != nil {
 			c.log.Warn("cluster: fetching snapshot from peer failed, trying the next", "peer", g.peer.name,
-				"epoch", g.heldEpoch, "version", g.heldVersion, "err", err)
+				"epoch", g.heldEpoch, "version", g.heldVersion, "err", oneLine(err))
 			continue
 		}
 		return snap, rep.snapshot, "peer:" + g.peer.meta.nodeID

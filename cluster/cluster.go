@@ -321,7 +321,7 @@ func (c *Cluster) Close() error {
 	var err error
 	if leave && c.cfg.LeaveTimeout > 0 {
 		if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil {
-			c.log.Debug("cluster: leave", "err", lerr)
+			c.log.Debug("cluster: leave", "err", oneLine(lerr))
 		}
 	}
 	if serr := c.ml.Shutdown(); serr != nil {

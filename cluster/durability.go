@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -173,7 +172,7 @@ func (s *store) collect(seen map[string]bool, now time.Time, retention time.Dura
 		}
 		err := os.Remove(filepath.Join(s.dir, replicaDir, id+snapExt))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("cluster: could not remove a retired replica", "snapshot_of", id, "err", fmt.Sprint(err))
+			s.log.Warn("cluster: could not remove a retired replica", "snapshot_of", id, "err", oneLine(err))
 			continue
 		}
 		delete(s.replicas, id)

@@ -230,7 +230,7 @@ func (c *Cluster) serve(b []byte) bool {
 		if err != nil {
 			reason := rejectReason(err)
 			c.st.reject(reason)
-			c.logLimited("push_"+reason, "cluster: rejecting snapshot push", "reason", reason, "err", err)
+			c.logLimited("push_"+reason, "cluster: rejecting snapshot push", "reason", reason, "err", oneLine(err))
 			if from != nil && errors.Is(err, errTooBig) {
 				c.reply(from, (&pushAck{req: m.req, status: ackRejected, reason: reason}).encode())
 			}
@@ -275,7 +275,7 @@ func (c *Cluster) handlePush(m pushMsg, from *node) {
 		ack.reason = reason
 		c.st.reject(reason)
 		c.logLimited("push_"+reason, "cluster: rejecting snapshot push", "from", from.name, "snapshot_of", m.nodeID,
-			"epoch", m.epoch, "reason", reason, "err", err)
+			"epoch", m.epoch, "reason", reason, "err", oneLine(err))
 	}
 	snap, err := codec.DecodeSnapshot(m.snapshot, c.cfg.MaxSnapshotBytes)
 	if err != nil {
@@ -367,7 +367,7 @@ func (c *Cluster) reply(to *node, msg []byte) {
 	ok := c.goTracked(func() {
 		defer func() { <-c.sends }()
 		if err := c.ml.SendReliable(&memberlist.Node{Name: to.name, Addr: to.ip, Port: to.port}, msg); err != nil {
-			c.log.Debug("cluster: reply failed", "to", to.name, "err", err)
+			c.log.Debug("cluster: reply failed", "to", to.name, "err", oneLine(err))
 			return
 		}
 		c.st.bytesSent.Add(uint64(len(msg)))

@@ -91,7 +91,7 @@ func (s *store) load(path, wantID string) held {
 		}
 	}
 	aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
-	s.log.Warn("cluster: ignoring unreadable snapshot file", "path", path, "err", err, "moved_to", aside)
+	s.log.Warn("cluster: ignoring unreadable snapshot file", "path", path, "err", oneLine(err), "moved_to", aside)
 	_ = os.Rename(path, aside)
 	return held{}
 }

@@ -59,7 +59,7 @@ func (c *Cluster) observe(mn *memberlist.Node, alive bool) {
 	if err != nil {
 		if old := c.nodes[mn.Name]; old == nil || old.valid {
 			c.st.invalidMeta.Add(1)
-			c.log.Warn("cluster: ignoring node with bad metadata", "name", mn.Name, "err", err)
+			c.log.Warn("cluster: ignoring node with bad metadata", "name", mn.Name, "err", oneLine(err))
 		}
 	} else {
 		n.meta, n.valid = m, true
@@ -172,7 +172,7 @@ func (c *Cluster) recompute() {
 func (c *Cluster) fence(err error) {
 	c.fencedErr = err
 	close(c.fenced)
-	c.log.Error("cluster: this incarnation is fenced and must stop", "err", err)
+	c.log.Error("cluster: this incarnation is fenced and must stop", "err", oneLine(err))
 }
 
 // emit queues an event, replacing a pending one for the same incarnation.
