@@ -70,7 +70,8 @@ type Cluster struct {
 	wg     sync.WaitGroup
 
 	holdMu  sync.Mutex
-	holders holders // guarded by holdMu; who holds this node's newest snapshot
+	holders holders         // guarded by holdMu; who holds this node's newest snapshot
+	relayed map[string]bool // guarded by holdMu; relay pushes done (see relay)
 
 	st  counters
 	lim *limiter // rate-limits repeated warnings
@@ -93,7 +94,7 @@ type counters struct {
 	messagesIn, messagesDropped, badMessages                        atomic.Uint64
 	saved, sent, acked, received, bytesSent, bytesReceived          atomic.Uint64
 	notMember, gatherRefused, restoreRefused                        atomic.Uint64
-	rereplicated, collected                                         atomic.Uint64
+	rereplicated, collected, relayed                                atomic.Uint64
 	inboxBytes                                                      atomic.Int64
 	lastSave                                                        atomic.Int64
 	lastSaveBytes                                                   atomic.Int64
@@ -386,6 +387,7 @@ func (c *Cluster) Stats() Stats {
 	s.GatherRefused = c.st.gatherRefused.Load()
 	s.RestoreRefused = c.st.restoreRefused.Load()
 	s.Rereplicated = c.st.rereplicated.Load()
+	s.Relayed = c.st.relayed.Load()
 	s.ReplicasCollected = c.st.collected.Load()
 	c.st.rejectMu.Lock()
 	s.SnapshotRejects = make(map[string]uint64, len(c.st.rejects))

@@ -59,6 +59,19 @@
 // detection time). A torn or corrupt snapshot file is detected by its
 // checksum, logged, moved aside and never loaded.
 //
+// # Between snapshots
+//
+// A keeper goroutine closes the window between two Saves (durability.go):
+// when a holder of this node's newest snapshot leaves the live view, it
+// pushes the snapshot to the next ranked peers until Replicas live peers
+// hold it; when a node has no live incarnation (it is down, being
+// replaced), every holder of its replica relays it to the first Replicas
+// live members in that node's rendezvous order, so holders replaced one
+// after the other while the owner is down do not lose it; and replicas of
+// node ids nobody carried for ReplicaRetention (retired nodes) are deleted.
+// A relay never replaces a newer replica, and is refused while the owner
+// is live. MinAcks 2 makes Save itself wait for two replicas (see Config).
+//
 // # Bootstrapping under an orchestrator
 //
 // Seeds may be DNS names that resolve to many addresses (a headless

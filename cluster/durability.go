@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,8 +85,10 @@ func (c *Cluster) keep() {
 		case <-changed:
 			_, changed = c.viewChanged()
 			c.rereplicate()
+			c.relay()
 		case <-recheck.C:
 			c.rereplicate()
+			c.relay()
 		case <-gcC:
 			c.collectReplicas(time.Now())
 		}
@@ -133,6 +136,59 @@ func (c *Cluster) rereplicate() {
 		c.log.Info("cluster: re-replicated the snapshot to replace a holder that left", "peer", p.name,
 			"epoch", own.snap.Epoch, "version", own.snap.Version, "live_holders", live)
 	}
+}
+
+// relay re-replicates the replicas of node ids with no live incarnation
+// (the owner is down, e.g. being replaced): the first Replicas live members
+// in the owner's rendezvous order (this node included) should hold the
+// newest replica this node has, so this node pushes it to those of them
+// it has not pushed that version to yet. A peer already holding it answers
+// without a write; a newer one is never replaced. Once the owner is back,
+// its own keeper takes over.
+func (c *Cluster) relay() {
+	if c.isClosed() || c.Err() != nil {
+		return
+	}
+	for id, h := range c.store.replicaList() {
+		if c.liveID(id) {
+			continue
+		}
+		ranked := c.rankedFor(id, true)
+		for _, p := range ranked[:min(c.cfg.Replicas, len(ranked))] {
+			key := fmt.Sprintf("%s/%d/%d/%s", id, h.snap.Epoch, h.snap.Version, p.name)
+			if p.name == c.name || c.relayedTo(key, false) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicaTimeout)
+			err := c.push(ctx, p, h.snap, h.raw)
+			cancel()
+			if err != nil {
+				c.log.Info("cluster: relay push failed", "snapshot_of", id, "peer", p.name, "reason", oneLine(err))
+				continue
+			}
+			c.relayedTo(key, true)
+			c.st.relayed.Add(1)
+			c.log.Info("cluster: relayed the replica of a node that is down", "snapshot_of", id, "peer", p.name,
+				"epoch", h.snap.Epoch, "version", h.snap.Version)
+		}
+	}
+}
+
+// maxRelayed bounds the memory of relay pushes done.
+const maxRelayed = 4096
+
+// relayedTo reports whether the relay key was done, marking it if mark.
+func (c *Cluster) relayedTo(key string, mark bool) bool {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	if c.relayed == nil || len(c.relayed) >= maxRelayed {
+		c.relayed = make(map[string]bool) // forgetting only costs a repeated push
+	}
+	done := c.relayed[key]
+	if mark {
+		c.relayed[key] = true
+	}
+	return done
 }
 
 // collectReplicas drops the replicas of node ids that no known node has

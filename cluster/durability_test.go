@@ -48,7 +48,7 @@ func TestHolderThenOwnerReplaced(t *testing.T) {
 		id := victim.cfg.NodeID
 		_ = victim.Close()
 		peers[id], _ = startNode(t, testConfig(t, id, o.LocalAddr()))
-		waitFor(t, "two live holders again", func() bool { return len(holdersOf("o", 5, all()...)) == 2 })
+		waitFor(t, "two live holders again", func() bool { return len(holdersOf("o", 5, all()...)) >= 2 })
 		t.Logf("holder %s replaced; holders now %d, re-replicated %d", id, len(holdersOf("o", 5, all()...)), o.Stats().Rereplicated)
 	}
 	_ = o.Close()
@@ -91,5 +91,62 @@ func TestRetiredReplicasCollected(t *testing.T) {
 	}
 	if a.Stats().ReplicasCollected != 1 || len(holdersOf("live", 1, a)) != 1 {
 		t.Fatalf("collected %d; live replica held: %d", a.Stats().ReplicasCollected, len(holdersOf("live", 1, a)))
+	}
+}
+
+// TestHolderLeavesWhileOwnerDown: the owner is down (being replaced) when
+// its holders are replaced one after the other with empty disks. The
+// remaining holder relays the replica to the owner's next ranked peers, so
+// the owner's replacement still restores it; without relays nobody holds
+// it by then.
+func TestHolderLeavesWhileOwnerDown(t *testing.T) {
+	h0, _ := startNode(t, testConfig(t, "h0"))
+	peers := map[string]*Cluster{"h0": h0}
+	for _, id := range []string{"h1", "h2", "h3"} {
+		peers[id], _ = startNode(t, testConfig(t, id, h0.LocalAddr()))
+	}
+	o, ob := startNode(t, testConfig(t, "o", h0.LocalAddr()))
+	waitFor(t, "5 members", func() bool { return len(o.Members()) == 5 })
+	if _, err := o.Save(ctxT(t), snapshot("o", ob.Epoch, 5, "acked")); err != nil {
+		t.Fatal(err)
+	}
+	all := func() []*Cluster {
+		var out []*Cluster
+		for _, p := range peers {
+			out = append(out, p)
+		}
+		return out
+	}
+	waitFor(t, "two holders", func() bool { return len(holdersOf("o", 5, all()...)) == 2 })
+	_ = o.Close()
+	waitFor(t, "o gone", func() bool { return !h0.liveID("o") && !peers["h1"].liveID("o") })
+
+	for round := 0; round < 2; round++ {
+		victim := holdersOf("o", 5, all()...)[0]
+		id := victim.cfg.NodeID
+		_ = victim.Close()
+		var seed string
+		for pid, p := range peers {
+			if pid != id {
+				seed = p.LocalAddr()
+			}
+		}
+		peers[id], _ = startNode(t, testConfig(t, id, seed))
+		waitFor(t, "two live holders again", func() bool { return len(holdersOf("o", 5, all()...)) >= 2 })
+	}
+	var relayed uint64
+	for _, p := range all() {
+		relayed += p.Stats().Relayed
+	}
+	if relayed == 0 {
+		t.Errorf("no relay counted")
+	}
+	var seed string
+	for _, p := range peers {
+		seed = p.LocalAddr()
+	}
+	_, b := startNode(t, testConfig(t, "o", seed))
+	if b.Snapshot == nil || b.Snapshot.Version != 5 {
+		t.Fatalf("owner's replacement restored %+v from %q, want version 5", b.Snapshot, b.Source)
 	}
 }

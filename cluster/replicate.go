@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/steadfast-pods/steadfast/codec"
@@ -190,7 +191,9 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 	}
 	c.st.acked.Add(1)
 	c.st.rtt.observe(time.Since(t0))
-	c.noteHolder(snap, p.name)
+	if snap.NodeID == c.cfg.NodeID {
+		c.noteHolder(snap, p.name)
+	}
 	return nil
 }
 
@@ -198,11 +201,15 @@ func (c *Cluster) push(ctx context.Context, p *node, snap *codec.Snapshot, raw [
 // (this node id, peer node id): Save pushes to the first Replicas of them,
 // so that a node keeps its replicas on the same peers while membership is
 // stable, and falls back to the next ones.
-func (c *Cluster) rankedPeers() []*node {
+func (c *Cluster) rankedPeers() []*node { return c.rankedFor(c.cfg.NodeID, false) }
+
+// rankedFor returns the live members other than owner's incarnations in
+// rendezvous order for owner (this node included if withSelf).
+func (c *Cluster) rankedFor(owner string, withSelf bool) []*node {
 	c.mu.Lock()
 	var peers []*node
 	for name, m := range c.view {
-		if m.Self {
+		if m.Self && !withSelf || m.NodeID == owner {
 			continue
 		}
 		if n := c.nodes[name]; n != nil {
@@ -213,7 +220,7 @@ func (c *Cluster) rankedPeers() []*node {
 	c.mu.Unlock()
 	score := func(n *node) uint64 {
 		h := fnv.New64a()
-		h.Write([]byte(c.cfg.NodeID))
+		h.Write([]byte(owner))
 		h.Write([]byte{0})
 		h.Write([]byte(n.meta.nodeID))
 		return h.Sum64()
@@ -226,7 +233,7 @@ func (c *Cluster) rankedPeers() []*node {
 		case sa < sb:
 			return 1
 		}
-		return 0
+		return strings.Compare(a.name, b.name)
 	})
 	return peers
 }

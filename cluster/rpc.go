@@ -290,29 +290,45 @@ func (c *Cluster) handlePush(m pushMsg, from *node) {
 		rej("mismatch", fmt.Errorf("snapshot of %s/%d in a push for %s/%d", snap.NodeID, snap.Epoch, m.nodeID, m.epoch))
 		return
 	}
+	owner := from.name
 	if snap.NodeID != from.meta.nodeID {
-		rej("not_owner", fmt.Errorf("snapshot of %s pushed by %s", snap.NodeID, from.name))
-		return
-	}
-	if h := c.epochs.Highest(snap.NodeID); from.meta.epoch == 0 || snap.Epoch < h {
-		rej("fenced", fmt.Errorf("epoch %d is below %d", snap.Epoch, h))
-		return
-	}
-	if !c.inView(from.name) {
-		// Same epoch as the live incarnation but lost to it on the name
-		// (two incarnations that chose one epoch apart, then merged).
-		rej("fenced", fmt.Errorf("%s is not the live incarnation of %s", from.name, snap.NodeID))
-		return
-	}
-	if snap.Epoch != from.meta.epoch {
-		rej("epoch", fmt.Errorf("snapshot epoch %d, sender's epoch %d", snap.Epoch, from.meta.epoch))
-		return
+		// A relay: a holder re-replicating the replica of a node that has
+		// no live incarnation (see relay). It never carries an epoch above
+		// what membership announced for that id (when this node saw one),
+		// and never replaces a newer replica.
+		switch h := c.epochs.Highest(snap.NodeID); {
+		case c.liveID(snap.NodeID):
+			rej("not_owner", fmt.Errorf("snapshot of %s pushed by %s while %s is live", snap.NodeID, from.name, snap.NodeID))
+			return
+		case !c.inView(from.name):
+			rej("fenced", fmt.Errorf("relay from %s, not a live member", from.name))
+			return
+		case h > 0 && snap.Epoch > h:
+			rej("epoch", fmt.Errorf("relayed epoch %d above the highest announced %d", snap.Epoch, h))
+			return
+		}
+		owner = "" // not the owner's push: never replaces a rival incarnation's replica
+	} else {
+		if h := c.epochs.Highest(snap.NodeID); from.meta.epoch == 0 || snap.Epoch < h {
+			rej("fenced", fmt.Errorf("epoch %d is below %d", snap.Epoch, h))
+			return
+		}
+		if !c.inView(from.name) {
+			// Same epoch as the live incarnation but lost to it on the name
+			// (two incarnations that chose one epoch apart, then merged).
+			rej("fenced", fmt.Errorf("%s is not the live incarnation of %s", from.name, snap.NodeID))
+			return
+		}
+		if snap.Epoch != from.meta.epoch {
+			rej("epoch", fmt.Errorf("snapshot epoch %d, sender's epoch %d", snap.Epoch, from.meta.epoch))
+			return
+		}
 	}
 	if err := c.validSnapshot(snap); err != nil {
 		rej("invalid", err)
 		return
 	}
-	h, stale, err := c.store.putReplica(snap, m.snapshot, from.name)
+	h, stale, err := c.store.putReplica(snap, m.snapshot, owner)
 	if h.snap != nil {
 		ack.heldEpoch, ack.heldVersion = h.snap.Epoch, h.snap.Version
 	}

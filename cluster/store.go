@@ -138,9 +138,9 @@ func (s *store) putReplica(snap *codec.Snapshot, raw []byte, from string) (held,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.replicas[snap.NodeID]
-	rival := cur.snap != nil && cur.from != "" && cur.from != from && cur.snap.Epoch == snap.Epoch
+	rival := from != "" && cur.snap != nil && cur.from != "" && cur.from != from && cur.snap.Epoch == snap.Epoch
 	if cur.snap != nil && !rival && !codec.Newer(snap, cur.snap) {
-		if cur.from == "" && cur.snap.Epoch == snap.Epoch && cur.snap.Version == snap.Version {
+		if cur.from == "" && from != "" && cur.snap.Epoch == snap.Epoch && cur.snap.Version == snap.Version {
 			cur.from = from
 			s.replicas[snap.NodeID] = cur
 		}
@@ -163,4 +163,15 @@ func (s *store) replicaStats() (n int, bytes int64) {
 		bytes += int64(len(h.raw))
 	}
 	return len(s.replicas), bytes
+}
+
+// replicaList returns the replicas held, by node id.
+func (s *store) replicaList() map[string]held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]held, len(s.replicas))
+	for id, h := range s.replicas {
+		out[id] = h
+	}
+	return out
 }

@@ -197,6 +197,9 @@ type Stats struct {
 	// Rereplicated counts pushes of this node's newest snapshot to a new
 	// holder after a holder left the live view.
 	Rereplicated uint64
+	// Relayed counts pushes of another node's replica while that node had
+	// no live incarnation (see the keeper in durability.go).
+	Relayed uint64
 	// ReplicasCollected counts replicas dropped because their node id was
 	// not seen for Config.ReplicaRetention.
 	ReplicasCollected uint64

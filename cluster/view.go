@@ -196,3 +196,15 @@ func (c *Cluster) emit(e Event) {
 // maxPendingEvents bounds the event history kept for a pod that does not
 // drain Events (one that follows Members() only).
 const maxPendingEvents = 1024
+
+// liveID reports whether node id has an incarnation in the live view.
+func (c *Cluster) liveID(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.view {
+		if m.NodeID == id {
+			return true
+		}
+	}
+	return false
+}
