@@ -115,11 +115,10 @@
 //
 // With Config.ClusterKey set, memberlist encrypts and authenticates every
 // gossip packet and stream (AES-GCM): only key holders are members, and
-// only members' requests are served. Rotate a key with memberlist's
-// keyring: install the new key on every node, make it primary, then remove
-// the old (memberlist.Keyring; not yet exposed by this package, so a
-// rolling restart with the new key is the supported way today, which
-// splits the cluster while it runs).
+// only members' requests are served. Rotate a key with Config.ExtraKeys
+// (memberlist's keyring): restart every node with the new key accepted as
+// an extra key, then with it as ClusterKey and the old one extra, then
+// without the old one; no two nodes ever stop understanding each other.
 //
 // Without a key, membership itself is unauthenticated: anyone who reaches
 // the gossip port can join under any node id with any epoch below
