@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/steadfast-pods/steadfast/transport"
+	"github.com/steadfast-pods/steadfast/transport/aeronclient"
 )
 
 const (
@@ -58,6 +59,10 @@ Interop check (aeronmd and the C samples on the same host):
     aeronmd &
     basic_subscriber -c 'aeron:udp?endpoint=127.0.0.1:40123' -s 1001
     aeron-sample publish --channel 'aeron:udp?endpoint=127.0.0.1:40123' --stream 1001
+
+With --aeron-dir DIR (or $AERON_DIR) both commands are clients of the
+media driver running in DIR (aeronmd, or cmd/mediadriver) instead of
+embedding one, e.g. --aeron-dir /dev/shm/aeron-$USER --channel aeron:ipc.
 
 Our defaults differ from Aeron's: MTU 8192 (Aeron 1408) and term length 4 MiB
 (Aeron 16 MiB); append |mtu=1408|term-length=16m to the channel to match
@@ -96,12 +101,58 @@ type common struct {
 	channel  string
 	stream   int
 	logLevel string
+	aeronDir string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.channel, "channel", defaultChannel, "Aeron channel URI (aeron:udp?endpoint=host:port[|mtu=1408|term-length=16m...])")
 	fs.IntVar(&c.stream, "stream", defaultStream, "stream id")
 	fs.StringVar(&c.logLevel, "log-level", "", "transport debug log to stderr: debug, info, warn or error (default off)")
+	fs.StringVar(&c.aeronDir, "aeron-dir", os.Getenv("AERON_DIR"), "attach to the media driver running in this directory (Aeron's aeron.dir: aeronmd or cmd/mediadriver) instead of embedding one (default $AERON_DIR; empty: embedded)")
+}
+
+// conn is where streams come from: the embedded driver, or a media driver
+// in another process (--aeron-dir).
+type conn struct {
+	emb *transport.Driver
+	ext *aeronclient.Client
+}
+
+// connect starts an embedded driver, or attaches to the one in --aeron-dir.
+func (c *common) connect(stderr io.Writer) (*conn, error) {
+	if c.aeronDir == "" {
+		d, err := c.driver(stderr)
+		if err != nil {
+			return nil, err
+		}
+		return &conn{emb: d}, nil
+	}
+	cl, err := aeronclient.Connect(aeronclient.Config{Dir: c.aeronDir, ConnectTimeout: 5 * time.Second, Name: "aeron-sample"})
+	if err != nil {
+		return nil, err
+	}
+	return &conn{ext: cl}, nil
+}
+
+func (k *conn) Close() error {
+	if k.ext != nil {
+		return k.ext.Close()
+	}
+	return k.emb.Close()
+}
+
+func (k *conn) addSubscription(channel string, stream int32, avail, unavail func(transport.Image)) (transport.Subscriber, error) {
+	if k.ext != nil {
+		return k.ext.AddSubscription(channel, stream, aeronclient.WithImageHandlers(avail, unavail))
+	}
+	return k.emb.AddSubscription(channel, stream, transport.WithImageHandlers(avail, unavail))
+}
+
+func (k *conn) addPublication(channel string, stream int32) (transport.Publisher, error) {
+	if k.ext != nil {
+		return k.ext.AddPublication(channel, stream)
+	}
+	return k.emb.AddPublication(channel, stream)
 }
 
 // driver validates the shared flags and starts an embedded driver.
@@ -216,7 +267,7 @@ func subscribe(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *count < 0 || *timeout < 0 || *drain < 0 {
 		return failure("subscribe", usageError{"--count, --timeout and --drain must not be negative"}, stderr)
 	}
-	d, err := c.driver(stderr)
+	d, err := c.connect(stderr)
 	if err != nil {
 		return failure("subscribe", err, stderr)
 	}
@@ -224,8 +275,7 @@ func subscribe(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	s := &subscriber{out: stdout, channel: c.channel, stream: int32(c.stream), count: *count,
 		wake: make(chan struct{}, 1), announced: map[int32]bool{}, early: map[int32]int{}}
-	sub, err := d.AddSubscription(c.channel, int32(c.stream),
-		transport.WithImageHandlers(s.queue(true), s.queue(false)))
+	sub, err := d.addSubscription(c.channel, int32(c.stream), s.queue(true), s.queue(false))
 	if err != nil {
 		return failure("subscribe", err, stderr)
 	}
@@ -318,7 +368,7 @@ func (s *subscriber) printAvailable(img transport.Image) {
 	fmt.Fprintf(s.out, "Available image on %s streamId=%d sessionId=%d from %s\n", s.channel, s.stream, img.SessionID, img.Source)
 }
 
-func (s *subscriber) onMessage(sub *transport.Subscription, msg []byte, h transport.Header) {
+func (s *subscriber) onMessage(sub transport.Subscriber, msg []byte, h transport.Header) {
 	if s.count > 0 && s.msgs >= int64(s.count) {
 		return // past --count: consumed, not shown
 	}
@@ -346,8 +396,19 @@ func (s *subscriber) onMessage(sub *transport.Subscription, msg []byte, h transp
 
 // loop polls until --count messages and the images' end, ctx's end, or a
 // signal. It returns the exit code.
-func (s *subscriber) loop(ctx context.Context, sub *transport.Subscription, drain time.Duration) int {
+func (s *subscriber) loop(ctx context.Context, sub transport.Subscriber, drain time.Duration) int {
 	handler := func(msg []byte, h transport.Header) { s.onMessage(sub, msg, h) }
+	// The embedded driver wakes us when data arrives; a driver in another
+	// process cannot: poll it every millisecond when idle.
+	var notify <-chan struct{}
+	var tick <-chan time.Time
+	if n, ok := sub.(interface{ Notify() <-chan struct{} }); ok {
+		notify = n.Notify()
+	} else {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	}
 	var drainC <-chan time.Time
 	for {
 		s.flushEvents()
@@ -367,7 +428,8 @@ func (s *subscriber) loop(ctx context.Context, sub *transport.Subscription, drai
 			continue
 		}
 		select {
-		case <-sub.Notify():
+		case <-notify:
+		case <-tick:
 		case <-s.wake:
 		case <-drainC:
 			return exitOK
@@ -475,12 +537,12 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	d, err := c.driver(stderr)
+	d, err := c.connect(stderr)
 	if err != nil {
 		return failure("publish", err, stderr)
 	}
 	defer d.Close()
-	pub, err := d.AddPublication(c.channel, int32(c.stream))
+	pub, err := d.addPublication(c.channel, int32(c.stream))
 	if err != nil {
 		return failure("publish", err, stderr)
 	}
@@ -490,8 +552,12 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return failure("publish", usageError{fmt.Sprintf("--size %d exceeds the maximum message length %d (term-length/8)", n, pub.MaxMessageLength())}, stderr)
 		}
 	}
+	from := "the media driver in " + c.aeronDir
+	if la, ok := pub.(interface{ LocalAddr() string }); ok {
+		from = la.LocalAddr()
+	}
 	fmt.Fprintf(stdout, "Publishing to channel %s on Stream ID %d (session %d, from %s)\n",
-		c.channel, c.stream, pub.SessionID(), pub.LocalAddr())
+		c.channel, c.stream, pub.SessionID(), from)
 
 	p := &publisher{out: stdout, pub: pub, connectTimeout: *connectTimeout}
 	maxLen := 0
@@ -551,15 +617,16 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Close: the driver drains what was offered, then sends end-of-stream
 	// heartbeats until its linger ends; it retires the publication then.
 	pub.Close()
-	if sent == 0 {
+	if sent == 0 || d.emb == nil {
+		// A media driver in another process lingers on its own.
 		return code
 	}
 	fmt.Fprintf(stdout, "Closed publication, lingering up to %v for the end of stream\n", *linger)
 	deadline := time.Now().Add(*linger)
-	for time.Now().Before(deadline) && d.Stats().Publications > 0 {
+	for time.Now().Before(deadline) && d.emb.Stats().Publications > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := pub.Stats(); st.SenderPosition < st.Position {
+	if st := pub.(*transport.Publication).Stats(); st.SenderPosition < st.Position {
 		fmt.Fprintf(stdout, "Linger ended with %d bytes not sent\n", st.Position-st.SenderPosition)
 		if code == exitOK {
 			code = exitFail
@@ -570,7 +637,7 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type publisher struct {
 	out            io.Writer
-	pub            *transport.Publication
+	pub            transport.Publisher
 	connectTimeout time.Duration
 	// notConnectedSince is when offers started failing with ErrNotConnected
 	// (zero while connected); lastNote when that was last printed.

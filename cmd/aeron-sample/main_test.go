@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/steadfast-pods/steadfast/transport/mediadriver"
 )
 
 // buildBinary builds the command (without -race, so the processes run at
@@ -305,4 +308,59 @@ func TestUsage(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "no subscriber connected within 300ms") {
 		t.Errorf("unconnected publish: exit %d, stdout %q, stderr %q; want exit 1", code, out, errOut)
 	}
+}
+
+// TestAeronDir: with --aeron-dir both commands are clients of a media
+// driver (here the standalone driver, in-process) instead of embedding one.
+func TestAeronDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "aeron")
+	d, err := mediadriver.New(mediadriver.Config{Dir: dir, IPCTermLength: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var subOut, subErr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"subscribe", "--aeron-dir", dir, "--channel", "aeron:ipc", "--stream", "5",
+			"--count", "3", "--timeout", "20s"}, &subOut, &subErr)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(subOut.String(), "Subscribing") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	var pubOut, pubErr bytes.Buffer
+	if code := run([]string{"publish", "--aeron-dir", dir, "--channel", "aeron:ipc", "--stream", "5", "--messages", "3"}, &pubOut, &pubErr); code != 0 {
+		t.Fatalf("publish exit %d\n%s%s", code, pubOut.String(), pubErr.String())
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("subscribe exit %d\n%s%s", code, subOut.String(), subErr.String())
+	}
+	out := subOut.String()
+	for i := 0; i < 3; i++ {
+		if !strings.Contains(out, fmt.Sprintf("<<Hello World! %d>>", i)) {
+			t.Errorf("subscriber output lacks message %d:\n%s", i, out)
+		}
+	}
+	if !strings.Contains(pubOut.String(), "from the media driver in "+dir) {
+		t.Errorf("publisher output:\n%s", pubOut.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
