@@ -520,9 +520,9 @@ func TestClientErrorsAndClose(t *testing.T) {
 		})
 		return
 	}
-	if hb, st := count(); hb != 2 || st != 2 {
-		t.Fatalf("before close: %d heartbeats, %d stream counters", hb, st)
-	}
+	// The image (and its position counter) follows the subscription-ready
+	// response.
+	waitFor(t, 5*time.Second, func() bool { hb, st := count(); return hb == 2 && st == 2 })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
