@@ -85,6 +85,13 @@ func FuzzOpenLog(f *testing.F) {
 			_, _ = ScanTerm(l.Terms[i])
 			_ = TermOffset(l.RawTail(i), l.TermLength)
 		}
+		// The reader (with reassembly) over whatever the terms hold.
+		rd := NewReader(l, 0)
+		for k := 0; k < 8; k++ {
+			if n, err := rd.Poll(func([]byte, Message) {}, 64); n == 0 || err != nil {
+				break
+			}
+		}
 		_ = l.Position(TermID(l.RawTail(0)), 0)
 	})
 }
