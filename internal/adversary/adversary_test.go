@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -370,14 +369,7 @@ func TestDataPlaneAttacks(t *testing.T) {
 			if pr.sub.exitErr != nil {
 				t.Fatalf("subscriber exited: %v", pr.sub.exitErr)
 			}
-			b, err := os.ReadFile(filepath.Join(pr.sub.dir, pod.FinalStateFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var f pod.FinalState
-			if err := json.Unmarshal(b, &f); err != nil {
-				t.Fatal(err)
-			}
+			f := readFinal(t, pr.sub)
 			pt := f.Tally["publisher-1"]
 			if r := pod.Check(pt, pr.total, nil); !r.OK() || pt.Skipped != 0 || f.Epoch != se {
 				t.Fatalf("final: %+v skipped %d epoch %d (want %d)", r, pt.Skipped, f.Epoch, se)

@@ -22,9 +22,18 @@
 //   - Secure by default (§6): here, a pod without a key refuses to start
 //     (exit 2) unless --insecure; internal/pod TestSecureByDefault.
 //   - Crash exit status (§7): internal/pod TestCrashExitStatus.
-//   - Gossip trust, node-id validation, epoch wrap, restore panics (§2, §3):
-//     the cluster and nodeid packages' own tests (cluster engineer).
-//   - SETUP flood (§4): transport's real-socket flood test (transport
-//     engineer).
+//   - Rogue member (§2, with a key): here, TestRogueMemberWithoutKey — a
+//     process joining as subscriber-1 without the key (or with another)
+//     cannot join; nothing is fenced and the stream ends exactly once.
+//   - Forged snapshot pushes that fence or climb out of the data dir,
+//     gather reflection, epoch wrap (§2): cluster/attack_test.go against real
+//     memberlist nodes (TestAttackForgedPushDoesNotFence,
+//     TestAttackPushCannotWriteOutsideDataDir, TestAttackEpochCannotWrap,
+//     TestAttackGatherNoReflectionNoLeak); node-id validation in nodeid;
+//     restore panics (§3): internal/pod's restore fuzzers.
+//   - SETUP flood (§4): here, TestSetupFloodAtLivePods — 64 fake sessions
+//     announcing 64 MiB terms flood the subscriber while the publisher is
+//     SIGKILLed and replaced; the stream ends exactly once, memory stays
+//     bounded. The transport's own test: transport/flood_test.go.
 //   - HTTP limits (§5): internal/pod's HTTP tests (ops engineer).
 package adversary

@@ -126,6 +126,10 @@
 //   - steadfast_transport_invalid_datagrams_total{reason} (counter): Malformed datagrams dropped, by reason.
 //   - steadfast_transport_images (gauge): Current transport images (publishing sessions received).
 //   - steadfast_transport_publications (gauge): Current transport publications.
+//   - steadfast_transport_pending_images (gauge): Sessions that sent a SETUP but no frame yet (no log memory).
+//   - steadfast_transport_rejected_setups_total (counter): SETUPs refused (invalid, term too large, or a limit reached).
+//   - steadfast_transport_evicted_images_total (counter): Images evicted to make room for new sessions.
+//   - steadfast_transport_receive_buffer_bytes (gauge): Log memory the current images hold.
 //   - steadfast_data_authenticated (gauge): 1 when data-plane messages are authenticated with the cluster key, 0 when the pod runs --insecure.
 //   - steadfast_data_rejected_total{reason} (counter): Data-plane messages dropped before they could change state: unknown_sender (not a live member with that role and epoch) or unauthenticated (no trailer, bad tag or replay).
 //   - steadfast_data_auth_verified_total (counter): Data-plane messages whose tag verified.

@@ -159,6 +159,10 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		e.gauge("steadfast_transport_images", "Current transport images (publishing sessions received).", float64(ds.Images))
 		e.gauge("steadfast_transport_publications", "Current transport publications.", float64(ds.Publications))
+		e.gauge("steadfast_transport_pending_images", "Sessions that sent a SETUP but no frame yet (no log memory).", float64(ds.PendingImages))
+		e.counter("steadfast_transport_rejected_setups_total", "SETUPs refused (invalid, term too large, or a limit reached).", float64(ds.RejectedSetups))
+		e.counter("steadfast_transport_evicted_images_total", "Images evicted to make room for new sessions.", float64(ds.EvictedImages))
+		e.gauge("steadfast_transport_receive_buffer_bytes", "Log memory the current images hold.", float64(ds.ReceiveBufferBytes))
 	}
 
 	if p.auth != nil {
