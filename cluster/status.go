@@ -154,22 +154,24 @@ func (h *durHist) snapshot() Histogram {
 // to a peer's acknowledgement (acknowledged pushes only).
 func (c *Cluster) ReplicationRoundTrips() Histogram { return c.st.rtt.snapshot() }
 
-// Holders returns the node ids of the live peers that acknowledged this
-// node's newest snapshot (by push or re-replication), sorted.
-func (c *Cluster) Holders() []string {
-	own := c.store.ownSnapshot()
-	if own.snap == nil {
-		return nil
+// Holders returns the newest version of this node's snapshot that a peer
+// acknowledged (by push or re-replication) and the node ids of the live
+// peers holding it, sorted (0 and none before any acknowledgement).
+func (c *Cluster) Holders() (epoch, version uint64, nodeIDs []string) {
+	c.holdMu.Lock()
+	epoch, version = c.holders.epoch, c.holders.version
+	names := make([]string, 0, len(c.holders.names))
+	for n := range c.holders.names {
+		names = append(names, n)
 	}
-	names := c.holderNames(own.snap.Epoch, own.snap.Version)
+	c.holdMu.Unlock()
 	c.mu.Lock()
-	var out []string
-	for name := range names {
+	for _, name := range names {
 		if m, ok := c.view[name]; ok {
-			out = append(out, m.NodeID)
+			nodeIDs = append(nodeIDs, m.NodeID)
 		}
 	}
 	c.mu.Unlock()
-	slices.Sort(out)
-	return out
+	slices.Sort(nodeIDs)
+	return epoch, version, nodeIDs
 }

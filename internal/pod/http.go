@@ -227,10 +227,11 @@ type StatusSnapshot struct {
 	Version    uint64  `json:"version"`
 	Bytes      int     `json:"bytes"`
 	AgeSeconds float64 `json:"age_seconds"`
-	// Holders: the live peers that acknowledged this snapshot (a push or a
-	// re-replication); DurableVersion: the last version Save reported
-	// durable.
+	// Holders: the live peers holding version HeldVersion, the newest a
+	// peer acknowledged (by push or re-replication; a newer one may be on
+	// its way). DurableVersion: the last version Save reported durable.
 	Holders        []string `json:"holders"`
+	HeldVersion    uint64   `json:"held_version"`
 	DurableVersion uint64   `json:"durable_version"`
 	Saved          uint64   `json:"saved"`
 	Durable        uint64   `json:"durable"`
@@ -307,7 +308,10 @@ func (p *Pod) Status() Status {
 			if d := p.snapStat.lastDurable.Load(); d != nil {
 				ss.DurableVersion = d.Version
 			}
-			ss.Holders = append(ss.Holders, p.clus.Holders()...)
+			_, ss.HeldVersion, ss.Holders = p.clus.Holders()
+			if ss.Holders == nil {
+				ss.Holders = []string{}
+			}
 			ss.Saved, ss.Durable, ss.Failures = p.snapStat.saved.Load(), p.snapStat.durable.Load(), p.snapStat.failures.Load()
 			s.Snapshot = ss
 		}
@@ -383,20 +387,18 @@ func wantJSON(r *http.Request) bool {
 
 // WriteStatusText writes s as aligned plain text.
 func WriteStatusText(w io.Writer, s Status) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "node %s\trole %s\tepoch %d\tphase %s\tversion %s\tup %.0fs\n", s.NodeID, s.Role, s.Epoch, s.Phase, s.Version, s.UptimeSeconds)
-	fmt.Fprintf(tw, "gossip %s\tdata %s\tmetrics %s\trestored from %s\n", s.GossipAddr, s.DataEndpoint, orDash(s.MetricsAddr), orDash(s.RestoreSource))
-	_ = tw.Flush()
+	fmt.Fprintf(w, "node %s  role %s  epoch %d  phase %s  version %s  up %.0fs\n", s.NodeID, s.Role, s.Epoch, s.Phase, s.Version, s.UptimeSeconds)
+	fmt.Fprintf(w, "gossip %s  data %s  metrics %s  restored from %s\n", s.GossipAddr, s.DataEndpoint, orDash(s.MetricsAddr), orDash(s.RestoreSource))
 
 	fmt.Fprintf(w, "\nmembers (%d)\n", len(s.Members))
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NODE ID\tEPOCH\tROLE\tSTATE\tGOSSIP\tDATA\tMETRICS\t")
 	for _, m := range s.Members {
 		self := ""
 		if m.Self {
 			self = " (self)"
 		}
-		fmt.Fprintf(tw, "  %s%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", m.NodeID, self, m.Epoch, m.Role, m.State, m.GossipAddr, orDash(m.DataEndpoint), orDash(m.MetricsAddr))
+		fmt.Fprintf(tw, "  %s%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.NodeID, self, m.Epoch, m.Role, m.State, m.GossipAddr, orDash(m.DataEndpoint), orDash(m.MetricsAddr))
 	}
 	_ = tw.Flush()
 
@@ -405,7 +407,7 @@ func WriteStatusText(w io.Writer, s Status) error {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  NODE ID\tEPOCH\tVERSION\tBYTES\tAGE\t")
 		for _, r := range s.Replicas {
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%.1fs\t\n", r.NodeID, r.Epoch, r.Version, r.Bytes, r.AgeSeconds)
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%.1fs\n", r.NodeID, r.Epoch, r.Version, r.Bytes, r.AgeSeconds)
 		}
 		_ = tw.Flush()
 	}
@@ -418,8 +420,8 @@ func WriteStatusText(w io.Writer, s Status) error {
 		if len(sn.Holders) > 0 {
 			holders = strings.Join(sn.Holders, ", ")
 		}
-		fmt.Fprintf(w, "  epoch %d version %d, %d bytes, %.1fs old; durable version %d held by %s (saved %d, durable %d, failed %d)\n",
-			sn.Epoch, sn.Version, sn.Bytes, sn.AgeSeconds, sn.DurableVersion, holders, sn.Saved, sn.Durable, sn.Failures)
+		fmt.Fprintf(w, "  epoch %d version %d, %d bytes, %.1fs old; version %d held by %s; last durable %d (saved %d, durable %d, failed %d)\n",
+			sn.Epoch, sn.Version, sn.Bytes, sn.AgeSeconds, sn.HeldVersion, holders, sn.DurableVersion, sn.Saved, sn.Durable, sn.Failures)
 	}
 
 	fmt.Fprintf(w, "\nstreams (%d)\n", len(s.Streams))
@@ -428,12 +430,12 @@ func WriteStatusText(w io.Writer, s Status) error {
 		if s.Publisher != nil {
 			fmt.Fprintln(tw, "  TO\tEPOCH\tACKED\tNEXT\tBREAKER\tSENT\tREPLAYED\t")
 			for _, st := range s.Streams {
-				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%d\t%d\t\n", st.Peer, st.Epoch, st.Acked, st.Next, st.Breaker, st.Sent, st.Replayed)
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%d\t%d\n", st.Peer, st.Epoch, st.Acked, st.Next, st.Breaker, st.Sent, st.Replayed)
 			}
 		} else {
 			fmt.Fprintln(tw, "  FROM\tEPOCH\tAPPLIED\tCOMMITTED\tEND\tCOUNT\tDEAD\tLOST\t")
 			for _, st := range s.Streams {
-				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", st.Peer, st.Epoch, st.Applied, st.Committed, st.End, st.Count, st.Dead, st.Skipped)
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Peer, st.Epoch, st.Applied, st.Committed, st.End, st.Count, st.Dead, st.Skipped)
 			}
 		}
 		_ = tw.Flush()

@@ -1,7 +1,11 @@
-// Package robust is the steady-state "robust" lesson rebuilt on the actors
-// runtime, in one process: heartbeat → generator → worker (FizzBuzz) →
-// logger, with failure injection. It is the runtime's end-to-end test bed:
-// with transient panics and showstoppers injected, the logger's final counts
+// Package robust is the pods' pipeline in one process, on the actors
+// runtime alone (no transport, no cluster): heartbeat → generator → worker
+// (FizzBuzz) → logger, with failure injection. It is the runtime's
+// end-to-end test bed, run by its tests:
+//
+//	go test -race -run TestRobust -v ./internal/robust
+//
+// With transient panics and showstoppers injected, the logger's final counts
 // must match the closed form for the values that were not dead-lettered.
 //
 //   - heartbeat (source): one beat every Rate on the graph's clock; stops

@@ -118,7 +118,7 @@ func actorStats(t *testing.T, g *actors.Graph, name string) actors.ActorStats {
 	return actors.ActorStats{}
 }
 
-// TestRobustPipelineWithInjectedFailures is the lesson's promise: with
+// TestRobustPipelineWithInjectedFailures is the package's promise: with
 // transient panics in every actor and two showstoppers in the worker, the
 // logger's counts are exactly the closed form minus the dead-lettered values,
 // the showstoppers are in the dead-letter queue, the restarts were counted,
