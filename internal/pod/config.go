@@ -44,6 +44,10 @@ type Config struct {
 	Bind       string   // --bind [BIND]: memberlist host:port
 	Advertise  string   // --advertise [ADVERTISE]: host or host:port peers dial
 	Membership string   // --membership [MEMBERSHIP]: lan or local timings
+	// StartAloneAfter: with no seed answering this long, start a new
+	// cluster (give it to one pod only, the lowest ordinal); 0: wait for a
+	// seed for ever. See cluster.Config.StartAloneAfter.
+	StartAloneAfter time.Duration // --start-alone-after [START_ALONE_AFTER]
 
 	// Data transport and observability.
 	DataEndpoint string     // --data-endpoint [DATA_ENDPOINT]: UDP host:port
@@ -288,6 +292,17 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			}
 			return nil
 		}}},
+		{"start-alone-after", "START_ALONE_AFTER", funcVal{
+			get: func() string { return c.StartAloneAfter.String() },
+			set: func(s string) error {
+				d, err := time.ParseDuration(s)
+				if err != nil || d < 0 {
+					return fmt.Errorf("want a duration >= 0 like 30s")
+				}
+				c.StartAloneAfter = d
+				return nil
+			},
+		}},
 		{"data-endpoint", "DATA_ENDPOINT", stringVal{&c.DataEndpoint, hostPort}},
 		{"metrics-addr", "METRICS_ADDR", stringVal{&c.MetricsAddr, func(s string) error {
 			if s == "" {
@@ -386,6 +401,7 @@ func usageOf(name string) string {
 		"bind":                 "memberlist gossip address host:port (UDP and TCP)",
 		"advertise":            "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
 		"membership":           "membership timings: lan (memberlist LAN defaults) or local (one machine: fast failure detection)",
+		"start-alone-after":    "when no seed in --join answers for this long, start a new cluster instead of waiting (give it to one pod only, e.g. the lowest ordinal of a StatefulSet or swarm service; 0: wait for a seed for ever). Seeds are DNS names re-resolved on every retry, so the others join it as soon as it is published",
 		"data-endpoint":        "transport UDP endpoint host:port this pod receives on (0.0.0.0 binds all; peers get the advertised host)",
 		"metrics-addr":         "HTTP address for /metrics, /healthz and the other endpoints; the default serves this host only, set e.g. :9090 to serve others (empty: off)",
 		"log-level":            "debug, info, warn or error (debug prints every FizzBuzz line)",

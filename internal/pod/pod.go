@@ -220,6 +220,7 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 		ccfg.AdvertisePort = ccfg.BindPort
 	}
 	ccfg.Seeds = cfg.Join
+	ccfg.StartAloneAfter = cfg.StartAloneAfter
 	ccfg.ClusterKey = cfg.ClusterKey
 	ccfg.ExtraKeys = cfg.ExtraKeys
 	ccfg.Logger = p.log.With("component", "cluster")
