@@ -103,7 +103,12 @@ func TestMainReports(t *testing.T) {
 	if es, _ := os.ReadDir(os.Getenv("TMPDIR")); len(es) != 0 {
 		t.Fatalf("work dir left behind after a successful run: %v", es)
 	}
-	checkSVG(t, svgPath)
+	if rtt, _ := rep["replication_round_trip_seconds"].(map[string]any); rtt == nil || rtt["count"].(float64) < 1 {
+		t.Fatalf("no replication round trips in the report: %v", rep["replication_round_trip_seconds"])
+	}
+	if c := checkSVG(t, svgPath); c[".latency-bucket"] == 0 {
+		t.Fatalf("no histogram bars in the SVG: %v", c)
+	}
 
 	out.Reset()
 	errb.Reset()

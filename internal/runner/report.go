@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,7 +130,8 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 	rep.KillToDelivery = append([]float64(nil), r.killToDelivery...)
 	rep.KillTimes = append([]KillMark(nil), r.kills...)
 	r.mu.Unlock()
-	rep.Latency = r.latency()
+	rep.Latency = r.histogram(latencyMetric, pod.Subscriber)
+	rep.ReplicationRoundTrip = r.histogram(rttMetric)
 	if rep.ElapsedSeconds > 0 {
 		rep.ValuesPerSecond = float64(rep.Delivered) / rep.ElapsedSeconds
 	}
@@ -154,21 +156,25 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 // caller chose it (--work-dir).
 func (r *Runner) keepWork(ok bool) bool { return !r.ownWork || !ok }
 
-// latencyMetric is the subscribers' beat-to-logger latency histogram.
-const latencyMetric = "steadfast_delivery_latency_seconds"
+// The histograms the report keeps.
+const (
+	latencyMetric = "steadfast_delivery_latency_seconds"       // subscribers: beat to logger
+	rttMetric     = "steadfast_replication_round_trip_seconds" // every pod: snapshot push to ack
+)
 
-// latency merges the subscribers' last latency histograms (every
-// incarnation's last scrape, summed; nil when the pods export none).
-func (r *Runner) latency() *Histogram {
+// histogram merges the last scraped histograms called name of every
+// incarnation of the given roles (all if none), or nil when no pod exports
+// it.
+func (r *Runner) histogram(name string, roles ...pod.Role) *Histogram {
 	sums := map[float64]uint64{}
 	var h Histogram
 	found := false
 	for _, nd := range r.nodes {
-		if nd.role != pod.Subscriber {
+		if len(roles) > 0 && !slices.Contains(roles, nd.role) {
 			continue
 		}
 		for _, p := range nd.procs {
-			f := p.hist[latencyMetric]
+			f := p.hist[name]
 			if f == nil {
 				continue
 			}

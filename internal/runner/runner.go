@@ -82,6 +82,9 @@ type Report struct {
 	// Latency: the subscribers' beat-to-logger latency histogram, if the
 	// pods export one (steadfast_delivery_latency_seconds).
 	Latency *Histogram `json:"latency_seconds,omitempty"`
+	// ReplicationRoundTrip: snapshot pushes from request to a peer's
+	// acknowledgement, over every pod (steadfast_replication_round_trip_seconds).
+	ReplicationRoundTrip *Histogram `json:"replication_round_trip_seconds,omitempty"`
 }
 
 // Histogram is a Prometheus histogram summed over pods.

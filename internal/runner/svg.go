@@ -18,8 +18,9 @@ const (
 
 // ReportSVG renders rep as a standalone SVG document: throughput over time
 // with the kills marked (and each kill's time until its replacement
-// delivered again shaded), the kill → delivering times, and the
-// subscribers' latency histogram when the pods export one.
+// delivered again shaded), the kill → delivering times, the subscribers'
+// beat-to-logger latency histogram when the pods export one, and the
+// snapshot replication round trips.
 func ReportSVG(rep *Report) string {
 	var b strings.Builder
 	y := 0
@@ -29,7 +30,12 @@ func ReportSVG(rep *Report) string {
 	body(func(top int) int { return w.header(top, rep) })
 	body(func(top int) int { return w.throughput(top, rep) })
 	body(func(top int) int { return w.killTimes(top, rep) })
-	body(func(top int) int { return w.latency(top, rep) })
+	body(func(top int) int {
+		return w.histogram(top, "Beat-to-logger latency (values per bucket)", "the pods exported no beat-to-logger latency histogram", rep.Latency)
+	})
+	body(func(top int) int {
+		return w.histogram(top, "Snapshot replication round trip, push to acknowledgement (pushes per bucket)", "no replication round trips recorded", rep.ReplicationRoundTrip)
+	})
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		svgWidth, y+10, svgWidth, y+10)
@@ -180,12 +186,11 @@ func (w *svgWriter) killTimes(top int, rep *Report) int {
 	return 24 + len(rep.KillTimes)*row + 16
 }
 
-func (w *svgWriter) latency(top int, rep *Report) int {
+func (w *svgWriter) histogram(top int, title, none string, h *Histogram) int {
 	top += 24
-	w.text(svgLeft, float64(top-8), "start", ` font-weight="bold"`, "Beat-to-logger latency (values per bucket)")
-	h := rep.Latency
+	w.text(svgLeft, float64(top-8), "start", ` font-weight="bold"`, title)
 	if h == nil || h.Count == 0 {
-		w.text(svgLeft, float64(top+14), "start", ` fill="#999"`, "the pods exported no latency histogram")
+		w.text(svgLeft, float64(top+14), "start", ` fill="#999"`, none)
 		return 24 + 30
 	}
 	const height = 200
@@ -221,7 +226,7 @@ func (w *svgWriter) latency(top int, rep *Report) int {
 			x+bw/2, top+height+12, x+bw/2, top+height+12, esc(b.label))
 	}
 	mean := h.Sum / float64(h.Count)
-	w.text(float64(svgLeft+plotWidth), float64(top-8), "end", ` fill="#555"`, fmt.Sprintf("%d values, mean %s", h.Count, seconds(mean)))
+	w.text(float64(svgLeft+plotWidth), float64(top-8), "end", ` fill="#555"`, fmt.Sprintf("%d samples, mean %s", h.Count, seconds(mean)))
 	return 24 + height + 56
 }
 

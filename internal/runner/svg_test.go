@@ -85,11 +85,12 @@ func TestReportSVG(t *testing.T) {
 			{Seconds: 0.5, Published: 0, Delivered: 0}, {Seconds: 1, Published: 700, Delivered: 600},
 			{Seconds: 2, Published: 1500, Delivered: 1500}, {Seconds: 3, Published: 2500, Delivered: 2400}, {Seconds: 4, Published: 3000, Delivered: 3000},
 		},
-		KillTimes: []KillMark{{Seconds: 1.2, NodeID: "subscriber-1", DeliveringAfter: 0.4}, {Seconds: 2.5, NodeID: "publisher-1"}},
-		Latency:   &Histogram{Buckets: []LatencyBucket{{0.001, 10}, {0.01, 2500}, {0.1, 2990}}, Count: 3000, Sum: 12.5},
+		KillTimes:            []KillMark{{Seconds: 1.2, NodeID: "subscriber-1", DeliveringAfter: 0.4}, {Seconds: 2.5, NodeID: "publisher-1"}},
+		Latency:              &Histogram{Buckets: []LatencyBucket{{0.001, 10}, {0.01, 2500}, {0.1, 2990}}, Count: 3000, Sum: 12.5},
+		ReplicationRoundTrip: &Histogram{Buckets: []LatencyBucket{{0.001, 40}, {0.01, 50}}, Count: 50, Sum: 0.2},
 	}
 	c := svgElems(t, ReportSVG(rep))
-	want := map[string]int{".published": 1, ".delivered": 1, ".kill": 2, ".recovery": 1, ".kill-to-delivering": 1, ".latency-bucket": 4}
+	want := map[string]int{".published": 1, ".delivered": 1, ".kill": 2, ".recovery": 1, ".kill-to-delivering": 1, ".latency-bucket": 4 + 3}
 	for k, v := range want {
 		if c[k] != v {
 			t.Errorf("%s: %d elements, want %d (all: %v)", k, c[k], v, c)
