@@ -46,7 +46,7 @@ func binaries(t testing.TB) string {
 		if binDir, binErr = os.MkdirTemp("", "orchtest-bin-"); binErr != nil {
 			return
 		}
-		cmd := exec.Command(goTool(), "build", "-trimpath", "-o", binDir+string(os.PathSeparator),
+		cmd := exec.Command(goTool(), "build", "-o", binDir+string(os.PathSeparator),
 			"./cmd/publisher", "./cmd/subscriber", "./internal/deploytest/sfprobe")
 		cmd.Dir = repoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")

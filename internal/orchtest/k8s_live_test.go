@@ -99,6 +99,8 @@ func startLocalPod(t *testing.T, s *appsv1.StatefulSet, o checkOpts, join string
 	}
 	go func() { _ = lp.cmd.Wait(); close(lp.done) }()
 	t.Cleanup(func() {
+		t0 := time.Now()
+		defer func() { t.Logf("%s stopped in %.1fs", s.Name, time.Since(t0).Seconds()) }()
 		_ = lp.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-lp.done:
@@ -227,6 +229,7 @@ func TestK8sProbesOnRealPods(t *testing.T) {
 	fast := map[string]string{"MEMBERSHIP": "local", "LOG_LEVEL": "info"}
 	sub := startLocalPod(t, subS, o, net.JoinHostPort("127.0.0.1", strconv.Itoa(pubGossip)), fast, nil)
 	subC := &subS.Spec.Template.Spec.Containers[0]
+	t0 := time.Now()
 
 	if code, err := sub.waitProbe(t, subC.LivenessProbe, probeOK, 10*time.Second); err != nil || !probeOK(code) {
 		t.Fatalf("subscriber liveness %s while joining: %d %v", subC.LivenessProbe.HTTPGet.Path, code, err)
@@ -244,6 +247,7 @@ func TestK8sProbesOnRealPods(t *testing.T) {
 		t.Fatal("liveness and readiness answer alike while joining: the readiness check cannot tell them apart")
 	}
 
+	t.Logf("liveness passes, readiness fails while joining: %.1fs", time.Since(t0).Seconds())
 	pubExtra := map[string]string{"MIN_SUBSCRIBERS": "1", "MEMBERSHIP": "local", "RATE": "10ms"}
 	// The publisher gossips on the port the subscriber is waiting on.
 	pub := startLocalPod(t, pubS, o, sub.gossipAddr(), pubExtra, map[string]int{"BIND": pubGossip})
@@ -258,6 +262,7 @@ func TestK8sProbesOnRealPods(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("both pods ready after %.1fs", time.Since(t0).Seconds())
 	// The checks can fail: a misspelt path, or a probe on another port.
 	bad := subC.ReadinessProbe.DeepCopy()
 	bad.HTTPGet.Path = "/readyzz"
@@ -284,6 +289,7 @@ func TestK8sProbesOnRealPods(t *testing.T) {
 			applied = mt.sum("steadfast_logger_applied_values")
 		}
 	}
+	t.Logf("the subscriber applied %v values after %.1fs", applied, time.Since(t0).Seconds())
 	for _, lp := range []*localPod{pub, sub} {
 		req := lp.sts.Spec.Template.Spec.Containers[0].Resources.Requests.Memory()
 		rss := lp.peakRSS(t)
