@@ -385,6 +385,11 @@ func checkManifest(m *manifest, o checkOpts) []error {
 			}
 		}
 		metricsPort, _ := portOf(cfg.MetricsAddr)
+		// Datagrams must fit one packet on a 1500-byte network inside a
+		// VXLAN overlay (1450): IP fragments are lost whole or dropped.
+		if cfg.MTU+28 > 1450 {
+			add("statefulset %s: MTU %d: transport datagrams of %d bytes with headers are IP-fragmented on a 1450-byte overlay", s.Name, cfg.MTU, cfg.MTU+28)
+		}
 
 		// Probes: liveness on /livez, readiness on /readyz, both on the
 		// metrics port (whether they answer is TestK8sProbesOnRealPods).
@@ -702,6 +707,8 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 		}, "not a variable the pod reads"},
 		{"publisher-only env on a subscriber", func(m *manifest) { setEnv(ctr(m, "subscriber"), "RATE", corev1.EnvVar{Name: "RATE", Value: "1s"}) }, "not a variable the pod reads"},
 		{"bad env value", func(m *manifest) { setEnv(ctr(m, "publisher"), "RATE", corev1.EnvVar{Name: "RATE", Value: "fast"}) }, "rejects its environment"},
+		{"MTU default", func(m *manifest) { dropEnv(ctr(m, "publisher"), "MTU") }, "IP-fragmented"},
+		{"MTU not a multiple of 32", func(m *manifest) { setEnv(ctr(m, "subscriber"), "MTU", corev1.EnvVar{Name: "MTU", Value: "1400"}) }, "rejects its environment"},
 		{"NODE_ID literal", func(m *manifest) {
 			setEnv(ctr(m, "subscriber"), "NODE_ID", corev1.EnvVar{Name: "NODE_ID", Value: "subscriber-0"})
 		}, "NODE_ID must come from the pod name"},

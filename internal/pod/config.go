@@ -13,6 +13,7 @@ import (
 
 	"github.com/steadfast-pods/steadfast/cluster"
 	"github.com/steadfast-pods/steadfast/nodeid"
+	"github.com/steadfast-pods/steadfast/transport"
 )
 
 // ErrUsage wraps every flag or environment error: the main prints the
@@ -56,6 +57,7 @@ type Config struct {
 	LogFormat    string     // --log-format [LOG_FORMAT]: text or json
 
 	SnapshotInterval time.Duration // --snapshot-interval [SNAPSHOT_INTERVAL]
+	MTU              int           // --mtu [MTU]: largest transport datagram
 
 	// Publisher.
 	Rate           time.Duration // --rate [RATE]: one beat per Rate
@@ -87,6 +89,7 @@ func DefaultConfig(r Role) Config {
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
 		SnapshotInterval:    500 * time.Millisecond,
+		MTU:                 transport.DefaultConfig().MTU,
 		Rate:                10 * time.Millisecond,
 		Beats:               1000,
 		Batch:               64,
@@ -321,6 +324,17 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			return nil
 		}}},
 		{"snapshot-interval", "SNAPSHOT_INTERVAL", positiveDuration(&c.SnapshotInterval)},
+		{"mtu", "MTU", funcVal{
+			get: func() string { return strconv.Itoa(c.MTU) },
+			set: func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 64 || n > 65504 || n%32 != 0 {
+					return fmt.Errorf("want a multiple of 32 in 64..65504")
+				}
+				c.MTU = n
+				return nil
+			},
+		}},
 	}
 	if role == Publisher {
 		defs = append(defs,
@@ -407,6 +421,7 @@ func usageOf(name string) string {
 		"log-level":            "debug, info, warn or error (debug prints every FizzBuzz line)",
 		"log-format":           "text or json",
 		"snapshot-interval":    "how often the pod snapshots its actors' state and replicates it",
+		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
 		"rate":                 "heartbeat period: one beat (one batch) every RATE",
 		"beats":                "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
 		"batch":                "values generated per beat",

@@ -159,6 +159,9 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	if nw == nil {
 		tcfg := transport.DefaultConfig()
 		tcfg.Logger = p.log.With("component", "transport")
+		if cfg.MTU != 0 {
+			tcfg.MTU = cfg.MTU
+		}
 		d, err := transport.NewDriver(tcfg)
 		if err != nil {
 			return nil, fmt.Errorf("pod: transport: %w", err)
