@@ -244,6 +244,10 @@ func (e *recvEndpoint) onSetup(b []byte, src netip.AddrPort, now int64, out outF
 		if img.state == imgActive {
 			img.src = src
 			img.lastPacket = now
+			if img.pending { // answer each SETUP once (see imageWork)
+				img.smSent = false
+				e.imageWork(img, now, out)
+			}
 		}
 		return
 	}
@@ -643,7 +647,11 @@ func (e *recvEndpoint) imageWork(img *image, now int64, out outFunc) {
 		}
 	}
 	consumption := img.subPos.Load()
-	if smDue(now, img.lastSMTime, img.smSent, consumption, img.lastSMPos, img.window, img.p.smTimeout) && senderLive {
+	// A pending image answers SETUPs, one SM each, and sends nothing on
+	// its own: forged SETUPs with someone else's source address must not
+	// make us send that address a stream of SMs.
+	if smDue(now, img.lastSMTime, img.smSent, consumption, img.lastSMPos, img.window, img.p.smTimeout) && senderLive &&
+		!(img.pending && img.smSent) {
 		flags := uint8(0)
 		if img.state == imgDraining {
 			flags = smFlagEOS
@@ -691,6 +699,9 @@ func (e *recvEndpoint) doWork(now int64, out outFunc) int64 {
 // waiting for the subscriber) is polled every 10 ms rather than spun on.
 func (img *image) deadline(now int64) int64 {
 	d := img.lastSMTime + img.p.smTimeout
+	if img.pending {
+		d = now + img.p.liveness // only SETUPs make it send
+	}
 	if img.gapActive {
 		d = min(d, img.nakAt)
 	}

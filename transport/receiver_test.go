@@ -387,3 +387,41 @@ func TestReceiverSetupLimitsAndEviction(t *testing.T) {
 		t.Fatal("oversized term accepted")
 	}
 }
+
+// TestReceiverPendingImageAnswersSetupsOnly: a session that sent only
+// SETUPs gets one SM per SETUP and nothing from the timers, so forged
+// SETUPs cannot turn the receiver into an SM reflector; its first frame
+// makes it live and the SMs run as usual.
+func TestReceiverPendingImageAnswersSetupsOnly(t *testing.T) {
+	ep := newRecvEndpoint(1)
+	ep.subscribe(&streamSub{streamID: 10, p: captureRecvParams()})
+	sms := 0
+	out := func(b []byte, to netip.AddrPort) {
+		if getType(b) == typeSM {
+			sms++
+		}
+	}
+	src := netip.MustParseAddrPort("10.0.0.1:1")
+	var su [64]byte
+	ep.onDatagram(encodeSetup(su[:], 0, 7, 10, 5, 5, 64*1024, 1408, 0), src, 0, out)
+	for now := int64(0); now < 5e9; now += 100e6 {
+		ep.doWork(now, out)
+	}
+	if sms != 1 {
+		t.Fatalf("%d SMs for one SETUP", sms)
+	}
+	ep.onDatagram(encodeSetup(su[:], 0, 7, 10, 5, 5, 64*1024, 1408, 0), src, 5e9, out)
+	ep.onDatagram(encodeSetup(su[:], 0, 7, 10, 5, 5, 64*1024, 1408, 0), src, 5.1e9, out)
+	if sms != 3 {
+		t.Fatalf("%d SMs for three SETUPs", sms)
+	}
+	var hb [32]byte
+	ep.onDatagram(encodeHeartbeat(hb[:], flagsUnfrag, 0, 7, 10, 5), src, 5.1e9, out)
+	if img := ep.images[imageKey{7, 10}]; img == nil || img.pending {
+		t.Fatal("not live after a heartbeat")
+	}
+	ep.doWork(5.4e9, out)
+	if sms != 4 {
+		t.Fatalf("live image: %d SMs, want the timer's", sms)
+	}
+}
