@@ -96,7 +96,8 @@ func TestDriverCloseDrains(t *testing.T) {
 		}
 	}
 
-	// Nobody acknowledges: Close gives up after the linger.
+	// Nobody acknowledges (the subscriber's driver vanished without a
+	// word): Close gives up after the linger.
 	ds2, err := NewDriver(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +108,10 @@ func TestDriverCloseDrains(t *testing.T) {
 	offerAll(t, pub2, "x")
 	eventually(t, 10*time.Second, "x", func() bool { return c2.count() == 1 })
 	c2.close()
-	ds2.Close()
+	ds2.Close() // closes its sockets: no end-of-stream status message
+	if _, err := pub2.Offer([]byte("never acknowledged")); err != nil {
+		t.Fatalf("offer while still connected: %v", err)
+	}
 	start := time.Now()
 	dp2.Close()
 	if el := time.Since(start); el > cfg.PublicationLinger+time.Second {

@@ -107,9 +107,11 @@ func (d *Driver) goRun(f func()) {
 }
 
 // Close closes the driver. Its UDP publications first drain what was
-// offered and end their streams as Publication.Close does; Close waits for
-// that at most the longest publication linger, then stops every goroutine
-// and closes every socket and subscription. Safe to call twice.
+// offered and end their streams as Publication.Close does; Close waits
+// until each has everything acknowledged by its subscriber and its end of
+// stream sent (or finished), at most the longest publication linger, then
+// stops every goroutine and closes every socket and subscription. Safe to
+// call twice.
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -139,6 +141,7 @@ func (d *Driver) Close() error {
 	for _, u := range udp {
 		select {
 		case <-u.stop: // finished: the send loop closed the socket
+		case <-u.flushed:
 		case <-deadline.C:
 			deadline.Reset(0)
 		}

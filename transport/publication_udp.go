@@ -29,6 +29,8 @@ type udpPublication struct {
 	wake      chan struct{}
 	stop      chan struct{} // closed when the publication finished or the driver halts it
 	stopOnce  sync.Once
+	flushed   chan struct{} // closed once a closing sender is flushed (see sender.flushed)
+	flushOnce sync.Once
 }
 
 // addUDPPublication binds p's socket towards ch's endpoint and starts its
@@ -47,7 +49,8 @@ func (d *Driver) addUDPPublication(p *Publication, ch *channel, mtu int, start i
 	if err != nil {
 		return nil, fmt.Errorf("transport: publication socket: %w", err)
 	}
-	u := &udpPublication{p: p, conn: conn, dest: dest, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	u := &udpPublication{p: p, conn: conn, dest: dest, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		flushed: make(chan struct{})}
 	u.snd = newSender(senderParams{
 		sessionID: p.sessionID, streamID: p.streamID, mtu: mtu, pubWindow: p.pubWindow,
 		heartbeat: int64(d.cfg.HeartbeatInterval), connTimeout: int64(d.cfg.ConnectionTimeout),
@@ -124,6 +127,9 @@ func (u *udpPublication) publishLocked(now int64) {
 	u.blockedAt.Store(u.snd.blockedLimit)
 	u.p.pubLimit.Store(u.snd.producerLimit(now))
 	u.p.connected.Store(u.snd.connected(now) && !u.snd.closing)
+	if u.snd.closing && u.snd.flushed() {
+		u.flushOnce.Do(func() { close(u.flushed) })
+	}
 }
 
 // hasWork reports whether offered data is waiting within the window.

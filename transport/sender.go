@@ -55,8 +55,10 @@ type sender struct {
 	rtxLen    int32
 	rtxUntil  int64
 
+	acked     int64 // highest consumption position a status message reported
 	closing   bool
 	eosPhase  bool // drained after close: sending 0xE0 heartbeats
+	eosSent   bool // at least one 0xE0 heartbeat went out
 	lingerEnd int64
 	lastEOS   int64
 	finished  bool
@@ -101,6 +103,15 @@ func (s *sender) producerLimit(now int64) int64 {
 		return s.pos
 	}
 	return s.pos + s.p.pubWindow
+}
+
+// flushed reports whether a closing sender has nothing left that matters
+// to the subscriber: everything was sent and acknowledged by a status
+// message and the end of stream went out at least once. The EOS phase may
+// go on (until the subscriber acknowledges it or the linger ends); a
+// driver shutting down need not wait for that.
+func (s *sender) flushed() bool {
+	return s.finished || (s.eosPhase && s.eosSent && s.acked >= s.pos)
 }
 
 // close starts the end-of-stream phase: drain, then 0xE0 heartbeats.
@@ -185,6 +196,7 @@ func (s *sender) onSM(b []byte, now int64) {
 		s.receivers = append(live, rcvLiveness{id: id, lastSM: now})
 	}
 	s.limit = senderLimit(s.limit, smPos, window)
+	s.acked = max(s.acked, smPos)
 	if !s.smSeen {
 		s.smSeen = true
 		s.lastSend = now - s.p.heartbeat // heartbeat at once, as aeronmd does
@@ -311,6 +323,7 @@ func (s *sender) doWork(now, producerPos int64, out sendFunc) int {
 		if now-s.lastEOS >= s.p.heartbeat {
 			out(encodeHeartbeat(s.scratch[:], flagsUnfrag|flagEOS, s.log.termOffset(s.pos), s.p.sessionID, s.p.streamID, s.log.termID(s.pos)))
 			s.lastEOS = now
+			s.eosSent = true
 			s.lastSend = now
 			s.c.heartbeatsSent++
 			s.c.datagramsSent++

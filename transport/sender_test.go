@@ -178,6 +178,15 @@ func TestSenderEndOfStream(t *testing.T) {
 	if fs := r.work(102e6); len(fs) != 1 || fs[0].Flags != 0xE0 {
 		t.Fatalf("EOS heartbeat cadence: %+v", fs)
 	}
+	// Flushed (what a closing driver waits for) once the data is
+	// acknowledged: the EOS went out already.
+	if r.s.flushed() {
+		t.Fatal("flushed before the data was acknowledged")
+	}
+	r.sm(120e6, 0, 160, 32*1024, 1)
+	if !r.s.flushed() || r.s.finished {
+		t.Fatalf("acknowledged: flushed %v finished %v", r.s.flushed(), r.s.finished)
+	}
 	// An SM with 0x40 removes the receiver and ends the linger.
 	r.sm(150e6, smFlagEOS, 160, 32*1024, 1)
 	r.work(151e6)
