@@ -130,6 +130,8 @@
 //   - steadfast_transport_rejected_setups_total (counter): SETUPs refused (invalid, term too large, or a limit reached).
 //   - steadfast_transport_evicted_images_total (counter): Images evicted to make room for new sessions.
 //   - steadfast_transport_receive_buffer_bytes (gauge): Log memory the current images hold.
+//   - steadfast_transport_socket_errors_total (counter): Socket reads that failed (not timeouts).
+//   - steadfast_transport_send_errors_total (counter): Datagrams a socket refused to send.
 //   - steadfast_data_authenticated (gauge): 1 when data-plane messages are authenticated with the cluster key, 0 when the pod runs --insecure.
 //   - steadfast_data_rejected_total{reason} (counter): Data-plane messages dropped before they could change state: unknown_sender (not a live member with that role and epoch) or unauthenticated (no trailer, bad tag or replay).
 //   - steadfast_data_auth_verified_total (counter): Data-plane messages whose tag verified.

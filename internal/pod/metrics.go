@@ -163,6 +163,8 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		e.counter("steadfast_transport_rejected_setups_total", "SETUPs refused (invalid, term too large, or a limit reached).", float64(ds.RejectedSetups))
 		e.counter("steadfast_transport_evicted_images_total", "Images evicted to make room for new sessions.", float64(ds.EvictedImages))
 		e.gauge("steadfast_transport_receive_buffer_bytes", "Log memory the current images hold.", float64(ds.ReceiveBufferBytes))
+		e.counter("steadfast_transport_socket_errors_total", "Socket reads that failed (not timeouts).", float64(ds.SocketErrors))
+		e.counter("steadfast_transport_send_errors_total", "Datagrams a socket refused to send.", float64(ds.SendErrors))
 	}
 
 	if p.auth != nil {
