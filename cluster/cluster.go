@@ -70,8 +70,9 @@ type Cluster struct {
 	wg     sync.WaitGroup
 
 	holdMu  sync.Mutex
-	holders holders         // guarded by holdMu; who holds this node's newest snapshot
-	relayed map[string]bool // guarded by holdMu; relay pushes done (see relay)
+	holders holders              // guarded by holdMu; who holds this node's newest snapshot
+	relayed map[string]bool      // guarded by holdMu; relay pushes done (see relay)
+	absent  map[string]time.Time // guarded by holdMu; node ids of replicas held, absent from the view since
 
 	st  counters
 	lim *limiter // rate-limits repeated warnings

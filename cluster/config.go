@@ -162,6 +162,9 @@ type Config struct {
 	// the delegates. Nil means DefaultConfig's.
 	Memberlist *memberlist.Config
 
+	// relayGrace overrides relayGrace (tests).
+	relayGrace time.Duration
+
 	// epochOverride forces the chosen epoch (tests that replay a stale
 	// incarnation). 0 means choose normally.
 	epochOverride uint64

@@ -64,8 +64,8 @@
 // A keeper goroutine closes the window between two Saves (durability.go):
 // when a holder of this node's newest snapshot leaves the live view, it
 // pushes the snapshot to the next ranked peers until Replicas live peers
-// hold it; when a node has no live incarnation (it is down, being
-// replaced), every holder of its replica relays it to the first Replicas
+// hold it; when a node has had no live incarnation for 2 s (it is down,
+// and no replacement took over at once), every holder of its replica relays it to the first Replicas
 // live members in that node's rendezvous order, so holders replaced one
 // after the other while the owner is down do not lose it; and replicas of
 // node ids nobody carried for ReplicaRetention (retired nodes) are deleted.

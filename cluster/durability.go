@@ -57,7 +57,7 @@ func (c *Cluster) holderNames(epoch, version uint64) map[string]bool {
 
 // keeperRecheck is how often the keeper re-checks the holders without a
 // change of the view.
-const keeperRecheck = time.Second
+const keeperRecheck = 500 * time.Millisecond
 
 // keeperGC is how often the keeper looks for replicas of retired nodes.
 func (c *Cluster) keeperGC() time.Duration {
@@ -149,8 +149,9 @@ func (c *Cluster) relay() {
 	if c.isClosed() || c.Err() != nil {
 		return
 	}
+	now := time.Now()
 	for id, h := range c.store.replicaList() {
-		if c.liveID(id) {
+		if !c.absentFor(id, now) {
 			continue
 		}
 		ranked := c.rankedFor(id, true)
@@ -172,6 +173,37 @@ func (c *Cluster) relay() {
 				"epoch", h.snap.Epoch, "version", h.snap.Version)
 		}
 	}
+}
+
+// relayGrace is how long a node id must have had no live incarnation
+// before its holders relay its replica: a replacement usually takes over
+// within that time (and needs the holders' attention for its restore),
+// whereas replacing a holder takes longer.
+const relayGrace = 2 * time.Second
+
+// absentFor reports whether node id has had no live incarnation for
+// relayGrace, as seen by the keeper's calls (now is the call's time).
+func (c *Cluster) absentFor(id string, now time.Time) bool {
+	live := c.liveID(id)
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	if c.absent == nil {
+		c.absent = make(map[string]time.Time)
+	}
+	if live {
+		delete(c.absent, id)
+		return false
+	}
+	since, ok := c.absent[id]
+	if !ok {
+		c.absent[id] = now
+		return false
+	}
+	grace := relayGrace
+	if c.cfg.relayGrace > 0 {
+		grace = c.cfg.relayGrace
+	}
+	return now.Sub(since) >= grace
 }
 
 // maxRelayed bounds the memory of relay pushes done.

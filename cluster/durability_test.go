@@ -100,10 +100,15 @@ func TestRetiredReplicasCollected(t *testing.T) {
 // the owner's replacement still restores it; without relays nobody holds
 // it by then.
 func TestHolderLeavesWhileOwnerDown(t *testing.T) {
-	h0, _ := startNode(t, testConfig(t, "h0"))
+	cfg := func(id string, seeds ...string) Config {
+		c := testConfig(t, id, seeds...)
+		c.relayGrace = 100 * time.Millisecond
+		return c
+	}
+	h0, _ := startNode(t, cfg("h0"))
 	peers := map[string]*Cluster{"h0": h0}
 	for _, id := range []string{"h1", "h2", "h3"} {
-		peers[id], _ = startNode(t, testConfig(t, id, h0.LocalAddr()))
+		peers[id], _ = startNode(t, cfg(id, h0.LocalAddr()))
 	}
 	o, ob := startNode(t, testConfig(t, "o", h0.LocalAddr()))
 	waitFor(t, "5 members", func() bool { return len(o.Members()) == 5 })
@@ -131,7 +136,7 @@ func TestHolderLeavesWhileOwnerDown(t *testing.T) {
 				seed = p.LocalAddr()
 			}
 		}
-		peers[id], _ = startNode(t, testConfig(t, id, seed))
+		peers[id], _ = startNode(t, cfg(id, seed))
 		waitFor(t, "two live holders again", func() bool { return len(holdersOf("o", 5, all()...)) >= 2 })
 	}
 	var relayed uint64
