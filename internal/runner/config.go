@@ -104,7 +104,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			if out != nil {
-				fmt.Fprintln(out, "Usage: runner [flags]\n\nBuilds the steadfast pods, runs publishers and subscribers as local processes on\n127.0.0.1, shows their progress, injects faults on request, stops when every\nsubscriber has delivered every publisher's stream, and checks the result against\nthe closed-form FizzBuzz invariant. Exit 0 only if nothing was lost or duplicated.\n\nFlags:")
+				fmt.Fprintln(out, "Usage: runner [flags]\n\nBuilds the steadfast pods, runs publishers and subscribers as local processes on\n127.0.0.1, shows their progress, injects faults on request, stops when every\nsubscriber has delivered every publisher's stream, and checks the result against\nthe closed-form FizzBuzz invariant. Exit 0 only if nothing was lost or duplicated\nand every report was written. Each pod's /status and /metrics URLs are printed\nas it starts; the pods die with the runner.\n\nFlags:")
 				fs.SetOutput(out)
 				fs.PrintDefaults()
 			}

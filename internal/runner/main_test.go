@@ -210,3 +210,17 @@ func TestPodsDieWithTheRunner(t *testing.T) {
 		}
 	}
 }
+
+// TestMainUsage: bad flags exit 2 with one line on stderr; --help exits 0.
+func TestMainUsage(t *testing.T) {
+	for _, args := range [][]string{{"--report", "none", "--report", "x.json"}, {"--kill", "everyone"}, {"--report="}} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != 2 || !strings.HasPrefix(errb.String(), "runner: usage: ") || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+	var out bytes.Buffer
+	if code := Main([]string{"--help"}, &out, &out); code != 0 || !strings.Contains(out.String(), "-report") {
+		t.Errorf("--help: exit %d\n%s", code, out.String())
+	}
+}
