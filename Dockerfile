@@ -76,11 +76,12 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     DATA_ENDPOINT=0.0.0.0:40123 \
     METRICS_ADDR=:9090 \
     LOG_LEVEL=info
-# memberlist gossip (tcp+udp), transport data (udp), metrics and /healthz (tcp)
+# memberlist gossip (tcp+udp), transport data (udp), /metrics, /livez, /readyz (tcp)
 EXPOSE 7946/tcp 7946/udp 40123/udp 9090/tcp
-# distroless has no curl or wget: the pod binary probes its own /healthz
+# distroless has no curl or wget: the pod binary probes its own /healthz, which
+# is its readiness (/readyz: joined, restored, actors running; 503 once fenced)
 # (http://127.0.0.1:<port of METRICS_ADDR>/healthz), exit 0 when it answers 200.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=3 \
+HEALTHCHECK --interval=1s --timeout=2s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/subscriber", "--healthcheck"]
 # Without a command: the runner's demo (1 publisher, 1 subscriber, on the
 # container's loopback) with the binaries shipped here; compose runs the pods.

@@ -18,18 +18,48 @@
 # (replays below its watermark, expected after replacements) are printed for
 # information.
 #
+# It acts on the compose project of this checkout (see replace-node.sh).
+# Exit 2 on bad usage (checked before anything else is done).
+#
 # Environment: COMPOSE, TIMEOUT (default 180), PAUSE, SERVICES (default
 # "publisher subscriber-1 subscriber-2"), PUBLISHERS (default "publisher"),
 # SUBSCRIBERS (default "subscriber-1 subscriber-2"); metric names as in
 # scripts/lib.sh. Exit 0 when every check passes.
 set -euo pipefail
 
+usage() {
+  echo "usage: $0 [DURATION]   (DURATION: whole seconds, or a number with s, m or h: 90, 90s, 5m, 1h; default 5m)"
+  echo "       $0 --help"
+}
+case ${1:-} in
+  -h | --help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+if [[ $# -gt 1 ]]; then
+  usage >&2
+  exit 2
+fi
+DURATION_ARG=${1:-5m}
+if ! [[ $DURATION_ARG =~ ^[0-9]+[smh]?$ ]] || [[ $DURATION_ARG =~ ^0+[smh]?$ ]]; then
+  echo "chaos: bad duration '$DURATION_ARG'" >&2
+  usage >&2
+  exit 2
+fi
+for v in TIMEOUT PAUSE; do
+  if [[ -n ${!v:-} && ! ${!v} =~ ^[0-9]+$ ]]; then
+    echo "chaos: $v must be a whole number of seconds, not '${!v}'" >&2
+    exit 2
+  fi
+done
+
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$SCRIPT_DIR/lib.sh"
 cd "$SCRIPT_DIR/.."
 
-DURATION=$(duration_s "${1:-5m}")
+DURATION=$(duration_s "$((10#${DURATION_ARG%[smh]}))${DURATION_ARG##*[0-9]}")
 TIMEOUT=${TIMEOUT:-180}
 METRICS_PORT=${METRICS_PORT:-9090}
 read -r -a COMPOSE_CMD <<<"${COMPOSE:-docker compose}"
@@ -56,7 +86,8 @@ for s in "${SERVICES[@]}"; do
   [[ -n $(compose ps -q "$s") ]] || die "$s is not running (docker compose up -d first)"
 done
 
-say "replacing random nodes among ${SERVICES[*]} for ${DURATION}s"
+project=$(compose config 2>/dev/null | sed -n 's/^name: //p' | sed -n 1p)
+say "replacing random nodes among ${SERVICES[*]} of project ${project:-?} for ${DURATION}s"
 end=$((SECONDS + DURATION))
 replaced=0
 failed=0

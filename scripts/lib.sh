@@ -14,6 +14,8 @@
   M_DUPLICATES=steadfast_duplicates_dropped_total
   M_LOST=steadfast_logger_lost_values            # values the publisher no longer had (lost)
   M_MEMBERS=steadfast_membership_members
+  M_PROCESSED=steadfast_values_processed_total # subscriber: values through the worker, this incarnation
+  M_ACKS_IN=steadfast_acks_received_total      # publisher: acks from subscribers, this incarnation
   M_EPOCH=steadfast_epoch                    # this incarnation's epoch
   # the subscriber's tally per publisher, one consistent copy per scrape
   M_T_VALUES=steadfast_logger_values         # label category: fizz | buzz | fizzbuzz | value
@@ -72,6 +74,13 @@ now_ms() {
 elapsed() {
   local ms=$(($(now_ms) - $1))
   printf '%d.%03ds' $((ms / 1000)) $((ms % 1000))
+}
+
+# span FROM_MS TO_MS: "1.234s" (negative spans as "-0.010s").
+span() {
+  local ms=$(($2 - $1)) sign=""
+  ((ms < 0)) && sign=- && ms=$((-ms))
+  printf '%s%d.%03ds' "$sign" $((ms / 1000)) $((ms % 1000))
 }
 
 # duration_s 90s|5m|1h|42: seconds.

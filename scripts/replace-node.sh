@@ -5,15 +5,28 @@
 # no graceful stop), removed with its writable layer (so its data dir is
 # gone), and a fresh container is started for the same compose service, hence
 # the same NODE_ID, on a new container with a new IP and an empty disk. The
-# script waits until the new container is healthy and reports where its state
-# came from (its restore source, from /metrics), then prints the elapsed time.
+# script then watches the new pod and reports, from the kill:
+#   ready       its /readyz answers 200 (joined, restored, actors running);
+#   delivering  the pod's own metrics show the stream moving through it: a
+#               subscriber's first value through its worker
+#               (steadfast_values_processed_total > 0), a publisher's first
+#               ack from a subscriber (steadfast_acks_received_total > 0);
+#   healthy     the engine's healthcheck says healthy (it runs every
+#               healthcheck interval, so this lags readiness);
+# and where its state came from (its restore source, from /metrics).
 #
 #   scripts/replace-node.sh subscriber-1
-#   replace-node: subscriber-1 replaced in 6.412s (healthy after 3.020s), restore source peer:subscriber-2
+#   replace-node: killing subscriber-1 (project steadfast, container 5d0c…, address 172.18.0.3)
+#   replace-node: started subscriber-1 (container 9e41…, address 172.18.0.3) 0.912s after the kill
+#   replace-node: subscriber-1 replaced in 1.903s (ready after 1.221s, delivering after 1.260s, healthy after 1.903s), restore source peer:subscriber-2
+#   replace-node: subscriber-1 from its container's start: ready after 0.290s, delivering after 0.330s
 #
-# Exit 0 when the replacement restored from a peer (peer:<node id>), 1
-# otherwise (with ALLOW_ANY_SOURCE=1: any reported source). Needs docker with
-# the compose plugin and curl; run from anywhere inside the repository.
+# It acts on the compose project of this checkout: the one `docker compose`
+# uses in the repository's root (COMPOSE_PROJECT_NAME, else the directory's
+# name; COMPOSE_FILE is honoured too). Exit 0 when the replacement restored
+# from a peer (peer:<node id>), 1 otherwise (with ALLOW_ANY_SOURCE=1: any
+# reported source), 2 on bad usage. Needs docker with the compose plugin and
+# curl.
 #
 # Environment: COMPOSE (default "docker compose"), TIMEOUT seconds (default
 # 120), METRICS_PORT container port of /metrics (default 9090); metric names
@@ -25,7 +38,26 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SCRIPT_DIR/lib.sh"
 cd "$SCRIPT_DIR/.."
 
+usage() {
+  echo "usage: $0 SERVICE   (a pod service of docker-compose.yml: publisher, subscriber-1, subscriber-2)"
+  echo "       $0 --help"
+}
+case ${1:-} in
+  -h | --help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+[[ $# -eq 1 && -n $1 && $1 != -* ]] || {
+  usage >&2
+  exit 2
+}
+SERVICE=$1
 TIMEOUT=${TIMEOUT:-120}
+[[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || {
+  echo "replace-node: TIMEOUT must be a whole number of seconds, not '$TIMEOUT'" >&2
+  exit 2
+}
 METRICS_PORT=${METRICS_PORT:-9090}
 read -r -a COMPOSE_CMD <<<"${COMPOSE:-docker compose}"
 
@@ -36,50 +68,80 @@ die() {
   exit 1
 }
 
-[[ $# -eq 1 ]] || {
-  echo "usage: $0 SERVICE   (one of: $(compose config --services 2>/dev/null | tr '\n' ' '))" >&2
-  exit 2
-}
-SERVICE=$1
 # (no `| grep -q` under pipefail: grep exits at the first match and the
 # writer's SIGPIPE would fail the pipeline)
 services=$(compose config --services) || die "docker compose config failed"
 grep -qx -- "$SERVICE" <<<"$services" || die "no service $SERVICE in docker-compose.yml"
 command -v curl >/dev/null || die "curl is needed to read the pods' /metrics"
+project=$(compose config 2>/dev/null | sed -n 's/^name: //p' | sed -n 1p)
 
-start=$(now_ms)
 old=$(compose ps -q "$SERVICE" || true)
-[[ -n $old ]] || say "$SERVICE has no container; starting one"
+[[ -n $old ]] || say "$SERVICE has no container in project ${project:-?}; starting one"
+start=$(now_ms)
 if [[ -n $old ]]; then
-  say "killing $SERVICE (container ${old:0:12})"
-  compose kill -s SIGKILL "$SERVICE" >/dev/null
-  compose rm -f -s "$SERVICE" >/dev/null
+  old_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$old")
+  say "killing $SERVICE (project ${project:-?}, container ${old:0:12}, address ${old_ip% })"
+  # (the engine's own kill and rm: the compose CLI would first load the
+  # whole project, which costs seconds on a busy machine)
+  docker kill -s SIGKILL "$old" >/dev/null
+  docker rm -f "$old" >/dev/null
 fi
 compose up -d --no-deps --no-build "$SERVICE" >/dev/null
 new=$(compose ps -q "$SERVICE")
 [[ -n $new && $new != "$old" ]] || die "no new container for $SERVICE"
-say "started $SERVICE (container ${new:0:12})"
-
-deadline=$((SECONDS + TIMEOUT))
-health=""
-until [[ $health == healthy ]]; do
-  health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}}' "$new")
-  [[ $health == no-healthcheck ]] && die "$SERVICE has no healthcheck"
-  ((SECONDS < deadline)) || die "$SERVICE not healthy after ${TIMEOUT}s (status $health)"
-  [[ $health == healthy ]] || sleep 0.5
-done
-healthy_after=$(elapsed "$start")
+# (Docker hands out the lowest free address of the network: usually the
+# killed container's. The pods do not rely on it: peers learn the new
+# incarnation's address from gossip.)
+new_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$new")
+# When the engine started the new container: the pod's own times below are
+# also given from there, without the docker/compose commands' overhead.
+started_at=$(docker inspect -f '{{.State.StartedAt}}' "$new")
+started_ms=$(date -d "$started_at" +%s%3N 2>/dev/null || now_ms)
+say "started $SERVICE (container ${new:0:12}, address ${new_ip% }) $(elapsed "$start") after the kill"
 
 # The metrics port is published on 127.0.0.1 (see docker-compose.yml).
 addr=$(compose port "$SERVICE" "$METRICS_PORT") || die "$SERVICE does not publish port $METRICS_PORT"
-source=""
-until [[ -n $source ]]; do
-  source=$(curl -fsS --max-time 2 "http://$addr/metrics" 2>/dev/null | metric_label "$M_RESTORE" "$M_RESTORE_LABEL" | sed -n 1p || true)
-  ((SECONDS < deadline)) || die "$SERVICE reported no restore source ($M_RESTORE) after ${TIMEOUT}s"
-  [[ -n $source ]] || sleep 0.5
+deadline=$((SECONDS + TIMEOUT))
+ready_after="" delivering_after="" healthy_after="" source="" ready_own="" delivering_own=""
+until [[ -n $ready_after && -n $delivering_after && -n $healthy_after && -n $source ]]; do
+  ((SECONDS < deadline)) || die "$SERVICE after ${TIMEOUT}s: ready after ${ready_after:-never}, delivering after ${delivering_after:-never}, healthy after ${healthy_after:-never}, restore source ${source:-none reported}"
+  if [[ -z $ready_after ]] && curl -fsS --max-time 1 "http://$addr/readyz" >/dev/null 2>&1; then
+    ready_after=$(elapsed "$start")
+    ready_own=$(elapsed "$started_ms")
+  fi
+  if [[ -z $delivering_after || -z $source ]]; then
+    m=$(curl -fsS --max-time 1 "http://$addr/metrics" 2>/dev/null || true)
+    if [[ -n $m && -z $source ]]; then
+      source=$(metric_label "$M_RESTORE" "$M_RESTORE_LABEL" <<<"$m" | sed -n 1p || true)
+    fi
+    if [[ -n $m && -z $delivering_after ]]; then
+      if grep -q "^$M_PUBLISHED " <<<"$m"; then progress=$M_ACKS_IN; else progress=$M_PROCESSED; fi
+      n=$(metric_sum "$progress" <<<"$m" || echo 0)
+      if ((n > 0)); then
+        delivering_after=$(elapsed "$start")
+        delivering_own=$(elapsed "$started_ms")
+      fi
+    fi
+  fi
+  if [[ -z $healthy_after ]]; then
+    health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}}' "$new")
+    [[ $health == no-healthcheck ]] && die "$SERVICE has no healthcheck"
+    [[ $health == healthy ]] && healthy_after=$(elapsed "$start")
+  fi
+  [[ -n $ready_after && -n $delivering_after && -n $healthy_after && -n $source ]] || sleep 0.05
 done
 
-say "$SERVICE replaced in $(elapsed "$start") (healthy after $healthy_after), restore source $source"
+say "$SERVICE replaced in $(elapsed "$start") (ready after $ready_after, delivering after $delivering_after, healthy after $healthy_after), restore source $source"
+# The pod's own log: when it was running (joined, restored, actors up),
+# from the kill and from its container's start. (The figures above are when
+# this script saw it; on a busy machine the docker commands make it look late.)
+running_ms=""
+running_at=$(docker logs "$new" 2>&1 | sed -n 's/^time=\([^ ]*\) .*msg="pod: running".*/\1/p' | sed -n 1p || true)
+[[ -n $running_at ]] && running_ms=$(date -d "$running_at" +%s%3N 2>/dev/null || true)
+if [[ -n $running_ms ]]; then
+  say "$SERVICE per its log: container started $(span "$start" "$started_ms") after the kill, pod running $(span "$start" "$running_ms") after the kill ($(span "$started_ms" "$running_ms") after its start)"
+fi
+say "$SERVICE from its container's start, as seen here: ready after $ready_own, delivering after $delivering_own"
 if [[ $source != peer:* && ${ALLOW_ANY_SOURCE:-0} != 1 ]]; then
   die "$SERVICE restored from '$source', not from a peer: its state was not recovered"
 fi

@@ -287,6 +287,11 @@ func checkCompose(p *types.Project) []error {
 	} else {
 		bad("config prometheus missing")
 	}
+	if g, ok := p.Services["grafana"]; ok {
+		if d, ok := g.DependsOn["prometheus"]; !ok || d.Condition != types.ServiceConditionHealthy {
+			bad("grafana must wait for prometheus to be healthy (depends_on: prometheus: condition: service_healthy)")
+		}
+	}
 	if cfg, ok := p.Configs["grafana-dashboard-steadfast"]; ok {
 		errs = append(errs, checkDashboard(cfg.File)...)
 	} else {
@@ -349,6 +354,11 @@ func flattenPanels(ps []panel) []panel {
 	return out
 }
 
+var (
+	counterRE  = regexp.MustCompile(`\bsteadfast_[a-z0-9_]+_total\b`)
+	rateOpenRE = regexp.MustCompile(`\b(rate|irate|increase)\(\s*$`)
+)
+
 func checkDashboard(file string) []error {
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -378,6 +388,14 @@ func checkDashboard(file string) []error {
 		if p.Type != "row" && len(p.Targets) == 0 {
 			errs = append(errs, fmt.Errorf("dashboard: panel %q has no query", p.Title))
 		}
+		// A counter only ever grows: plot its rate, not its raw value.
+		for _, tg := range p.Targets {
+			for _, c := range counterRE.FindAllStringIndex(tg.Expr, -1) {
+				if !rateOpenRE.MatchString(tg.Expr[:c[0]]) {
+					errs = append(errs, fmt.Errorf("dashboard: panel %q plots counter %s raw; use rate() or increase()", p.Title, tg.Expr[c[0]:c[1]]))
+				}
+			}
+		}
 	}
 	return errs
 }
@@ -395,8 +413,13 @@ func TestComposeFile(t *testing.T) {
 	if want := []string{"publisher", "subscriber-1", "subscriber-2"}; !slices.Equal(got, want) {
 		t.Errorf("services without a profile: %v, want %v", got, want)
 	}
-	if p.Name != "steadfast" {
-		t.Errorf("project name %q, want steadfast", p.Name)
+	// No fixed project name: the checkout's directory names the project (so
+	// two checkouts never share a stack), and COMPOSE_PROJECT_NAME wins.
+	if want := strings.ToLower(filepath.Base(root)); p.Name != want {
+		t.Errorf("project name %q, want the directory's %q (no fixed name: in docker-compose.yml)", p.Name, want)
+	}
+	if p, err := loadProject(root, []string{"COMPOSE_PROJECT_NAME=mine"}); err != nil || p.Name != "mine" {
+		t.Errorf("COMPOSE_PROJECT_NAME=mine: project %v (%v)", p, err)
 	}
 
 	// With the observability profile: everything, and every check passes.
@@ -496,6 +519,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		{"pod in a profile", []edit{{"docker-compose.yml", "  subscriber-2:\n    <<: *pod\n", "  subscriber-2:\n    <<: *pod\n    profiles: [extra]\n"}}, `pod service "subscriber-2" missing`},
 		{"prometheus misses a pod", []edit{{"deploy/prometheus/prometheus.yml", `["subscriber-2:9090"]`, `["subscriber-3:9090"]`}}, `no scrape target "subscriber-2:9090"`},
 		{"dashboard misses a topic", []edit{{"deploy/grafana/dashboards/steadfast.json", `"title": "Outbox depth`, `"title": "Queue depth`}}, `"outbox"`},
+		{"dashboard plots a raw counter", []edit{{"deploy/grafana/dashboards/steadfast.json", `rate(steadfast_duplicates_dropped_total[1m])`, `steadfast_duplicates_dropped_total`}}, "plots counter steadfast_duplicates_dropped_total raw"},
+		{"grafana starts before prometheus is healthy", []edit{{"docker-compose.yml", "condition: service_healthy", "condition: service_started"}}, "grafana must wait for prometheus"},
 		{"short cluster key", []edit{{"deploy/local.env", "\nCLUSTER_KEY=", "\nCLUSTER_KEY=c2hvcnQ=\n# "}}, "CLUSTER_KEY"},
 	}
 	files := []string{"docker-compose.yml", "Dockerfile", "deploy/local.env", "deploy/prometheus/prometheus.yml",
@@ -591,10 +616,7 @@ func TestDockerfile(t *testing.T) {
 // TestPrometheusConfigPromtool validates deploy/prometheus/prometheus.yml with
 // Prometheus' own checker when it is installed (Debian package prometheus).
 func TestPrometheusConfigPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("skipped: promtool is not installed (Debian package prometheus); the compose test still checks the scrape targets")
-	}
+	promtool := promtoolPath(t)
 	out, err := exec.Command(promtool, "check", "config", "--syntax-only", filepath.Join(repoRoot(t), "deploy", "prometheus", "prometheus.yml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check config: %v\n%s", err, out)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -182,4 +183,34 @@ func removeTestImage() {
 	if testImage != "" {
 		_, _ = dockerErr("image", "rm", "--force", testImage)
 	}
+}
+
+// engineLockFile is shared by every steadfast test package that needs the
+// engine's networking steady or changes it (the compose scenario here,
+// internal/orchtest's swarm test: `docker swarm init/leave` while a compose
+// stack runs broke the stack network's DNS on engine 20.10). `go test ./...`
+// runs packages in parallel; the lock makes those tests take turns.
+func engineLockFile() string {
+	return filepath.Join(os.TempDir(), "steadfast-docker-engine.lock")
+}
+
+// lockEngine takes the engine lock (blocking) until the test ends.
+func lockEngine(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(engineLockFile(), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("engine lock: %v", err)
+	}
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("engine lock: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Logf("waited %v for the engine lock (%s)", d.Round(time.Second), engineLockFile())
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
 }

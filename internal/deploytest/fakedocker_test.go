@@ -24,6 +24,20 @@ const fakeDocker = `#!/usr/bin/env bash
 set -euo pipefail
 state=${FAKE_DOCKER_STATE:?}
 echo "$*" >>"$state/calls"
+if [[ $1 == inspect && $3 == '{{.State.StartedAt}}' ]]; then
+  date -u +%Y-%m-%dT%H:%M:%S.%NZ
+  exit 0
+fi
+if [[ $1 == kill || $1 == rm ]]; then
+  id=${*: -1}
+  for f in "$state"/id-*; do
+    [[ $(cat "$f") == "$id" ]] || continue
+    [[ $1 == rm ]] && rm -f "$f"
+    exit 0
+  done
+  echo "fake docker: no container $id" >&2
+  exit 1
+fi
 if [[ $1 == inspect ]]; then
   id=${*: -1}
   n=$(cat "$state/inspect-$id" 2>/dev/null || echo 0)
@@ -132,7 +146,7 @@ func podMetrics(nodeID, source string, last uint64, extra ...uint64) string {
 	fmt.Fprintf(&b, "steadfast_info{node_id=%q,role=\"x\"} 1\n", nodeID)
 	fmt.Fprintf(&b, "steadfast_restore_source{source=%q} 1\n", source)
 	if strings.HasPrefix(nodeID, "publisher") {
-		fmt.Fprintf(&b, "steadfast_publisher_last_seq %d\n", last)
+		fmt.Fprintf(&b, "steadfast_publisher_last_seq %d\nsteadfast_acks_received_total 3\n", last)
 		return b.String()
 	}
 	var values []uint64
@@ -140,7 +154,7 @@ func podMetrics(nodeID, source string, last uint64, extra ...uint64) string {
 		values = append(values, v)
 	}
 	b.WriteString(expoTally("publisher-1", append(values, extra...)))
-	fmt.Fprintf(&b, "steadfast_duplicates_dropped_total 12\n")
+	fmt.Fprintf(&b, "steadfast_duplicates_dropped_total 12\nsteadfast_values_processed_total 5\n")
 	return b.String()
 }
 
@@ -151,19 +165,19 @@ func TestReplaceNodeScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replace-node.sh: %v\n%s", err, out)
 	}
-	if !regexp.MustCompile(`replace-node: subscriber-1 replaced in \d+\.\d{3}s \(healthy after \d+\.\d{3}s\), restore source peer:subscriber-2`).MatchString(out) {
+	if !regexp.MustCompile(`replace-node: subscriber-1 replaced in \d+\.\d{3}s \(ready after \d+\.\d{3}s, delivering after \d+\.\d{3}s, healthy after \d+\.\d{3}s\), restore source peer:subscriber-2`).MatchString(out) {
 		t.Errorf("no summary line:\n%s", out)
 	}
 	// kill -9, remove, fresh container for the same service, then health.
 	var seq []string
 	for _, c := range fc.calls(t) {
-		for _, verb := range []string{"compose kill -s SIGKILL subscriber-1", "compose rm -f -s subscriber-1", "compose up -d --no-deps --no-build subscriber-1", "inspect"} {
+		for _, verb := range []string{"kill -s SIGKILL 0ldsubscriber-1", "rm -f 0ldsubscriber-1", "compose up -d --no-deps --no-build subscriber-1", "inspect"} {
 			if strings.HasPrefix(c, verb) && (len(seq) == 0 || seq[len(seq)-1] != verb) {
 				seq = append(seq, verb)
 			}
 		}
 	}
-	want := []string{"compose kill -s SIGKILL subscriber-1", "compose rm -f -s subscriber-1", "compose up -d --no-deps --no-build subscriber-1", "inspect"}
+	want := []string{"inspect", "kill -s SIGKILL 0ldsubscriber-1", "rm -f 0ldsubscriber-1", "compose up -d --no-deps --no-build subscriber-1", "inspect"}
 	if strings.Join(seq, "|") != strings.Join(want, "|") {
 		t.Errorf("docker calls in order %q, want %q", seq, want)
 	}
@@ -212,5 +226,50 @@ func TestChaosScript(t *testing.T) {
 	out, err = fc.run(t, "chaos.sh", "1s")
 	if err == nil || !strings.Contains(out, "subscriber-1: publisher publisher-1: BROKEN") {
 		t.Errorf("chaos.sh passed with a duplicated value (err %v):\n%s", err, out)
+	}
+}
+
+// TestScriptsUsage: --help prints the script's documentation and exits 0;
+// bad arguments print the usage and exit 2, before docker is called at all.
+func TestScriptsUsage(t *testing.T) {
+	fc := newFakeCluster(t)
+	for _, tc := range []struct {
+		script string
+		args   []string
+		code   int
+		want   string
+	}{
+		{"chaos.sh", []string{"--help"}, 0, "replace random steadfast nodes for DURATION"},
+		{"chaos.sh", []string{"-h"}, 0, "Exit 2 on bad usage"},
+		{"chaos.sh", []string{"5x"}, 2, "chaos: bad duration '5x'"},
+		{"chaos.sh", []string{"0s"}, 2, "chaos: bad duration '0s'"},
+		{"chaos.sh", []string{"1.5m"}, 2, "chaos: bad duration"},
+		{"chaos.sh", []string{"-3"}, 2, "chaos: bad duration"},
+		{"chaos.sh", []string{"1m", "2m"}, 2, "usage: "},
+		{"replace-node.sh", []string{"--help"}, 0, "kill a steadfast node container and replace it"},
+		{"replace-node.sh", nil, 2, "usage: "},
+		{"replace-node.sh", []string{"a", "b"}, 2, "usage: "},
+		{"replace-node.sh", []string{"-x"}, 2, "usage: "},
+		{"install-compose.sh", []string{"--help"}, 0, "make `docker compose` (Compose v2) available"},
+		{"install-compose.sh", []string{"bogus"}, 2, "usage: "},
+	} {
+		out, err := fc.run(t, tc.script, tc.args...)
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%s %q: exit %d, want %d with %q; output:\n%s", tc.script, tc.args, code, tc.code, tc.want, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(fc.state, "calls")); err == nil {
+		t.Errorf("docker was called on --help or bad usage: %s", b)
+	}
+	// A bad TIMEOUT is refused before anything is done too.
+	fc.env = append(fc.env, "TIMEOUT=soon")
+	if out, err := fc.run(t, "chaos.sh", "1m"); err == nil || !strings.Contains(out, "TIMEOUT must be a whole number") {
+		t.Errorf("chaos.sh accepted TIMEOUT=soon (%v):\n%s", err, out)
 	}
 }
