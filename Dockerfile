@@ -69,8 +69,11 @@ COPY --from=binaries --chown=65532:65532 /out/datafs/ /
 COPY --from=binaries /out/tmpfs/ /
 USER 65532:65532
 WORKDIR /data
-# PATH as distroless sets it, spelled out so a scratch base gets the same.
+# PATH as distroless sets it, spelled out so a scratch base gets the same;
+# the runner's reports (user cache dir) under the writable /tmp, as 65532
+# has no home directory there.
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    XDG_CACHE_HOME=/tmp/.cache \
     DATA_DIR=/data \
     BIND=0.0.0.0:7946 \
     DATA_ENDPOINT=0.0.0.0:40123 \
