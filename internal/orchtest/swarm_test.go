@@ -202,6 +202,24 @@ type settled struct {
 	st   map[string]pod.Status // node id → its /status
 }
 
+// waitSettledWithout is waitSettled once the container gone is no longer
+// among the running tasks.
+func (s *swarm) waitSettledWithout(gone string, pubs, subs int, within time.Duration) settled {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		res := s.waitSettled(pubs, subs, time.Until(deadline))
+		if !slices.ContainsFunc(s.tasks("subscriber"), func(tk task) bool { return tk.id == gone }) &&
+			!slices.ContainsFunc(s.tasks("publisher"), func(tk task) bool { return tk.id == gone }) {
+			return res
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("container %s still runs", gone)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // waitSettled waits until exactly the given number of publisher and
 // subscriber tasks run, each ready, with node id <role>-<slot>, advertising
 // its overlay address, each seeing every other as a live member, and every
@@ -372,8 +390,9 @@ func (s *swarm) remove() {
 // swarm: every task running and ready with node id <role>-<slot>, the
 // stream flowing; `docker service update --force` replaces each subscriber
 // (same slot and node id, new container on a new IP, empty disk) and each
-// restores from a peer with nothing lost; subscribers scale 2 → 3 → 2; then
-// everything is removed.
+// restores from a peer with nothing lost; a subscriber's container is
+// SIGKILLed and its new task restores from a peer; subscribers scale
+// 2 → 3 → 2; then everything is removed.
 func TestSwarmStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short: deploys a swarm stack")
@@ -437,7 +456,25 @@ func TestSwarmStack(t *testing.T) {
 		t.Logf("%s: epoch %d → %d, restored from %s, last seq %d", sid, old.Epoch, now.Epoch, now.RestoreSource, last)
 	}
 
-	// 3. Scale subscribers 2 → 3 → 2.
+	// 3. SIGKILL one subscriber's container (a crash, no final snapshot):
+	// swarm starts a new task in its slot, which restores from a peer.
+	victim := r.byID["subscriber-1"]
+	killedAt := s.exactlyOnce("subscriber-1", victim.id)["publisher-1"]
+	t2 := time.Now()
+	if out, err := docker(time.Minute, nil, "kill", "--signal", "KILL", victim.id); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	k := s.waitSettledWithout(victim.id, 1, 2, 60*time.Second)
+	old, now := r.st["subscriber-1"], k.st["subscriber-1"]
+	if now.Epoch <= old.Epoch || !strings.HasPrefix(now.RestoreSource, "peer:") {
+		t.Errorf("subscriber-1 after SIGKILL: epoch %d (was %d), restore source %q: want a higher epoch, restored from a peer",
+			now.Epoch, old.Epoch, now.RestoreSource)
+	}
+	last := s.exactlyOnce("subscriber-1", k.byID["subscriber-1"].id)["publisher-1"]
+	t.Logf("subscriber-1 SIGKILLed at last seq %d: new task ready in %.1fs, epoch %d → %d, restored from %s, last seq %d",
+		killedAt, time.Since(t2).Seconds(), old.Epoch, now.Epoch, now.RestoreSource, last)
+
+	// 4. Scale subscribers 2 → 3 → 2.
 	if out, err := docker(2*time.Minute, s.env, "service", "scale", "--detach=false", s.stack+"_subscriber=3"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
