@@ -1,7 +1,7 @@
 // Package fizzbuzz is the FizzBuzz classification and the closed form of the
 // counts a complete stream of values 1..n produces. It is a leaf package
 // shared by the pod's logger (internal/pod) and the in-process pipeline
-// (internal/robust).
+// (the actors runtime's test bed in internal/robust).
 package fizzbuzz
 
 // Category is FizzBuzz's classification of a value.
@@ -79,4 +79,30 @@ func Expected(n uint64, excluded []uint64) Counts {
 		}
 	}
 	return e
+}
+
+// Add counts one value.
+func (c *Counts) Add(v uint64) {
+	c.Count++
+	switch Classify(v) {
+	case Fizz:
+		c.Fizz++
+	case Buzz:
+		c.Buzz++
+	case FizzBuzz:
+		c.FizzBuzz++
+	default:
+		c.Plain++
+		c.PlainSum += v
+	}
+}
+
+// Merge adds the counts of o.
+func (c *Counts) Merge(o Counts) {
+	c.Count += o.Count
+	c.Fizz += o.Fizz
+	c.Buzz += o.Buzz
+	c.FizzBuzz += o.FizzBuzz
+	c.Plain += o.Plain
+	c.PlainSum += o.PlainSum
 }

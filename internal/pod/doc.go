@@ -6,40 +6,78 @@
 //
 // # Publisher pod
 //
-//	heartbeat ──beats──▶ generator ──values──▶ publish ──▶ transport (one publication per subscriber)
+//	heartbeat ──beats──▶ generator ──ranges──▶ publish ──▶ transport (one publication per subscriber)
 //	                                              ▲
 //	                                   acks/hellos (AckStream on its own data endpoint)
 //
 // The heartbeat emits one beat per --rate until --beats; the generator turns
-// each beat into the next --batch values with value = seq (a replayable
-// source); the publishing actor appends them to the outbox (bounded by
-// --outbox; when full it stops taking values, the values channel fills and
-// the generator and heartbeat wait: nothing is dropped), and offers them to
-// every live subscriber found through membership, each behind a circuit
-// breaker (actors.Breaker). The outbox releases a value once every known
-// subscriber (at least --min-subscribers) acknowledged it. After the last
-// value an EndOfStream control follows, repeated until acknowledged.
+// the beats it finds waiting into ranges of the next --batch values each
+// (value = seq: a replayable source, so only the range travels); the
+// publishing actor appends them to the outbox (bounded by --outbox; when
+// full it stops taking ranges, the channel fills and the generator and
+// heartbeat wait: nothing is dropped).
 //
-// The publishing actor's state (outbox, subscribers' acked positions) is the
+// The actors are thin shells over pure delivery cores (pubcore.go,
+// subcore.go): state machines that take the time and one event (values
+// generated, an ack, a hello, a membership change, a durable snapshot, a
+// tick) and return what to do (offer these values to that subscriber, send
+// a hello, open a publication), with no socket, clock or goroutine inside.
+// The seeded simulation in sim_test.go runs the same cores over a lossy
+// network with crashes, replacements and zombies.
+//
+// PubCore keeps the outbox and a record per subscriber (epoch, acknowledged
+// position, when it left), and one circuit breaker (actors.Breaker) per live
+// subscriber. It sends whatever the outbox holds from a subscriber's cursor,
+// up to 4096 values a message: at a low rate each beat goes out alone at
+// once, and when the transport is busy the beats that piled up go out
+// together (smart batching: it never waits to fill a message). The outbox
+// releases a value once every recorded subscriber (at least
+// --min-subscribers) acknowledged it. A subscriber gone from the live view
+// longer than --subscriber-retention is retired (its record dropped), so it
+// no longer holds the outbox; one that comes back later is told with a
+// Released control which values are gone (reported as lost). After the last
+// value an EndOfStream control follows, repeated until acknowledged (and
+// again for any later hello).
+//
+// The publishing actor's state (outbox, subscriber records) is the
 // publisher's source of truth in its snapshot; the generator's next seq and
 // the heartbeat's beat count are derived from the outbox on restore, so a
 // replacement regenerates exactly the values after its snapshot and the
 // subscribers drop those they already have.
 //
+// # Checked before applied
+//
+// Every inbound message passes two gates before it changes any state: the
+// data-plane authentication (authn.go: the one seam where messages are
+// sealed on the way out and verified on the way in), then the core's own
+// checks: the sender is a live member of the right role at exactly that
+// epoch, and its sequence numbers are plausible (no seq 0, no wrap, no more
+// values than a message can carry, nothing beyond the stream's end). Core
+// rejects are counted in steadfast_core_rejects_total{reason}. A restored
+// state is decoded into a fresh value and validated (Validate) before it is
+// installed; a bad one fails the restore with ErrBadState, never a panic.
+//
 // # Subscriber pod
 //
-//	transport (DataStream) ──▶ receive ──items──▶ worker (FizzBuzz) ──results──▶ logger
+//	transport (DataStream) ──▶ receive ──segments──▶ worker (FizzBuzz) ──segments──▶ logger
 //	                              │
 //	                              └──▶ acks and hellos to each publisher (AckStream)
 //
-// receive drops batches from stale publisher epochs and values at or below
-// the per-publisher watermark (Dedup), drops a batch that starts beyond it
-// (a gap) and asks the publisher to replay with a hello; worker classifies
-// (failure injection: --panic-every, --showstopper); logger keeps the Tally,
-// the subscriber's source of truth: its last seq per publisher is the dedup
-// watermark, restored from the snapshot. A value the runtime moves to the
-// dead letters is reported to the logger by the worker, which sees the
-// channel head pass the value it was working on.
+// Whole batches travel, not values: receive turns each accepted message into
+// one segment (its values copied out of the transport's buffer into a pooled
+// slice), the worker counts a segment's FizzBuzz categories at once
+// (fizzbuzz.Counts), and the logger adds those counts to the tally. receive
+// polls only as many messages as the items channel has room for, and SubCore
+// takes values in two phases: OnBatch says what is new, the segment is
+// handed on, and only then Advance moves the watermark, so a crash in
+// between loses nothing. A batch that starts beyond the watermark (a gap)
+// makes the core send a hello (replay from the watermark). The worker
+// injects failures (--panic-every: at most one injected panic per segment;
+// --showstopper); logger keeps the Tally, the subscriber's source of truth:
+// its last seq per publisher is the core's watermark, restored from the
+// snapshot. When the runtime moves a segment to the dead letters (a value
+// that always crashes the worker), the worker sees the channel head pass it
+// and sends the logger the segment's other values plus the one dead value.
 //
 // # Delivery guarantee
 //
@@ -49,9 +87,9 @@
 // arrive: a publisher can release its outbox only as fast as acks come, so
 // throughput is bounded by about outbox capacity / ack interval), at once
 // after a membership change (to re-replicate when a replica holder was
-// replaced), and,
-// when Save reports a replica acknowledged it, the logger tally in that
-// snapshot becomes what acks report. A subscriber with no live peer has no
+// replaced), and, when Save reports a replica acknowledged it, the
+// watermarks the logger had at its last checkpoint before the snapshot was
+// taken (the snapshot holds at least those) become what acks report. A subscriber with no live peer has no
 // durable snapshot (cluster DurableAlone is off for subscribers) and acks
 // nothing; its publishers keep their outboxes. Run at least two cluster
 // members (a publisher counts: it holds its subscribers' replicas), as the
@@ -150,6 +188,8 @@
 //   - steadfast_publisher_complete (gauge): 1 when every subscriber acknowledged the whole stream.
 //   - steadfast_acks_received_total (counter): Acks received from subscribers.
 //   - steadfast_hellos_received_total (counter): Hellos (replay requests) received from subscribers.
+//   - steadfast_core_rejects_total{reason} (counter): Inbound messages the delivery core refused before they changed any state, by reason (unknown-sender, stale-epoch, future-epoch, implausible).
+//   - steadfast_subscribers_retired_total (counter): Subscribers retired after being gone longer than --subscriber-retention (they no longer hold the outbox).
 //   - steadfast_control_rejected_total (counter): Ack-stream messages rejected: undecodable or from a stale epoch.
 //   - steadfast_breaker_state{subscriber} (gauge): Circuit breaker per subscriber: 0 closed, 1 open, 2 half-open, 3 draining.
 //   - steadfast_breaker_opens_total{subscriber} (counter): Times the breaker opened.
@@ -170,6 +210,7 @@
 //   - steadfast_gaps_total (counter): Batches dropped because they started beyond the watermark (a replay is requested).
 //   - steadfast_bad_messages_total (counter): Undecodable data-stream messages.
 //   - steadfast_worker_injected_panics_total (counter): Panics injected by --panic-every.
+//   - steadfast_core_rejects_total{reason} (counter): the same for the subscriber's core.
 //   - steadfast_acks_sent_total (counter): Acks sent to publishers.
 //   - steadfast_hellos_sent_total (counter): Hellos (replay requests) sent to publishers.
 //   - steadfast_subscriber_done (gauge): 1 once every publisher's stream is complete.

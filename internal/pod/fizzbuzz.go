@@ -115,6 +115,33 @@ func (t *Tally) Apply(pub string, epoch, seq, value uint64, c Category) {
 	}
 }
 
+// ApplyBatch counts the values first..last of pub, whose FizzBuzz counts
+// are k (the worker classified them). Like Apply it applies whatever it is
+// given, noting a batch that does not follow the previous seq (each of its
+// values counts as out of order).
+func (t *Tally) ApplyBatch(pub string, epoch, first, last uint64, k fizzbuzz.Counts) {
+	if last < first {
+		return
+	}
+	pt := t.pub(pub)
+	if epoch > pt.Epoch {
+		pt.Epoch = epoch
+	}
+	if pt.FirstSeq == 0 {
+		pt.FirstSeq = first
+	}
+	if first != pt.LastSeq+1 {
+		pt.OutOfOrder += last - first + 1
+	}
+	pt.LastSeq = max(pt.LastSeq, last)
+	pt.Count += k.Count
+	pt.Fizz += k.Fizz
+	pt.Buzz += k.Buzz
+	pt.FizzBuzz += k.FizzBuzz
+	pt.Plain += k.Plain
+	pt.PlainSum += k.PlainSum
+}
+
 // DeadLetter records a value the worker could not process (a showstopper).
 func (t *Tally) DeadLetter(pub string, epoch, seq, value uint64) {
 	pt := t.pub(pub)

@@ -64,9 +64,10 @@ func (e emitter) emit(name, help string, t prometheus.ValueType, v float64, labe
 	}
 	d := prometheus.NewDesc(name, help, keys, nil)
 	m, err := prometheus.NewConstMetric(d, t, v, vals...)
-	if err == nil {
-		e.ch <- m
+	if err != nil {
+		m = prometheus.NewInvalidMetric(d, err) // the scrape reports it
 	}
+	e.ch <- m
 }
 
 func (e emitter) gauge(name, help string, v float64, labels ...string) {
@@ -187,10 +188,14 @@ func (pb *publisher) collect(e emitter) {
 	e.gauge("steadfast_outbox_capacity", "Outbox capacity in values.", float64(st.OutboxCap))
 	e.gauge("steadfast_outbox_first_seq", "Oldest seq held in the outbox.", float64(st.OutboxFirst))
 	e.gauge("steadfast_outbox_full", "1 while the outbox is full and the generator is back-pressured.", b2f(st.OutboxFull))
-	e.counter("steadfast_outbox_full_total", "Times the outbox became full (the generator back-pressured).", float64(pb.fullEvents.Load()))
+	e.counter("steadfast_outbox_full_total", "Times the outbox became full (the generator back-pressured).", float64(pb.fullEvts.Load()))
 	e.gauge("steadfast_publisher_complete", "1 when every subscriber acknowledged the whole stream.", b2f(st.Complete))
 	e.counter("steadfast_acks_received_total", "Acks received from subscribers.", float64(pb.acksIn.Load()))
 	e.counter("steadfast_hellos_received_total", "Hellos (replay requests) received from subscribers.", float64(pb.hellosIn.Load()))
+	for reason, n := range *pb.rejects.Load() {
+		e.counter("steadfast_core_rejects_total", "Inbound messages the delivery core refused before they changed any state, by reason (unknown-sender, stale-epoch, future-epoch, implausible).", float64(n), "reason", reason)
+	}
+	e.counter("steadfast_subscribers_retired_total", "Subscribers retired after being gone longer than --subscriber-retention (they no longer hold the outbox).", float64(pb.retired.Load()))
 	e.counter("steadfast_control_rejected_total", "Ack-stream messages rejected: undecodable or from a stale epoch.", float64(pb.badIn.Load()+pb.staleIn.Load()))
 	for _, s := range st.Subs {
 		e.gauge("steadfast_breaker_state", "Circuit breaker per subscriber: 0 closed, 1 open, 2 half-open, 3 draining.", float64(s.State), "subscriber", s.ID)
@@ -210,6 +215,9 @@ func (s *subscriber) collect(e emitter) {
 	e.counter("steadfast_gaps_total", "Batches dropped because they started beyond the watermark (a replay is requested).", float64(s.gaps.Load()))
 	e.counter("steadfast_bad_messages_total", "Undecodable data-stream messages.", float64(s.bad.Load()))
 	e.counter("steadfast_worker_injected_panics_total", "Panics injected by --panic-every.", float64(s.panics.Load()))
+	for reason, n := range *s.rejects.Load() {
+		e.counter("steadfast_core_rejects_total", "Inbound messages the delivery core refused before they changed any state, by reason (unknown-sender, stale-epoch, future-epoch, implausible).", float64(n), "reason", reason)
+	}
 	e.counter("steadfast_acks_sent_total", "Acks sent to publishers.", float64(s.acksOut.Load()))
 	e.counter("steadfast_hellos_sent_total", "Hellos (replay requests) sent to publishers.", float64(s.hellosOut.Load()))
 	e.gauge("steadfast_subscriber_done", "1 once every publisher's stream is complete.", b2f(isClosed(s.finished)))

@@ -20,7 +20,8 @@ type memNet struct {
 func newMemNet() *memNet { return &memNet{subs: map[string]*memSub{}} }
 
 func memKey(channel string, stream int32) string {
-	return strings.TrimPrefix(channel, "aeron:udp?endpoint=") + "/" + strconv.Itoa(int(stream))
+	ep, _, _ := strings.Cut(strings.TrimPrefix(channel, "aeron:udp?endpoint="), "|") // other URI parameters do not matter here
+	return ep + "/" + strconv.Itoa(int(stream))
 }
 
 // node returns one pod's view of the network.

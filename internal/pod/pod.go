@@ -536,6 +536,10 @@ func (p *Pod) goTracked(f func()) {
 func (p *Pod) snapshot(ctx context.Context) bool {
 	p.snapMu.Lock()
 	defer p.snapMu.Unlock()
+	var marks map[string]SubPubState
+	if p.subSide != nil {
+		marks = p.subSide.preSnapshot() // before the states: they hold at least this
+	}
 	states, err := p.graph.SnapshotStates()
 	if err != nil {
 		p.snapStat.failures.Add(1)
@@ -571,7 +575,7 @@ func (p *Pod) snapshot(ctx context.Context) bool {
 	p.snapStat.durable.Add(1)
 	p.snapStat.lastDurable.Store(&d)
 	if p.subSide != nil {
-		p.subSide.durable(states, d)
+		p.subSide.durable(marks)
 	}
 	return true
 }

@@ -419,3 +419,11 @@ func (c *PubCore) Status() pubStatus {
 	}
 	return s
 }
+
+// BreakerState returns subscriber id's breaker state (Open if unknown).
+func (c *PubCore) BreakerState(id string) actors.BreakerState {
+	if cn := c.conns[id]; cn != nil {
+		return cn.br.State()
+	}
+	return actors.BreakerOpen
+}

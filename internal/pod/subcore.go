@@ -413,3 +413,23 @@ func (c *SubCore) Committed(pub string) uint64 {
 	}
 	return 0
 }
+
+// Unend undoes an accepted end of stream the caller could not hand on.
+func (c *SubCore) Unend(pub string) {
+	if p := c.pubs[pub]; p != nil {
+		p.End = 0
+	}
+}
+
+// Publishers returns, sorted, the publishers Finished waits for: the live
+// ones and those this subscriber took values from.
+func (c *SubCore) Publishers() []string {
+	var out []string
+	for id, p := range c.pubs {
+		if _, live := c.members[id]; live || p.Taken > 0 || p.End > 0 {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

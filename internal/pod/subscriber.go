@@ -13,6 +13,7 @@ import (
 	"github.com/steadfast-pods/steadfast/actors"
 	"github.com/steadfast-pods/steadfast/cluster"
 	"github.com/steadfast-pods/steadfast/codec"
+	"github.com/steadfast-pods/steadfast/internal/fizzbuzz"
 	"github.com/steadfast-pods/steadfast/transport"
 )
 
@@ -26,32 +27,42 @@ const (
 type itemKind uint8
 
 const (
-	itemValue itemKind = iota
-	itemEnd            // Seq: the stream's last seq
-	itemSkip           // Value..Seq: values the publisher no longer had
-	itemDead           // a value the worker could not process
+	itemValue itemKind = iota // Values: the values First..Last
+	itemEnd                   // Last: the stream's last seq
+	itemSkip                  // First..Last: values the publisher no longer had (lost)
+	itemDead                  // Values[0] (seq First): a value the worker could not process
 )
 
-// item flows receive → worker → logger.
-type item struct {
-	Kind  itemKind
-	Cat   Category
-	Pub   string
-	Epoch uint64
-	Seq   uint64
-	Value uint64
+// segment flows receive → worker → logger: a whole batch, not a value.
+// The worker fills Counts (the batch's FizzBuzz tally).
+type segment struct {
+	Kind        itemKind
+	Pub         string
+	Epoch       uint64
+	First, Last uint64
+	Values      []uint64 // itemValue, itemDead; from segPool, returned by the logger
+	Counts      fizzbuzz.Counts
 }
 
 // workerState survives the worker's restarts (not snapshotted: positions are
-// per process). Cur is the value being processed; if the runtime dead-letters
-// it, the head moves past CurPos and the worker reports it to the logger.
+// per process). Cur is the segment being processed and CurIdx the value in
+// it; if the runtime dead-letters the segment (a value that always crashes
+// the worker), the head moves past CurPos and the worker reports that value
+// dead and processes the rest of the segment.
 type workerState struct {
-	Cur        item
-	CurPos     uint64
-	HasCur     bool
-	Dead       []item // detected dead letters not yet forwarded
-	SincePanic uint64
-	Panics     uint64
+	Cur    segment
+	CurIdx int
+	CurPos uint64
+	HasCur bool
+	// Done counts the values committed by the worker; the next injected
+	// panic comes at value NextPanic (so a restarted worker does not panic
+	// again on the same value).
+	Done, NextPanic uint64
+	Panics          uint64
+	// PanicPos: the channel position of the segment the last injected
+	// panic hit (+1; 0: none). A segment gets at most one injected panic,
+	// so the runtime never mistakes injected panics for a showstopper.
+	PanicPos uint64
 }
 
 // loggerState is the subscriber's source of truth: the tally, whose last
@@ -78,27 +89,30 @@ type ackConn struct {
 	id, endpoint string
 	epoch        uint64
 	pub          publication
-	ackedSeq     uint64 // last committed seq acknowledged
-	ackedVer     uint64
-	lastAck      time.Time
-	wantHello    bool
-	lastHello    time.Time
-	lastData     time.Time
 }
 
 type subscriber struct {
 	p       *Pod
 	log     *slog.Logger
-	items   *actors.Chan[item]
-	results *actors.Chan[item]
+	items   *actors.Chan[segment]
+	results *actors.Chan[segment]
 	work    *workerState
 	logst   *loggerState
-	dedup   *Dedup
+	core    *SubCore // owned by the receive actor while the graph runs
+	pool    segPool
 
 	finished   chan struct{}
 	finishOnce sync.Once
 	durableM   atomic.Pointer[durableMark]
 	tallyPub   atomic.Pointer[Tally]
+	// marks: the logger's watermarks as of its latest checkpoint (read
+	// before a snapshot's states: acks never report more than it holds).
+	marks atomic.Pointer[map[string]SubPubState]
+	// coreDone: the publishers whose end the core has taken in, once it
+	// says the subscriber is finished; the logger finishes when its tally
+	// has applied them.
+	coreDone atomic.Pointer[[]string]
+	durables chan map[string]SubPubState // durable watermarks → receive (capacity 1, newest wins)
 
 	received  atomic.Uint64 // values taken into the pipeline
 	dups      atomic.Uint64 // values dropped as duplicates
@@ -109,6 +123,7 @@ type subscriber struct {
 	panics    atomic.Uint64 // injected panics
 	acksOut   atomic.Uint64
 	hellosOut atomic.Uint64
+	rejects   atomic.Pointer[map[string]uint64]
 	// First and last time this incarnation's logger applied a value
 	// (unix ns; 0: none), for throughput figures.
 	firstApply atomic.Int64
@@ -124,17 +139,36 @@ func newSubscriber(p *Pod) (*subscriber, error) {
 		p: p, log: p.log,
 		work:     &workerState{},
 		logst:    &loggerState{Tally: NewTally()},
-		dedup:    NewDedup(),
 		finished: make(chan struct{}),
+		durables: make(chan map[string]SubPubState, 1),
 		conns:    map[string]*ackConn{},
 	}
 	s.tallyPub.Store(NewTally())
+	s.rejects.Store(&map[string]uint64{})
 	return s, nil
 }
 
 func (s *subscriber) build(g *actors.Graph, states map[string][]byte) error {
-	s.items = actors.NewChan[item]("items", 8192)
-	s.results = actors.NewChan[item]("results", 8192)
+	s.items = actors.NewChan[segment]("items", 1024)
+	s.results = actors.NewChan[segment]("results", 1024)
+	if b, ok := states[actorLogger]; ok {
+		// Decoded into a fresh value and validated before it replaces
+		// anything; a bad state fails the restore (never a panic).
+		ls, err := decodeLoggerState(b)
+		if err != nil {
+			return err
+		}
+		*s.logst = *ls
+	}
+	// The core's watermarks are derived from the tally: one consistent cut.
+	cs := s.logst.Tally.CoreState()
+	core, err := NewSubCore(SubCoreConfig{}, &cs)
+	if err != nil {
+		return err
+	}
+	s.core = core
+	m := cs.Pubs
+	s.marks.Store(&m)
 	specs := []actors.Spec{
 		{Name: actorReceive, Run: s.receive, Outputs: []actors.Port{s.items}},
 		{Name: actorWorker, Run: s.worker, State: s.work, Inputs: []actors.Input{s.items}, Outputs: []actors.Port{s.results},
@@ -147,39 +181,43 @@ func (s *subscriber) build(g *actors.Graph, states map[string][]byte) error {
 			return err
 		}
 	}
-	if b, ok := states[actorLogger]; ok {
-		if err := g.RestoreStates(map[string][]byte{actorLogger: b}); err != nil {
-			return err
-		}
-	}
-	if s.logst.Tally == nil || s.logst.Tally.Pubs == nil {
-		s.logst.Tally = NewTally()
-	}
-	// The receive watermark is derived from the tally: one consistent cut.
 	for pub, pt := range s.logst.Tally.Pubs {
-		s.dedup.Set(pub, pt.Epoch, pt.LastSeq)
 		s.log.Info("subscriber: restored", "publisher", pub, "epoch", pt.Epoch, "last_seq", pt.LastSeq, "count", pt.Count, "end_seq", pt.EndSeq)
 	}
 	s.tallyPub.Store(s.logst.Tally.Clone())
 	return nil
 }
 
-// receive polls the data stream, dedups, and feeds the pipeline; it also
-// owns the reverse streams (acks and hellos) to the publishers.
+// receive is the thin shell around the SubCore: it polls the data stream
+// (only while the pipeline has room for what a poll can bring), has p.auth
+// authenticate and admit each message, lets the core decide, hands what is
+// new to the worker as one segment per batch and only then advances the
+// core's watermark; and it sends the hellos and acks the core schedules.
 func (s *subscriber) receive(ctx *actors.Context) error {
 	p := s.p
+	c := s.core
 	epoch := p.epoch.Load()
 	var (
 		b       codec.Batch
 		ctl     codec.Control
-		pending []item
-		pi      int
 		viewVer uint64
 		msg     []byte
+		effects []SubEffect
 		idle    time.Duration
 		timer   = time.NewTimer(time.Hour)
+		lastRej time.Time
 	)
 	defer timer.Stop()
+	hand := func(seg segment, n uint64) bool {
+		if !s.items.TrySend(seg) {
+			// Cannot happen (polls are bounded by the room left); the
+			// watermark did not move, so the values come again.
+			s.pool.put(seg.Values)
+			return false
+		}
+		s.received.Add(n)
+		return true
+	}
 	handler := func(m []byte, _ transport.Header) {
 		now := time.Now()
 		body, ok := p.auth.body(m)
@@ -200,26 +238,22 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 			if !p.auth.admitted(m, b.Publisher, b.Epoch, cluster.RolePublisher, &s.stale, uint64(len(b.Values))) {
 				return
 			}
-			if !p.clus.Epochs().Accept(b.Publisher, b.Epoch) {
-				s.stale.Add(uint64(len(b.Values)))
-				return
-			}
-			v, skip := s.dedup.Check(b.Publisher, b.Epoch, b.FirstSeq, len(b.Values))
-			s.noteData(b.Publisher, now)
+			v, skip := c.OnBatch(now, b.Publisher, b.Epoch, b.FirstSeq, len(b.Values))
 			switch v {
 			case Accept:
-				for i, val := range b.Values[skip:] {
-					pending = append(pending, item{Kind: itemValue, Pub: b.Publisher, Epoch: b.Epoch, Seq: b.FirstSeq + uint64(skip+i), Value: val})
+				vals := s.pool.get(len(b.Values) - skip)
+				copy(vals, b.Values[skip:])
+				seg := segment{Kind: itemValue, Pub: b.Publisher, Epoch: b.Epoch, First: b.FirstSeq + uint64(skip), Last: b.LastSeq(), Values: vals}
+				if hand(seg, uint64(len(vals))) {
+					c.Advance(b.Publisher, b.Epoch, b.LastSeq())
+					s.dups.Add(uint64(skip))
 				}
-				s.dedup.Advance(b.Publisher, b.LastSeq())
-				s.dups.Add(uint64(skip))
 			case Duplicate:
 				s.dups.Add(uint64(len(b.Values)))
-			case StaleEpoch:
-				s.stale.Add(uint64(len(b.Values)))
 			case Gap:
 				s.gaps.Add(1)
-				s.wantHello(b.Publisher)
+			case Rejected:
+				s.stale.Add(uint64(len(b.Values)))
 			}
 		case codec.KindControl:
 			if codec.DecodeControl(body, &ctl) != nil {
@@ -229,34 +263,25 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 			if !p.auth.admitted(m, ctl.NodeID, ctl.Epoch, cluster.RolePublisher, &s.stale, 1) {
 				return
 			}
-			if !p.clus.Epochs().Accept(ctl.NodeID, ctl.Epoch) {
-				s.stale.Add(1)
-				return
-			}
-			mk := s.dedup.Mark(ctl.NodeID)
-			var wm uint64
-			if mk != nil {
-				if ctl.Epoch < mk.Epoch {
-					s.stale.Add(1)
-					return
-				}
-				wm = mk.Watermark
-			}
 			switch ctl.Type {
 			case codec.ControlEndOfStream:
-				if wm >= ctl.Seq {
-					pending = append(pending, item{Kind: itemEnd, Pub: ctl.NodeID, Epoch: ctl.Epoch, Seq: ctl.Seq})
-				} else {
+				switch c.OnEnd(now, ctl.NodeID, ctl.Epoch, ctl.Seq) {
+				case Accept:
+					if !hand(segment{Kind: itemEnd, Pub: ctl.NodeID, Epoch: ctl.Epoch, Last: ctl.Seq}, 0) {
+						c.Unend(ctl.NodeID)
+					}
+				case Gap:
 					s.gaps.Add(1)
-					s.wantHello(ctl.NodeID)
 				}
-			case codec.ControlHello:
-				// The publisher no longer has values up to ctl.Seq.
-				if wm < ctl.Seq {
-					s.log.Error("receive: publisher no longer has values this subscriber never got", "publisher", ctl.NodeID, "from", wm+1, "to", ctl.Seq)
-					pending = append(pending, item{Kind: itemSkip, Pub: ctl.NodeID, Epoch: ctl.Epoch, Value: wm + 1, Seq: ctl.Seq})
-					s.dedup.Advance(ctl.NodeID, ctl.Seq)
+			case codec.ControlReleased:
+				if from, ok := c.OnReleased(now, ctl.NodeID, ctl.Epoch, ctl.Seq); ok {
+					s.log.Error("receive: publisher no longer has values this subscriber never got (lost)", "publisher", ctl.NodeID, "from", from, "to", ctl.Seq)
+					if hand(segment{Kind: itemSkip, Pub: ctl.NodeID, Epoch: ctl.Epoch, First: from, Last: ctl.Seq}, 0) {
+						c.Advance(ctl.NodeID, ctl.Epoch, ctl.Seq)
+					}
 				}
+			default:
+				s.bad.Add(1)
 			}
 		default:
 			s.bad.Add(1)
@@ -268,30 +293,39 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 		}
 		now := time.Now()
 		work := 0
-		// Hand on what was received before polling more: the pending
-		// items survive restarts of this behaviour (closure state).
-		if pi < len(pending) {
-			k := s.items.SendBatch(pending[pi:])
-			pi += k
-			work += k
-			if pi == len(pending) {
-				for _, it := range pending {
-					if it.Kind == itemValue {
-						s.received.Add(1)
-					}
-				}
-				pending, pi = pending[:0], 0
-			}
-		}
-		if pi == len(pending) {
-			work += p.sub.Poll(handler, 16)
-		}
-		if members, ver := p.view.Load(); ver != viewVer {
+		// Membership, when it changed.
+		members, ver, viewChanged := p.view.Watch()
+		if ver != viewVer {
 			viewVer = ver
-			s.syncMembers(now, members)
+			c.SetMembers(now, s.syncMembers(members))
 			work++
 		}
-		work += s.sendControl(now, epoch, &msg)
+		// Durable watermarks from the snapshot loop.
+		select {
+		case d := <-s.durables:
+			c.Durable(d)
+			work++
+		default:
+		}
+		// Poll only as many messages as the pipeline has room for (each
+		// message becomes at most one segment): nothing taken in is ever
+		// held outside the channel.
+		if room := s.items.Cap() - s.items.Len(); room > 0 {
+			work += p.sub.Poll(handler, min(room, 64))
+		}
+		// Hellos and acks.
+		effects = c.Tick(now, effects[:0])
+		work += s.sendControl(now, epoch, effects, &msg)
+		if c.Finished(p.cfg.MinPublishers) && s.coreDone.Load() == nil {
+			ids := c.Publishers()
+			s.coreDone.Store(&ids)
+			s.checkDone(s.tallyPub.Load())
+		}
+		if now.Sub(lastRej) >= 100*time.Millisecond {
+			r := c.Rejects()
+			s.rejects.Store(&r)
+			lastRej = now
+		}
 		if work > 0 {
 			idle = 0
 			continue
@@ -301,248 +335,298 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 		select {
 		case <-ctx.Stopping():
 		case <-p.sub.Notify():
+		case <-viewChanged:
 		case <-timer.C:
 		}
 	}
 }
 
-func (s *subscriber) noteData(pub string, now time.Time) {
-	s.connsMu.Lock()
-	if c := s.conns[pub]; c != nil {
-		c.lastData = now
-	}
-	s.connsMu.Unlock()
-}
+// ackTerm: the ack stream carries a few small messages a second, so its
+// publication (and the publisher's image of it) uses the smallest term:
+// 3×64 KiB instead of 3×4 MiB on each side.
+const ackTerm = "|term-length=65536"
 
-func (s *subscriber) wantHello(pub string) {
-	s.connsMu.Lock()
-	if c := s.conns[pub]; c != nil {
-		c.wantHello = true
-	}
-	s.connsMu.Unlock()
-}
-
-// syncMembers keeps one reverse publication per live publisher.
-func (s *subscriber) syncMembers(now time.Time, members []cluster.Member) {
+// syncMembers keeps one reverse publication per live publisher and returns
+// the live publishers for the core.
+func (s *subscriber) syncMembers(members []cluster.Member) []Peer {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
+	var peers []Peer
 	seen := map[string]bool{}
 	for _, m := range members {
 		if m.Role != cluster.RolePublisher || m.Self {
 			continue
 		}
+		peers = append(peers, Peer{ID: m.NodeID, Epoch: m.Epoch, Endpoint: m.DataEndpoint})
 		seen[m.NodeID] = true
 		c := s.conns[m.NodeID]
 		if c == nil {
 			c = &ackConn{id: m.NodeID}
 			s.conns[m.NodeID] = c
 		}
-		if c.endpoint != m.DataEndpoint || c.epoch != m.Epoch || c.pub == nil {
-			if c.endpoint != m.DataEndpoint || c.pub == nil {
-				if c.pub != nil {
-					_ = c.pub.Close()
-					c.pub = nil
+		if c.endpoint != m.DataEndpoint || c.pub == nil {
+			if c.pub != nil {
+				if err := c.pub.Close(); err != nil {
+					s.log.Warn("receive: close ack publication", "publisher", m.NodeID, "err", err)
 				}
-				pub, err := s.p.driver.AddPublication(channelURI(m.DataEndpoint), AckStream)
-				if err != nil {
-					s.log.Error("receive: ack publication", "publisher", m.NodeID, "endpoint", m.DataEndpoint, "err", err)
-					continue
-				}
-				c.pub, c.endpoint = pub, m.DataEndpoint
+				c.pub = nil
 			}
+			pub, err := s.p.driver.AddPublication(channelURI(m.DataEndpoint)+ackTerm, AckStream)
+			if err != nil {
+				s.log.Error("receive: ack publication", "publisher", m.NodeID, "endpoint", m.DataEndpoint, "err", err)
+				continue
+			}
+			c.pub, c.endpoint = pub, m.DataEndpoint
+		}
+		if c.epoch != m.Epoch {
 			s.log.Info("receive: publisher", "publisher", m.NodeID, "epoch", m.Epoch, "endpoint", m.DataEndpoint)
 			c.epoch = m.Epoch
-			// A new incarnation must learn where this subscriber stands.
-			c.wantHello, c.lastHello, c.lastData, c.ackedVer = true, time.Time{}, now, 0
 		}
 	}
 	for id, c := range s.conns {
 		if !seen[id] && c.pub != nil {
-			_ = c.pub.Close()
-			c.pub = nil
-			c.endpoint = ""
+			if err := c.pub.Close(); err != nil {
+				s.log.Warn("receive: close ack publication", "publisher", id, "err", err)
+			}
+			c.pub, c.endpoint = nil, ""
 			s.log.Info("receive: publisher left", "publisher", id)
 		}
 	}
+	return peers
 }
 
-// sendControl sends due hellos and acks; it returns the messages sent.
-func (s *subscriber) sendControl(now time.Time, epoch uint64, msg *[]byte) int {
-	dm := s.durableM.Load()
+// sendControl sends the hellos and acks the core scheduled; it returns the
+// messages sent.
+func (s *subscriber) sendControl(now time.Time, epoch uint64, effects []SubEffect, msg *[]byte) int {
+	if len(effects) == 0 {
+		return 0
+	}
 	sent := 0
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	for _, c := range s.conns {
-		if c.pub == nil {
+	for _, e := range effects {
+		c := s.conns[e.To]
+		if c == nil || c.pub == nil {
 			continue
 		}
-		mk := s.dedup.Mark(c.id)
-		var wm uint64
-		if mk != nil {
-			wm = mk.Watermark
-		}
-		ended := s.endedFor(c.id)
-		// A hello asks the publisher to replay from wm+1: on a new
-		// incarnation, after a gap, and when a stream that has not ended
-		// went quiet.
-		quiet := !ended && now.Sub(c.lastData) > 2*time.Second && now.Sub(c.lastHello) > 2*time.Second
-		if (c.wantHello && now.Sub(c.lastHello) >= 100*time.Millisecond) || quiet {
-			ctl := codec.Control{Type: codec.ControlHello, NodeID: s.p.id, Epoch: epoch, Seq: wm}
-			b, _ := codec.AppendControl((*msg)[:0], &ctl)
-			b, err := s.p.auth.seal(b, c.id, c.epoch)
-			*msg = b
-			if err != nil {
-				continue
-			}
-			if _, err := c.pub.Offer(b); err == nil {
-				c.wantHello, c.lastHello = false, now
-				s.hellosOut.Add(1)
-				sent++
-			}
-		}
-		if dm == nil {
-			continue
-		}
-		pc := dm.committed[c.id]
-		if dm.version != c.ackedVer || now.Sub(c.lastAck) >= time.Second {
-			ack := codec.Ack{Subscriber: s.p.id, SubscriberEpoch: epoch, Publisher: c.id, PublisherEpoch: pc.Epoch, Committed: pc.Seq}
-			b, err := codec.AppendAck((*msg)[:0], &ack)
-			if err == nil {
-				b, err = s.p.auth.seal(b, c.id, c.epoch)
-			}
-			if err != nil {
-				continue
-			}
-			*msg = b
-			if _, err := c.pub.Offer(b); err == nil {
-				c.ackedVer, c.ackedSeq, c.lastAck = dm.version, pc.Seq, now
-				s.acksOut.Add(1)
-				sent++
-			}
+		if s.offerControl(c, epoch, e, msg) == nil {
+			s.core.Sent(now, e)
+			sent++
 		}
 	}
 	return sent
 }
 
-func (s *subscriber) endedFor(pub string) bool {
-	return s.tallyPub.Load().Ended(pub)
+// offerControl encodes, seals and offers one hello or ack. Caller holds
+// connsMu.
+func (s *subscriber) offerControl(c *ackConn, epoch uint64, e SubEffect, msg *[]byte) error {
+	var err error
+	switch e.Kind {
+	case SendHello:
+		*msg, err = codec.AppendControl((*msg)[:0], &codec.Control{Type: codec.ControlHello, NodeID: s.p.id, Epoch: epoch, Seq: e.Seq})
+	default:
+		*msg, err = codec.AppendAck((*msg)[:0], &codec.Ack{Subscriber: s.p.id, SubscriberEpoch: epoch, Publisher: e.To, PublisherEpoch: e.Epoch, Committed: e.Seq})
+	}
+	if err == nil {
+		*msg, err = s.p.auth.seal(*msg, c.id, c.epoch)
+	}
+	if err != nil {
+		s.log.Error("receive: encode control", "publisher", c.id, "err", err)
+		return err
+	}
+	if _, err := c.pub.Offer(*msg); err != nil {
+		return err
+	}
+	if e.Kind == SendHello {
+		s.hellosOut.Add(1)
+	} else {
+		s.acksOut.Add(1)
+	}
+	return nil
 }
 
-// worker runs FizzBuzz, with failure injection.
+// worker runs FizzBuzz a segment at a time, with failure injection.
 func (s *subscriber) worker(ctx *actors.Context) error {
 	st := actors.StateOf[workerState](ctx)
 	cfg := s.p.cfg
-	buf := make([]item, 256)
-	out := make([]item, 0, 512)
+	buf := make([]segment, 64)
+	out := make([]segment, 0, 128)
+	if st.NextPanic == 0 && cfg.PanicEvery > 0 {
+		st.NextPanic = st.Done + cfg.PanicEvery
+	}
 	if f := s.items.Forwarded(); f > 0 {
 		// Crashed between SendFor and Commit: the output went out.
 		s.items.Commit(f)
-		st.HasCur, st.Dead = false, st.Dead[:0]
+		st.HasCur = false
 	}
 	for {
 		n := s.items.PeekBatch(buf)
 		head := s.items.HeadPos()
 		if st.HasCur && st.CurPos+1 == head {
 			// The runtime moved Cur to the dead letters (the head passed it
-			// without a commit of ours).
-			st.Dead = append(st.Dead, item{Kind: itemDead, Pub: st.Cur.Pub, Epoch: st.Cur.Epoch, Seq: st.Cur.Seq, Value: st.Cur.Value})
+			// without a commit of ours): report the value that crashed the
+			// worker, and process the rest of the segment.
+			out = s.splitDead(out[:0], st)
 			st.HasCur = false
+			if !s.results.SendFor(ctx, s.items, 0, out) {
+				return nil
+			}
+			continue
 		}
 		if n == 0 {
-			if len(st.Dead) > 0 {
-				if !s.results.SendFor(ctx, s.items, 0, st.Dead) {
-					return nil
-				}
-				st.Dead = st.Dead[:0]
-			}
 			if !s.items.WaitAvailable(ctx, 1) {
 				return nil
 			}
 			continue
 		}
-		out = append(out[:0], st.Dead...)
-		for i, it := range buf[:n] {
-			if it.Kind == itemValue {
-				st.Cur, st.CurPos, st.HasCur = it, head+uint64(i), true
-				if cfg.PanicEvery > 0 {
-					st.SincePanic++
-					if st.SincePanic >= cfg.PanicEvery {
-						st.SincePanic = 0
-						st.Panics++
-						s.panics.Add(1)
-						panic(fmt.Sprintf("injected: panic every %d values (value %d of %s)", cfg.PanicEvery, it.Value, it.Pub))
-					}
-				}
-				if cfg.Showstopper != 0 && it.Value == cfg.Showstopper {
-					panic(fmt.Sprintf("injected: showstopper value %d of %s", it.Value, it.Pub))
-				}
-				it.Cat = Classify(it.Value)
+		out = out[:0]
+		values := uint64(0)
+		for i, seg := range buf[:n] {
+			if seg.Kind == itemValue {
+				st.Cur, st.CurPos, st.HasCur = seg, head+uint64(i), true
+				seg.Counts = s.classify(st, seg.Values, st.Done+values, true)
+				values += uint64(len(seg.Values))
 			}
-			out = append(out, it)
+			out = append(out, seg)
 		}
 		if !s.results.SendFor(ctx, s.items, n, out) {
 			return nil
 		}
-		st.HasCur, st.Dead = false, st.Dead[:0]
+		st.HasCur = false
+		st.Done += values
 		s.items.Commit(n)
-		for _, it := range buf[:n] {
-			if it.Kind == itemValue {
-				s.processed.Add(1)
-			}
-		}
+		s.processed.Add(values)
 	}
 }
 
-// logger applies results to the tally and logs progress.
+// classify counts a batch of values by FizzBuzz category. With inject, it
+// panics where the failure injection says (every PanicEvery values, and on
+// the showstopper value); st.CurIdx says which value it was working on.
+func (s *subscriber) classify(st *workerState, vals []uint64, done uint64, inject bool) fizzbuzz.Counts {
+	cfg := s.p.cfg
+	var k fizzbuzz.Counts
+	for i, v := range vals {
+		if inject {
+			st.CurIdx = i
+			if cfg.PanicEvery > 0 && done+uint64(i)+1 >= st.NextPanic && st.PanicPos != st.CurPos+1 {
+				st.PanicPos = st.CurPos + 1
+				st.NextPanic = done + uint64(i) + 1 + cfg.PanicEvery
+				st.Panics++
+				s.panics.Add(1)
+				panic(fmt.Sprintf("injected: panic every %d values (value %d)", cfg.PanicEvery, v))
+			}
+			if cfg.Showstopper != 0 && v == cfg.Showstopper {
+				panic(fmt.Sprintf("injected: showstopper value %d", v))
+			}
+		}
+		k.Add(v)
+	}
+	return k
+}
+
+// splitDead turns the dead-lettered segment st.Cur into what the logger
+// needs: its values before the one that crashed the worker, that value as
+// dead, and the values after it.
+func (s *subscriber) splitDead(out []segment, st *workerState) []segment {
+	cur, i := st.Cur, st.CurIdx
+	if i >= len(cur.Values) {
+		i = len(cur.Values) - 1
+	}
+	if i < 0 {
+		return out
+	}
+	part := func(vals []uint64, first uint64) {
+		if len(vals) == 0 {
+			return
+		}
+		cp := s.pool.get(len(vals))
+		copy(cp, vals)
+		out = append(out, segment{Kind: itemValue, Pub: cur.Pub, Epoch: cur.Epoch, First: first, Last: first + uint64(len(vals)) - 1,
+			Values: cp, Counts: s.classify(st, vals, 0, false)})
+	}
+	part(cur.Values[:i], cur.First)
+	dead := s.pool.get(1)
+	dead[0] = cur.Values[i]
+	out = append(out, segment{Kind: itemDead, Pub: cur.Pub, Epoch: cur.Epoch, First: cur.First + uint64(i), Last: cur.First + uint64(i), Values: dead})
+	part(cur.Values[i+1:], cur.First+uint64(i)+1)
+	s.processed.Add(uint64(len(cur.Values)))
+	return out
+}
+
+// logger applies results to the tally a segment at a time and logs progress.
 func (s *subscriber) logger(ctx *actors.Context) error {
 	st := actors.StateOf[loggerState](ctx)
 	log := s.log.With("actor", actorLogger)
-	buf := make([]item, 1024)
+	buf := make([]segment, 256)
 	debug := log.Enabled(context.Background(), slog.LevelDebug)
 	var lastCk, lastPub, lastLog time.Time
+	dirty := false
 	publish := func(now time.Time) {
-		s.tallyPub.Store(st.Tally.Clone())
+		t := st.Tally.Clone()
+		s.tallyPub.Store(t)
 		lastPub = now
-		s.checkDone()
+		s.checkDone(t)
+	}
+	checkpoint := func() error {
+		if err := ctx.Checkpoint(); err != nil {
+			return err
+		}
+		m := st.Tally.CoreState().Pubs
+		s.marks.Store(&m)
+		dirty = false
+		return nil
 	}
 	for {
 		n := s.results.PeekBatch(buf)
 		now := time.Now()
 		if n == 0 {
-			ctx.MarkDirty()
-			_ = ctx.Checkpoint()
-			publish(now)
+			// Idle: checkpoint and publish only what changed since.
+			if dirty {
+				if err := checkpoint(); err != nil {
+					return err
+				}
+				publish(now)
+			}
 			if !s.results.WaitAvailable(ctx, 1) {
+				if dirty {
+					return checkpoint()
+				}
 				return nil
 			}
 			continue
 		}
 		head := s.results.HeadPos()
 		ended := false
-		for i, it := range buf[:n] {
+		for i, seg := range buf[:n] {
 			pos := head + uint64(i)
 			if pos < st.NextPos {
 				continue // applied before a crash, not yet committed
 			}
-			switch it.Kind {
+			switch seg.Kind {
 			case itemValue:
-				st.Tally.Apply(it.Pub, it.Epoch, it.Seq, it.Value, it.Cat)
-				st.Lines++
+				st.Tally.ApplyBatch(seg.Pub, seg.Epoch, seg.First, seg.Last, seg.Counts)
+				st.Lines += uint64(len(seg.Values))
 				if debug {
-					log.Debug(Line(it.Value, it.Cat), "publisher", it.Pub, "seq", it.Seq)
+					for j, v := range seg.Values {
+						log.Debug(Line(v, Classify(v)), "publisher", seg.Pub, "seq", seg.First+uint64(j))
+					}
 				}
 			case itemDead:
-				st.Tally.DeadLetter(it.Pub, it.Epoch, it.Seq, it.Value)
-				log.Warn("logger: value dead-lettered by the worker", "publisher", it.Pub, "seq", it.Seq, "value", it.Value)
+				st.Tally.DeadLetter(seg.Pub, seg.Epoch, seg.First, seg.Values[0])
+				log.Warn("logger: value dead-lettered by the worker", "publisher", seg.Pub, "seq", seg.First, "value", seg.Values[0])
 			case itemSkip:
-				st.Tally.Skip(it.Pub, it.Epoch, it.Value, it.Seq)
+				st.Tally.Skip(seg.Pub, seg.Epoch, seg.First, seg.Last)
 			case itemEnd:
-				st.Tally.End(it.Pub, it.Epoch, it.Seq)
+				st.Tally.End(seg.Pub, seg.Epoch, seg.Last)
 				ended = true
-				log.Info("logger: end of stream", "publisher", it.Pub, "end_seq", it.Seq, "ended", st.Tally.Ended(it.Pub))
+				log.Info("logger: end of stream", "publisher", seg.Pub, "end_seq", seg.Last, "ended", st.Tally.Ended(seg.Pub))
 			}
 			st.NextPos = pos + 1
 		}
+		for _, seg := range buf[:n] {
+			s.pool.put(seg.Values)
+		}
+		clear(buf[:n])
 		s.results.Commit(n)
 		s.applied.Add(1)
 		if ns := now.UnixNano(); s.firstApply.Load() == 0 {
@@ -552,8 +636,11 @@ func (s *subscriber) logger(ctx *actors.Context) error {
 			s.lastApply.Store(ns)
 		}
 		ctx.MarkDirty()
+		dirty = true
 		if now.Sub(lastCk) >= 10*time.Millisecond || ended {
-			_ = ctx.Checkpoint()
+			if err := checkpoint(); err != nil {
+				return err
+			}
 			lastCk = now
 		}
 		if now.Sub(lastPub) >= 100*time.Millisecond || ended {
@@ -579,52 +666,49 @@ func (s *subscriber) logProgress(log *slog.Logger, t *Tally) {
 	}
 }
 
-// checkDone closes finished when every publisher's stream is complete:
-// at least MinPublishers ended, every publisher in the tally ended, and every
-// publisher in the live view is in the tally.
-func (s *subscriber) checkDone() {
-	t := s.tallyPub.Load()
-	ended := 0
-	for id := range t.Pubs {
-		if !t.Ended(id) {
-			return
-		}
-		ended++
-	}
-	if ended < s.p.cfg.MinPublishers {
+// checkDone closes finished once the core said the subscriber is finished
+// (at least MinPublishers ended, every live or known publisher ended) and
+// the logger's tally t has applied each of those ends.
+func (s *subscriber) checkDone(t *Tally) {
+	ids := s.coreDone.Load()
+	if ids == nil {
 		return
 	}
-	members, _ := s.p.view.Load()
-	for _, m := range members {
-		if m.Role == cluster.RolePublisher && !t.Ended(m.NodeID) {
+	for _, id := range *ids {
+		if !t.Ended(id) {
 			return
 		}
 	}
 	s.finishOnce.Do(func() { close(s.finished) })
 }
 
-// durable is called with the states of a durable snapshot: its logger tally
-// is what acks may now report.
-func (s *subscriber) durable(states map[string][]byte, _ cluster.Durable) {
-	b, ok := states[actorLogger]
-	if !ok {
-		return
-	}
-	var ls loggerState
-	if err := codec.Unmarshal(b, &ls); err != nil || ls.Tally == nil {
-		s.log.Error("subscriber: durable snapshot has an unreadable tally", "err", err)
-		return
-	}
+// preSnapshot is called before the snapshot's states are taken: the
+// logger's watermarks as of its latest checkpoint, which the states hold
+// (or something newer).
+func (s *subscriber) preSnapshot() map[string]SubPubState { return *s.marks.Load() }
+
+// durable is called once a snapshot taken after preSnapshot returned marks
+// is durable: those watermarks are what acks may now report.
+func (s *subscriber) durable(marks map[string]SubPubState) {
 	dm := &durableMark{committed: map[string]pubCommit{}}
 	if old := s.durableM.Load(); old != nil {
 		dm.version = old.version + 1
 	} else {
 		dm.version = 1
 	}
-	for id, pt := range ls.Tally.Pubs {
-		dm.committed[id] = pubCommit{Epoch: pt.Epoch, Seq: pt.LastSeq}
+	for id, m := range marks {
+		dm.committed[id] = pubCommit{Epoch: m.Epoch, Seq: m.Taken}
 	}
 	s.durableM.Store(dm)
+	// Newest wins: replace an undelivered older one.
+	select {
+	case <-s.durables:
+	default:
+	}
+	select {
+	case s.durables <- marks:
+	default:
+	}
 }
 
 // finish runs after the graph stopped: final acks (when the final snapshot
@@ -632,33 +716,34 @@ func (s *subscriber) durable(states map[string][]byte, _ cluster.Durable) {
 func (s *subscriber) finish(durable bool) {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	dm := s.durableM.Load()
+	select {
+	case d := <-s.durables:
+		s.core.Durable(d)
+	default:
+	}
 	epoch := s.p.epoch.Load()
 	var msg []byte
+	acks := map[string]SubEffect{}
+	for _, e := range s.core.FinalAcks() {
+		acks[e.To] = e
+	}
 	for _, c := range s.conns {
 		if c.pub == nil {
 			continue
 		}
-		if durable && dm != nil {
-			pc := dm.committed[c.id]
-			ack := codec.Ack{Subscriber: s.p.id, SubscriberEpoch: epoch, Publisher: c.id, PublisherEpoch: pc.Epoch, Committed: pc.Seq}
-			b, err := codec.AppendAck(msg[:0], &ack)
-			if err == nil {
-				b, err = s.p.auth.seal(b, c.id, c.epoch)
-			}
-			if err == nil {
-				msg = b
-				deadline := time.Now().Add(time.Second)
-				for {
-					_, err := c.pub.Offer(b)
-					if err == nil || !errors.Is(err, transport.ErrBackPressured) || time.Now().After(deadline) {
-						break
-					}
-					time.Sleep(time.Millisecond)
+		if e, ok := acks[c.id]; ok && durable && s.durableM.Load() != nil {
+			deadline := time.Now().Add(time.Second)
+			for {
+				err := s.offerControl(c, epoch, e, &msg)
+				if err == nil || !errors.Is(err, transport.ErrBackPressured) || time.Now().After(deadline) {
+					break
 				}
+				time.Sleep(time.Millisecond)
 			}
 		}
-		_ = c.pub.Close()
+		if err := c.pub.Close(); err != nil {
+			s.log.Warn("receive: close ack publication", "publisher", c.id, "err", err)
+		}
 		c.pub = nil
 	}
 }

@@ -13,6 +13,9 @@ import (
 type view struct {
 	clus *cluster.Cluster
 	cur  atomic.Pointer[viewSnap]
+	// refreshMu serialises refresh (each closes the previous snapshot's
+	// changed channel exactly once).
+	refreshMu sync.Mutex
 	// stopped is closed by stop; run returns.
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -22,11 +25,12 @@ type viewSnap struct {
 	version uint64
 	members []cluster.Member
 	byID    map[string]cluster.Member
+	changed chan struct{} // closed when a newer view replaces this one
 }
 
 func newView(c *cluster.Cluster) *view {
 	v := &view{clus: c, stopped: make(chan struct{})}
-	v.cur.Store(&viewSnap{})
+	v.cur.Store(&viewSnap{changed: make(chan struct{})})
 	return v
 }
 
@@ -44,6 +48,8 @@ func (v *view) run() {
 }
 
 func (v *view) refresh() {
+	v.refreshMu.Lock()
+	defer v.refreshMu.Unlock()
 	old := v.cur.Load()
 	v.clus.Events() // drained: the actors diff the member list themselves
 	ms := v.clus.Members()
@@ -51,7 +57,16 @@ func (v *view) refresh() {
 	for _, m := range ms {
 		byID[m.NodeID] = m
 	}
-	v.cur.Store(&viewSnap{version: old.version + 1, members: ms, byID: byID})
+	v.cur.Store(&viewSnap{version: old.version + 1, members: ms, byID: byID, changed: make(chan struct{})})
+	close(old.changed) // the actors waiting on it wake and take the new view
+}
+
+// Watch returns the current members, the view's version and a channel
+// closed when the view changes: membership reaches the actors as an event
+// (they wait on the channel), not by polling.
+func (v *view) Watch() ([]cluster.Member, uint64, <-chan struct{}) {
+	s := v.cur.Load()
+	return s.members, s.version, s.changed
 }
 
 // member returns the live member with node id id.

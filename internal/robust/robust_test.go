@@ -69,41 +69,6 @@ func checkNoLeaks(t *testing.T) func() {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	for v, want := range map[uint64]Kind{1: Plain, 3: Fizz, 5: Buzz, 15: FizzBuzz, 30: FizzBuzz, 9: Fizz, 10: Buzz, 7: Plain} {
-		if got := Classify(v); got != want {
-			t.Errorf("Classify(%d) = %v, want %v", v, got, want)
-		}
-	}
-}
-
-// TestExpectedMatchesNaiveCount checks the closed form against counting.
-func TestExpectedMatchesNaiveCount(t *testing.T) {
-	for _, n := range []uint64{0, 1, 14, 15, 16, 100, 1234} {
-		skip := []uint64{3, 5, 15, 7, 7}
-		var naive LoggerState
-		for v := uint64(1); v <= n; v++ {
-			if slices.Contains(skip, v) {
-				continue
-			}
-			switch Classify(v) {
-			case FizzBuzz:
-				naive.FizzBuzz++
-			case Fizz:
-				naive.Fizz++
-			case Buzz:
-				naive.Buzz++
-			default:
-				naive.Plain++
-				naive.PlainSum += v
-			}
-		}
-		if got := Expected(n, skip...); got != naive {
-			t.Fatalf("Expected(%d) = %+v, naive %+v", n, got, naive)
-		}
-	}
-}
-
 func counts(s LoggerState) LoggerState {
 	return LoggerState{FizzBuzz: s.FizzBuzz, Fizz: s.Fizz, Buzz: s.Buzz, Plain: s.Plain, PlainSum: s.PlainSum}
 }

@@ -162,9 +162,12 @@ func TestPanicsAndShowstopper(t *testing.T) {
 	if !strings.Contains(sum.String(), "dead letters 1 (value 4321)") {
 		t.Fatalf("summary does not name the dead letter:\n%s", sum.String())
 	}
-	// ~12 injected panics plus the showstopper's crashes.
-	if rep.Restarts < int(n/1000)+3 {
-		t.Fatalf("restarts %d, want at least %d", rep.Restarts, n/1000+3)
+	// Injected panics (the worker takes whole batches and injects at most
+	// one per batch, and behind the showstopper's stall the publisher
+	// coalesces the backlog: about half of the ~12 due) plus the
+	// showstopper's crashes.
+	if want := int(n/1000)/2 + 3; rep.Restarts < want {
+		t.Fatalf("restarts %d, want at least %d", rep.Restarts, want)
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package robust is the pods' pipeline in one process, on the actors
+// Package robust (test files only) is the pods' pipeline in one process, on the actors
 // runtime alone (no transport, no cluster): heartbeat → generator → worker
 // (FizzBuzz) → logger, with failure injection. It is the runtime's
 // end-to-end test bed, run by its tests:
