@@ -125,7 +125,7 @@ func TestRobustPipelineWithInjectedFailures(t *testing.T) {
 	for _, d := range p.Graph.DeadLetters() {
 		v := d.Message.(Value)
 		dead = append(dead, v.V)
-		if d.Actor != Worker || d.Channel != "values" || !strings.Contains(d.Stack, "robust.go") ||
+		if d.Actor != Worker || d.Channel != "values" || !strings.Contains(d.Stack, "pipeline_test.go") ||
 			d.Panic != "injected showstopper "+itoa(v.V) {
 			t.Fatalf("dead letter %+v", d)
 		}
