@@ -79,6 +79,12 @@ func reportPaths(cfg Config, rep *Report) []string {
 	case len(cfg.Reports) > 0:
 		return cfg.Reports
 	}
-	base := filepath.Join(DefaultReportDir(), "run-"+rep.StartTime.Format("20060102-150405.000"))
+	dir := DefaultReportDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		// No usable cache dir (e.g. a container whose HOME is / and not
+		// writable): the temp dir, which the runner's work dir needs anyway.
+		dir = filepath.Join(os.TempDir(), "steadfast-runs")
+	}
+	base := filepath.Join(dir, "run-"+rep.StartTime.Format("20060102-150405.000"))
 	return []string{base + ".json", base + ".svg"}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -222,5 +223,33 @@ func TestMainUsage(t *testing.T) {
 	var out bytes.Buffer
 	if code := Main([]string{"--help"}, &out, &out); code != 0 || !strings.Contains(out.String(), "-report") {
 		t.Errorf("--help: exit %d\n%s", code, out.String())
+	}
+}
+
+// TestDefaultReportPaths: the default reports go to the user's cache dir,
+// or to the temp dir when the cache dir cannot be made (a container whose
+// HOME is / and not writable).
+func TestDefaultReportPaths(t *testing.T) {
+	rep := &Report{StartTime: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)}
+	home, tmp := t.TempDir(), t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", home)
+	t.Setenv("TMPDIR", tmp)
+	ps := reportPaths(Config{}, rep)
+	want := filepath.Join(home, ".cache", "steadfast", "runs", "run-20260102-030405.006")
+	if runtime.GOOS == "linux" && (len(ps) != 2 || ps[0] != want+".json" || ps[1] != want+".svg") {
+		t.Fatalf("default paths %v, want %s.{json,svg}", ps, want)
+	}
+	blocked := filepath.Join(home, "file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", blocked) // $HOME/.cache cannot be created under a file
+	ps = reportPaths(Config{}, rep)
+	if len(ps) != 2 || filepath.Dir(ps[0]) != filepath.Join(tmp, "steadfast-runs") {
+		t.Fatalf("fallback paths %v, want them in %s", ps, filepath.Join(tmp, "steadfast-runs"))
+	}
+	if ps := reportPaths(Config{Reports: []string{"none"}}, rep); ps != nil {
+		t.Fatalf("--report none: %v", ps)
 	}
 }
