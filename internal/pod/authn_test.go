@@ -133,9 +133,15 @@ func TestDataPlaneAttacksInProcess(t *testing.T) {
 				if a.to == toPub {
 					victim = "pub"
 				}
-				sample := `steadfast_data_rejected_total{reason="` + a.reason + `"}`
-				if a.reason == "bad" {
+				// Which rejection reason a forged message is counted under
+				// depends on the view at that moment (a member that flapped
+				// under load is an unknown sender): their sum is checked.
+				sample := "rejected"
+				switch a.reason {
+				case "bad":
 					sample = "steadfast_bad_messages_total"
+				case "ok":
+					continue
 				}
 				want[victim+"/"+sample]++
 			}
@@ -144,10 +150,17 @@ func TestDataPlaneAttacksInProcess(t *testing.T) {
 				if victim == pub {
 					name = "pub"
 				}
-				for _, sample := range []string{`steadfast_data_rejected_total{reason="unknown_sender"}`, `steadfast_data_rejected_total{reason="unauthenticated"}`, "steadfast_bad_messages_total"} {
+				value := func(m, sample string) float64 {
+					if sample != "rejected" {
+						return metricValue(t, m, sample)
+					}
+					return metricValue(t, m, `steadfast_data_rejected_total{reason="unknown_sender"}`) +
+						metricValue(t, m, `steadfast_data_rejected_total{reason="unauthenticated"}`)
+				}
+				for _, sample := range []string{"rejected", "steadfast_bad_messages_total"} {
 					w := want[name+"/"+sample]
 					deadline := time.Now().Add(10 * time.Second)
-					for metricValue(t, scrape(t, victim.p), sample) < w {
+					for value(scrape(t, victim.p), sample) < w {
 						if time.Now().After(deadline) {
 							t.Fatalf("%s: %s below %v:\n%s", name, sample, w, grepLines(scrape(t, victim.p), "rejected", "auth", "bad_messages", "stale"))
 						}
