@@ -79,6 +79,7 @@ func newStack(t *testing.T, image string, extraEnv ...string) *stack {
 		"PUBLISHER_METRICS_PORT=0", "SUBSCRIBER_1_METRICS_PORT=0", "SUBSCRIBER_2_METRICS_PORT=0",
 	)
 	s.env = append(s.env, extraEnv...)
+	removeStaleStacks(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for svc := range podRoles {
@@ -696,5 +697,37 @@ func promtoolCheckMetrics(t *testing.T, id, what string) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Errorf("promtool check metrics on %s's /metrics: %v\n%s", what, err, out)
+	}
+}
+
+// removeStaleStacks takes down the stacks of earlier scenario runs that did
+// not clean up after themselves (a test binary killed by its -timeout runs
+// no cleanup): projects named sfdt-* whose containers are over an hour old.
+func removeStaleStacks(t *testing.T) {
+	t.Helper()
+	out, err := dockerErr("ps", "-a", "--filter", "label=com.docker.compose.project", "--format", `{{.ID}} {{.Label "com.docker.compose.project"}}`)
+	if err != nil {
+		return
+	}
+	stale := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || !strings.HasPrefix(f[1], "sfdt-") || stale[f[1]] {
+			continue
+		}
+		created, err := dockerErr("inspect", "-f", "{{.Created}}", f[0])
+		if err != nil {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339Nano, created); err == nil && time.Since(at) > time.Hour {
+			stale[f[1]] = true
+		}
+	}
+	for p := range stale {
+		if _, err := dockerErr("compose", "-p", p, "down", "--volumes", "--remove-orphans", "--timeout", "1"); err != nil {
+			t.Logf("removing the stale stack %s: %v", p, err)
+		} else {
+			t.Logf("removed the stale stack %s of an earlier run", p)
+		}
 	}
 }
