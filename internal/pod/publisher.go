@@ -519,7 +519,7 @@ func (pb *publisher) applyConns(changes []ConnChange, members []cluster.Member) 
 			pb.log.Warn("publish: subscriber left the live view", "subscriber", ch.ID)
 			continue
 		}
-		pub, err := pb.p.driver.AddPublication(channelURI(ch.Endpoint), DataStream)
+		pub, err := pb.p.driver.AddPublication(channelURI(ch.Endpoint)+dataTerm, DataStream)
 		if err != nil {
 			pb.log.Error("publish: publication", "subscriber", ch.ID, "endpoint", ch.Endpoint, "err", err)
 			continue
@@ -587,3 +587,7 @@ func (pb *publisher) finish() {
 		}
 	}
 }
+
+// dataTerm: the data stream's term length (the publication keeps 3 terms,
+// and so does the subscriber's image of it).
+const dataTerm = "|term-length=1048576"
