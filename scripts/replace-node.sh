@@ -16,10 +16,11 @@
 # and where its state came from (its restore source, from /metrics).
 #
 #   scripts/replace-node.sh subscriber-1
-#   replace-node: killing subscriber-1 (project steadfast, container 5d0c…, address 172.18.0.3)
-#   replace-node: started subscriber-1 (container 9e41…, address 172.18.0.3) 0.912s after the kill
-#   replace-node: subscriber-1 replaced in 1.903s (ready after 1.221s, delivering after 1.260s, healthy after 1.903s), restore source peer:subscriber-2
-#   replace-node: subscriber-1 from its container's start: ready after 0.290s, delivering after 0.330s
+#   replace-node: killing subscriber-1 (project steadfast, container 193163fb54d3, address 172.19.0.4)
+#   replace-node: started subscriber-1 (container 4ac5f9befdb0, address 172.19.0.4, created before the kill) 1.440s after the kill
+#   replace-node: subscriber-1 replaced in 2.712s (ready after 2.281s, delivering after 2.532s, healthy after 2.695s), restore source peer:subscriber-2
+#   replace-node: subscriber-1 per its log: container started 1.440s after the kill, pod running 1.528s after the kill (0.088s after its start)
+#   replace-node: subscriber-1 from its container's start, as seen here: ready after 0.860s, delivering after 1.104s
 #
 # It acts on the compose project of this checkout: the one `docker compose`
 # uses in the repository's root (COMPOSE_PROJECT_NAME, else the directory's
@@ -29,7 +30,8 @@
 # curl.
 #
 # Environment: COMPOSE (default "docker compose"), TIMEOUT seconds (default
-# 120), METRICS_PORT container port of /metrics (default 9090); metric names
+# 120), STANDBY (default 1: the replacement container is created before the
+# kill and only started after it; 0: created after the kill), METRICS_PORT container port of /metrics (default 9090); metric names
 # as in scripts/lib.sh.
 set -euo pipefail
 
@@ -77,16 +79,36 @@ project=$(compose config 2>/dev/null | sed -n 's/^name: //p' | sed -n 1p)
 
 old=$(compose ps -q "$SERVICE" || true)
 [[ -n $old ]] || say "$SERVICE has no container in project ${project:-?}; starting one"
+# A standby: the replacement container is created (not started: no process,
+# no address yet) before the kill, from the same service definition, so that
+# after the kill only `docker start` is left. STANDBY=0, or a compose that
+# cannot create one, falls back to `docker compose up` after the kill.
+standby=""
+if [[ -n $old && ${STANDBY:-1} == 1 ]]; then
+  compose rm -f "$SERVICE" >/dev/null 2>&1 || true # leftovers that are not running
+  before=$(compose ps -a -q "$SERVICE" 2>/dev/null || true)
+  if compose create --no-build --no-recreate --scale "$SERVICE=2" "$SERVICE" >/dev/null 2>&1; then
+    for c in $(compose ps -a -q "$SERVICE" 2>/dev/null || true); do
+      grep -qx -- "$c" <<<"$before" || standby=$c
+    done
+  fi
+fi
 start=$(now_ms)
 if [[ -n $old ]]; then
   old_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$old")
   say "killing $SERVICE (project ${project:-?}, container ${old:0:12}, address ${old_ip% })"
+  start=$(now_ms)
   # (the engine's own kill and rm: the compose CLI would first load the
   # whole project, which costs seconds on a busy machine)
   docker kill -s SIGKILL "$old" >/dev/null
-  docker rm -f "$old" >/dev/null
 fi
-compose up -d --no-deps --no-build "$SERVICE" >/dev/null
+if [[ -n $standby ]]; then
+  docker start "$standby" >/dev/null
+  docker rm -f "$old" >/dev/null
+else
+  if [[ -n $old ]]; then docker rm -f "$old" >/dev/null; fi
+  compose up -d --no-deps --no-build "$SERVICE" >/dev/null
+fi
 new=$(compose ps -q "$SERVICE")
 [[ -n $new && $new != "$old" ]] || die "no new container for $SERVICE"
 # (Docker hands out the lowest free address of the network: usually the
@@ -97,7 +119,7 @@ new_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{
 # also given from there, without the docker/compose commands' overhead.
 started_at=$(docker inspect -f '{{.State.StartedAt}}' "$new")
 started_ms=$(date -d "$started_at" +%s%3N 2>/dev/null || now_ms)
-say "started $SERVICE (container ${new:0:12}, address ${new_ip% }) $(elapsed "$start") after the kill"
+say "started $SERVICE (container ${new:0:12}, address ${new_ip% }$([[ -n $standby ]] && echo ", created before the kill")) $(span "$start" "$started_ms") after the kill"
 
 # The metrics port is published on 127.0.0.1 (see docker-compose.yml).
 addr=$(compose port "$SERVICE" "$METRICS_PORT") || die "$SERVICE does not publish port $METRICS_PORT"

@@ -51,7 +51,7 @@ case $1 in
   config) printf '%s\n' publisher subscriber-1 subscriber-2 ;;
   ps) cat "$state/id-${*: -1}" 2>/dev/null || true ;;
   kill) [[ -s "$state/id-${*: -1}" ]] || { echo "no container" >&2; exit 1; } ;;
-  rm) rm -f "$state/id-${*: -1}" ;;
+  rm) ;; # compose rm without -s: no stopped containers here
   up)
     svc=${*: -1}
     n=$(cat "$state/seq" 2>/dev/null || echo 0)
