@@ -58,6 +58,8 @@ type Config struct {
 
 	SnapshotInterval time.Duration // --snapshot-interval [SNAPSHOT_INTERVAL]
 	MTU              int           // --mtu [MTU]: largest transport datagram
+	AeronDir         string        // --aeron-dir [AERON_DIR]: attach to this media driver (empty: embedded driver)
+	ChannelParams    string        // --channel-params [CHANNEL_PARAMS]: appended to every channel URI (see aeron.go)
 
 	// Publisher.
 	Rate           time.Duration // --rate [RATE]: one beat per Rate
@@ -335,6 +337,8 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 				return nil
 			},
 		}},
+		{"aeron-dir", "AERON_DIR", stringVal{&c.AeronDir, func(string) error { return nil }}},
+		{"channel-params", "CHANNEL_PARAMS", stringVal{&c.ChannelParams, parseChannelParams}},
 	}
 	if role == Publisher {
 		defs = append(defs,
@@ -422,6 +426,8 @@ func usageOf(name string) string {
 		"log-format":           "text or json",
 		"snapshot-interval":    "how often the pod snapshots its actors' state and replicates it",
 		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
+		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; losing that driver stops the pod with status 1 (empty: embedded driver)",
+		"channel-params":       "channel parameters appended to every transport channel, key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
 		"rate":                 "heartbeat period: one beat (one batch) every RATE",
 		"beats":                "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
 		"batch":                "values generated per beat",
@@ -508,6 +514,9 @@ func (c Config) validate() error {
 		if err := hostPort(a); err != nil {
 			bad("%s %q: %v", name, a, err)
 		}
+	}
+	if err := parseChannelParams(c.ChannelParams); err != nil {
+		bad("channel params: %v", err)
 	}
 	if c.MetricsAddr != "" {
 		if err := hostPort(c.MetricsAddr); err != nil {

@@ -156,6 +156,11 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 		}
 	}()
 
+	if nw == nil && cfg.AeronDir != "" {
+		if nw, err = newAeronNet(cfg.AeronDir, "steadfast "+id, p.log.With("component", "aeronclient")); err != nil {
+			return nil, fmt.Errorf("pod: media driver: %w", err)
+		}
+	}
 	if nw == nil {
 		tcfg := transport.DefaultConfig()
 		tcfg.Logger = p.log.With("component", "transport")
@@ -167,6 +172,9 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 			return nil, fmt.Errorf("pod: transport: %w", err)
 		}
 		nw = driverNet{d}
+	}
+	if cfg.ChannelParams != "" {
+		nw = paramNet{nw, cfg.ChannelParams}
 	}
 	p.driver = nw
 	stream := DataStream
@@ -402,9 +410,14 @@ func (p *Pod) Run(ctx context.Context) error {
 		fastC = fast.C
 	}
 	var runErr error
+	lost, lostErr := driverLost(p.driver)
 	done := false
 	for !done {
 		select {
+		case <-lost:
+			runErr = lostErr()
+			p.log.Error("pod: media driver lost; stopping", "err", runErr)
+			done = true
 		case <-ctx.Done():
 			p.log.Info("pod: stopping (signal)")
 			done = true

@@ -31,9 +31,14 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// startPod runs a pod over mn (nil: the real transport, as cfg says).
 func startPod(t *testing.T, mn *memNet, cfg Config, name string) *testPod {
 	t.Helper()
-	p, err := newPod(cfg, testLogger(t, name), mn.node())
+	var nw network
+	if mn != nil {
+		nw = mn.node()
+	}
+	p, err := newPod(cfg, testLogger(t, name), nw)
 	if err != nil {
 		t.Fatal(err)
 	}
