@@ -148,18 +148,41 @@ func driverLost(n network) (<-chan struct{}, func() error) {
 	}
 }
 
-// paramNet appends the pod's --channel-params to every channel.
+// paramNet appends the pod's --channel-params to every channel, except
+// keys the channel already sets (the pod's own per-stream choices, such as
+// the ack stream's small terms, win).
 type paramNet struct {
 	network
 	params string
 }
 
 func (n paramNet) AddPublication(channel string, streamID int32) (publication, error) {
-	return n.network.AddPublication(channel+"|"+n.params, streamID)
+	return n.network.AddPublication(withParams(channel, n.params), streamID)
 }
 
 func (n paramNet) AddSubscription(channel string, streamID int32) (subscription, error) {
-	return n.network.AddSubscription(channel+"|"+n.params, streamID)
+	return n.network.AddSubscription(withParams(channel, n.params), streamID)
+}
+
+// withParams appends the key=value pairs of params that channel lacks.
+func withParams(channel, params string) string {
+	_, query, _ := strings.Cut(channel, "?")
+	has := map[string]bool{}
+	for _, kv := range strings.Split(query, "|") {
+		k, _, _ := strings.Cut(kv, "=")
+		has[k] = true
+	}
+	sep := "|"
+	if query == "" {
+		sep = "?"
+	}
+	for _, kv := range strings.Split(params, "|") {
+		if k, _, _ := strings.Cut(kv, "="); !has[k] {
+			channel += sep + kv
+			sep = "|"
+		}
+	}
+	return channel
 }
 
 // channelParamKeys are the channel parameters --channel-params accepts.

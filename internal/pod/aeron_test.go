@@ -24,6 +24,15 @@ func TestChannelParams(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	for _, tc := range [][3]string{
+		{"aeron:udp?endpoint=h:1", "mtu=1408|term-length=16m", "aeron:udp?endpoint=h:1|mtu=1408|term-length=16m"},
+		{"aeron:udp?endpoint=h:1|term-length=65536", "mtu=1408|term-length=16m", "aeron:udp?endpoint=h:1|term-length=65536|mtu=1408"},
+		{"aeron:ipc", "mtu=1408", "aeron:ipc?mtu=1408"},
+	} {
+		if got := withParams(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("withParams(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
+		}
+	}
 	c := DefaultConfig(Subscriber)
 	c.Insecure = true
 	c.ChannelParams = "mtu=7"

@@ -427,7 +427,7 @@ func usageOf(name string) string {
 		"snapshot-interval":    "how often the pod snapshots its actors' state and replicates it",
 		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
 		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; losing that driver stops the pod with status 1 (empty: embedded driver)",
-		"channel-params":       "channel parameters appended to every transport channel, key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
+		"channel-params":       "channel parameters appended to every transport channel (unless the pod sets that key on a stream itself), key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
 		"rate":                 "heartbeat period: one beat (one batch) every RATE",
 		"beats":                "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
 		"batch":                "values generated per beat",
