@@ -160,6 +160,7 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 		if nw, err = newAeronNet(cfg.AeronDir, "steadfast "+id, p.log.With("component", "aeronclient")); err != nil {
 			return nil, fmt.Errorf("pod: media driver: %w", err)
 		}
+		p.log.Info("pod: attached to media driver", "aeron_dir", cfg.AeronDir)
 	}
 	if nw == nil {
 		tcfg := transport.DefaultConfig()

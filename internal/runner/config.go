@@ -52,6 +52,11 @@ type Config struct {
 	Status   time.Duration // status line period
 	Quiet    bool          // no live status line
 
+	// MediaDriver: "embedded" (each pod its own driver) or "local" (one
+	// mediadriver process in the work dir, every pod attached to it).
+	MediaDriver string
+	AeronDir    string // attach every pod to the media driver already running here
+
 	Args []string // the command line ParseFlags was given (for the report)
 }
 
@@ -63,7 +68,7 @@ func DefaultConfig() Config {
 		Beats: 1000, Batch: 64, Rate: 10 * time.Millisecond,
 		Outbox: 1 << 16, Snapshot: 200 * time.Millisecond,
 		KillEvery: 3 * time.Second, Kills: 3,
-		Timeout: 5 * time.Minute, Seed: 1, LogLevel: "info", Status: 500 * time.Millisecond,
+		Timeout: 5 * time.Minute, Seed: 1, MediaDriver: "embedded", LogLevel: "info", Status: 500 * time.Millisecond,
 	}
 }
 
@@ -101,6 +106,8 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "pods' log level (their logs go to files in the work dir)")
 	fs.DurationVar(&c.Status, "status-every", c.Status, "status line period")
 	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no live status line")
+	fs.StringVar(&c.MediaDriver, "media-driver", c.MediaDriver, "embedded: every pod runs its own transport driver; local: start one mediadriver process in the work dir and attach every pod to it (stopped at the end)")
+	fs.StringVar(&c.AeronDir, "aeron-dir", c.AeronDir, "attach every pod to the media driver already running in this directory (mediadriver or Aeron's aeronmd)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			if out != nil {
@@ -146,6 +153,10 @@ func (c Config) validate() error {
 		return bad("--timeout must be > 0")
 	case c.Status <= 0:
 		return bad("--status-every must be > 0")
+	case c.MediaDriver != "embedded" && c.MediaDriver != "local":
+		return bad("--media-driver %q: want embedded or local", c.MediaDriver)
+	case c.MediaDriver == "local" && c.AeronDir != "":
+		return bad("--aeron-dir names a running driver; it cannot be combined with --media-driver local")
 	}
 	if slices.Contains(c.Reports, "none") && len(c.Reports) > 1 {
 		return bad("--report none cannot be combined with report files")

@@ -249,6 +249,10 @@ type Runner struct {
 	rng     *mrand.Rand
 	killSeq int // kills so far (alternate mode)
 
+	aeronDir     string        // pods attach to this media driver ("": embedded)
+	driver       *exec.Cmd     // the local media driver (--media-driver local)
+	driverExited chan struct{} // closed when driver exited
+
 	mu             sync.Mutex // guards the procs' exit fields, killToDelivery and kills
 	killToDelivery []float64  // seconds from a kill to the replacement delivering
 	kills          []KillMark
@@ -277,7 +281,7 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 		con = NewConsole(out, IsTerminal(out))
 	}
 	r := &Runner{cfg: cfg, con: con, log: log, client: &http.Client{Timeout: 3 * time.Second},
-		rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed))}
+		rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed)), aeronDir: cfg.AeronDir}
 	if cfg.BinDir == "" {
 		if err := checkRepo(ctx); err != nil {
 			return nil, err
@@ -314,7 +318,11 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 			return nil, err
 		}
 	}
-	for _, b := range []string{"publisher", "subscriber"} {
+	bins := []string{"publisher", "subscriber"}
+	if cfg.MediaDriver == "local" {
+		bins = append(bins, "mediadriver")
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(r.binDir, b)); err != nil {
 			return nil, fmt.Errorf("runner: %s binary: %w", b, err)
 		}
@@ -338,9 +346,9 @@ func checkRepo(ctx context.Context) error {
 // build compiles the pods into dir with the go tool.
 func build(ctx context.Context, dir string, out io.Writer) error {
 	t0 := time.Now()
-	fmt.Fprintf(out, "runner: building the pods (go build ./cmd/publisher ./cmd/subscriber) ...\n")
+	fmt.Fprintf(out, "runner: building the pods (go build ./cmd/publisher ./cmd/subscriber ./cmd/mediadriver) ...\n")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator),
-		modulePath+"/cmd/publisher", modulePath+"/cmd/subscriber")
+		modulePath+"/cmd/publisher", modulePath+"/cmd/subscriber", modulePath+"/cmd/mediadriver")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("runner: go build: %w\n%s", err, b)
@@ -406,6 +414,9 @@ func (r *Runner) start(n *node) (*proc, error) {
 	}
 	if len(seeds) > 0 {
 		args = append(args, "--join", strings.Join(seeds, ","))
+	}
+	if r.aeronDir != "" {
+		args = append(args, "--aeron-dir", r.aeronDir)
 	}
 	bin := "subscriber"
 	if n.role == pod.Publisher {
@@ -486,6 +497,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		StartTime: t0.UTC().Truncate(time.Millisecond), Config: reportConfig(r.cfg)}
 	fmt.Fprintf(r.con, "runner: %d publisher(s) × %d subscriber(s), %d values per publisher (%d beats × %d every %v); work dir %s\n",
 		r.cfg.Publishers, r.cfg.Subscribers, rep.Expected, r.cfg.Beats, r.cfg.Batch, r.cfg.Rate, r.workDir)
+	if err := r.startDriver(); err != nil {
+		return nil, err
+	}
+	defer r.stopDriver()
 	for _, n := range r.nodes {
 		if _, err := r.start(n); err != nil {
 			r.stopAll()

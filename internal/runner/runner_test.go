@@ -199,6 +199,37 @@ func TestKillAndReplaceUnderLoad(t *testing.T) {
 	}
 }
 
+// TestLocalMediaDriver: --media-driver local runs one mediadriver process,
+// every pod (replacements too) attaches to it, pods are killed and
+// replaced, the stream is delivered exactly once (run checks), and the
+// driver removes its directory when the runner stops it.
+func TestLocalMediaDriver(t *testing.T) {
+	var work string
+	rep := run(t, func(c *Config) {
+		c.MediaDriver = "local"
+		c.Beats, c.Batch, c.Rate = 2000, 64, 5*time.Millisecond
+		c.Kill, c.Kills, c.KillEvery = "alternate", 2, 2*time.Second
+		work = c.WorkDir
+	})
+	if rep.Kills != 2 || rep.Replacements != 2 {
+		t.Fatalf("kills %d replacements %d, want 2 and 2", rep.Kills, rep.Replacements)
+	}
+	for _, p := range rep.Pods {
+		for i := 1; i <= p.Incarnations; i++ {
+			b, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("%s.%d.log", p.NodeID, i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), "attached to media driver") {
+				t.Errorf("%s.%d did not attach to the media driver", p.NodeID, i)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "aeron", "cnc.dat")); !os.IsNotExist(err) {
+		t.Errorf("the media driver's cnc.dat is still there after the run: %v", err)
+	}
+}
+
 func TestTwoPublishersTwoSubscribersWithKills(t *testing.T) {
 	rep := run(t, func(c *Config) {
 		c.Publishers, c.Subscribers = 2, 2
@@ -412,6 +443,18 @@ func TestPodBinariesUsage(t *testing.T) {
 		}
 		if code, _, _ := runBin(bin, []string{"METRICS_ADDR=127.0.0.1:1"}, "healthcheck"); code != 1 {
 			t.Errorf("%s healthcheck with nothing listening: exit %d, want 1", bin, code)
+		}
+	}
+}
+
+func TestMediaDriverFlags(t *testing.T) {
+	c, err := ParseFlags([]string{"--media-driver", "local"}, nil)
+	if err != nil || c.MediaDriver != "local" {
+		t.Fatalf("--media-driver local: %v %q", err, c.MediaDriver)
+	}
+	for _, bad := range [][]string{{"--media-driver", "remote"}, {"--media-driver", ""}, {"--media-driver", "local", "--aeron-dir", "/dev/shm/x"}} {
+		if _, err := ParseFlags(bad, nil); !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: %v, want ErrUsage", bad, err)
 		}
 	}
 }
