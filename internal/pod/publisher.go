@@ -589,5 +589,9 @@ func (pb *publisher) finish() {
 }
 
 // dataTerm: the data stream's term length (the publication keeps 3 terms,
-// and so does the subscriber's image of it).
-const dataTerm = "|term-length=1048576"
+// and so does the subscriber's image of it) and its linger. Delivery rests
+// on the pods' own acks and replay, not on the transport draining at
+// close, so a short linger is enough: it only bounds how long a stopping
+// pod waits for a peer that is already gone (Aeron's 5 s default kept a
+// publisher alive 5 s after its last subscriber had finished).
+const dataTerm = "|term-length=1048576|linger=500ms"

@@ -343,8 +343,9 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 
 // ackTerm: the ack stream carries a few small messages a second, so its
 // publication (and the publisher's image of it) uses the smallest term:
-// 3×64 KiB instead of 3×4 MiB on each side.
-const ackTerm = "|term-length=65536"
+// 3×64 KiB instead of 3×4 MiB on each side. Its linger is short for the
+// reason given at dataTerm.
+const ackTerm = "|term-length=65536|linger=500ms"
 
 // syncMembers keeps one reverse publication per live publisher and returns
 // the live publishers for the core.
