@@ -234,6 +234,7 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	ccfg.Seeds = cfg.Join
 	ccfg.StartAloneAfter = cfg.StartAloneAfter
 	ccfg.ClusterKey = cfg.ClusterKey
+	ccfg.ValidateSnapshot = validateSnapshot(cfg.OutboxCapacity)
 	ccfg.ExtraKeys = cfg.ExtraKeys
 	ccfg.Logger = p.log.With("component", "cluster")
 	// A subscriber acknowledges only replicated snapshots: with no live

@@ -55,3 +55,25 @@ func validOutbox(o *Outbox) error {
 	}
 	return nil
 }
+
+// validateSnapshot is the pods' cluster.Config.ValidateSnapshot: every actor
+// state a snapshot carries that a restore would decode (the publishing
+// actor's and the logger's) must decode and validate. The cluster calls it
+// on replica pushes (a refused one is never stored) and on every restore
+// source (a refused one is skipped and the next-newest source tried), so a
+// poisoned snapshot can neither crash a replacement nor be kept.
+func validateSnapshot(outboxCapacity int) func(*codec.Snapshot) error {
+	return func(snap *codec.Snapshot) error {
+		if b, ok := snap.States[actorPublish]; ok {
+			if _, err := decodePubState(b, outboxCapacity); err != nil {
+				return err
+			}
+		}
+		if b, ok := snap.States[actorLogger]; ok {
+			if _, err := decodeLoggerState(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
