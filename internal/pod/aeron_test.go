@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -44,34 +42,18 @@ func TestChannelParams(t *testing.T) {
 	}
 }
 
-var (
-	driverBinOnce sync.Once
-	driverBin     string
-	driverBinErr  error
-)
-
-// startMediaDriver builds cmd/mediadriver (once per test binary) and runs
-// it as a separate process on a fresh directory.
+// startMediaDriver builds cmd/mediadriver into the test's temp dir (the
+// build cache makes it a link) and runs it as a separate process on a
+// fresh directory.
 func startMediaDriver(t *testing.T) (dir string, cmd *exec.Cmd) {
 	t.Helper()
-	driverBinOnce.Do(func() {
-		d, err := os.MkdirTemp("", "pod-mediadriver-")
-		if err != nil {
-			driverBinErr = err
-			return
-		}
-		driverBin = filepath.Join(d, "mediadriver")
-		out, err := exec.Command("go", "build", "-o", driverBin, "../../cmd/mediadriver").CombinedOutput()
-		if err != nil {
-			driverBinErr = errors.New(string(out))
-		}
-	})
-	if driverBinErr != nil {
-		t.Fatalf("build mediadriver: %v", driverBinErr)
+	bin := filepath.Join(t.TempDir(), "mediadriver")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mediadriver").CombinedOutput(); err != nil {
+		t.Fatalf("build mediadriver: %v\n%s", err, out)
 	}
 	dir = filepath.Join(t.TempDir(), "aeron")
 	var out bytes.Buffer
-	cmd = exec.Command(driverBin, "--dir", dir, "--client-liveness-timeout", "2s")
+	cmd = exec.Command(bin, "--dir", dir, "--client-liveness-timeout", "2s")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
