@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"errors"
-	"net"
+	"github.com/steadfast-pods/steadfast/internal/freeport"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,23 +14,15 @@ import (
 	"github.com/steadfast-pods/steadfast/codec"
 )
 
-// freePort returns a port that was free for TCP and UDP on 127.0.0.1.
+// freePort returns a port free for TCP and UDP on 127.0.0.1 (gossip uses
+// one of each), or fails the test.
 func freePort(t testing.TB) int {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	t.Helper()
+	port, err := freeport.TCPUDP()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return port
 }
 
 // TestJoinAnyOrder: b starts first with a seed that is not up yet and keeps

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/steadfast-pods/steadfast/internal/freeport"
 	"io"
 	"net"
 	"net/http"
@@ -59,24 +60,15 @@ func needBinaries(t *testing.T) {
 	}
 }
 
-// freePort returns a port free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
+// freePort returns a port free for TCP and UDP on 127.0.0.1 (gossip uses
+// one of each), or fails the test.
+func freePort(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	port, err := freeport.TCPUDP()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return port
 }
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/steadfast-pods/steadfast/internal/freeport"
 	"io"
 	"net"
 	"net/http"
@@ -22,25 +23,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// freePort returns a port that is free on 127.0.0.1 for TCP and UDP both
-// (gossip uses one port for each).
-func freePort(t *testing.T) int {
+// freePort returns a port free for TCP and UDP on 127.0.0.1 (gossip uses
+// one of each), or fails the test.
+func freePort(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return p
-		}
+	port, err := freeport.TCPUDP()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return port
 }
 
 // localPod is a real pod process started with a StatefulSet's environment,

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/steadfast-pods/steadfast/internal/freeport"
 	"io"
 	"log/slog"
 	"math"
@@ -358,22 +359,7 @@ func build(ctx context.Context, dir string, out io.Writer) error {
 }
 
 // freePort returns a port free for both TCP and UDP on 127.0.0.1.
-func freePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("runner: no free port")
-}
+func freePort() (int, error) { return freeport.TCPUDP() }
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
