@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,14 +41,24 @@ Flags:
 
 const footer = `
 It runs until SIGINT or SIGTERM, then closes every stream and removes
-cnc.dat, the log buffers and any directory it created. It refuses to start
-over a directory whose driver is still alive.
+cnc.dat, the log buffers and any directory it created.
+
+A directory already holding a cnc.dat is judged as Aeron's drivers judge
+it: a driver heartbeat younger than --driver-timeout means a live driver,
+and mediadriver refuses to start (exit status 3); an older one was left by
+a driver that died (SIGKILL, crash), and mediadriver reclaims the
+directory: it removes the old cnc.dat and the dead driver's log buffers,
+then starts. Clients of the dead driver notice its silent heartbeat after
+their own driver timeout (give them the same figure) and attach again.
 
 Example (with Aeron's C samples):
   mediadriver --dir /dev/shm/aeron-demo &
   basic_subscriber -p /dev/shm/aeron-demo -c aeron:ipc -s 1001 &
   basic_publisher  -p /dev/shm/aeron-demo -c aeron:ipc -s 1001
 `
+
+// ExitActive: another media driver is alive in the directory.
+const ExitActive = 3
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
@@ -61,6 +72,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	dir := fs.String("dir", "", "Aeron directory (default $AERON_DIR, else "+cnc.DefaultDir()+")")
 	liveness := fs.Duration("client-liveness-timeout", 10*time.Second, "time out a client whose heartbeat is older than this and release its streams")
+	driverTimeout := fs.Duration("driver-timeout", 10*time.Second, "a cnc.dat whose driver heartbeat is younger than this belongs to a live driver (refuse the directory); older: a dead driver's (reclaim it)")
 	termLength := fs.Int("term-length", 16<<20, "default term length of UDP publications and images (bytes, power of two)")
 	ipcTermLength := fs.Int("ipc-term-length", 64<<20, "default term length of IPC publications (bytes, power of two)")
 	mtu := fs.Int("mtu", 1408, "default MTU of publication log buffers (bytes, multiple of 32)")
@@ -97,11 +109,14 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	d, err := mediadriver.New(mediadriver.Config{
-		Dir: *dir, ClientLivenessTimeout: *liveness, TermLength: *termLength,
+		Dir: *dir, ClientLivenessTimeout: *liveness, DriverTimeout: *driverTimeout, TermLength: *termLength,
 		IPCTermLength: *ipcTermLength, MTU: *mtu, PublicationLinger: *linger, Logger: logger,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if errors.Is(err, mediadriver.ErrActive) {
+			return ExitActive
+		}
 		return 1
 	}
 	fmt.Fprintf(stderr, "mediadriver: running in %s (pid %d); Ctrl-C stops\n", d.Dir(), os.Getpid())

@@ -26,7 +26,8 @@ import (
 
 // Sentinel errors.
 var (
-	// ErrActive: another driver is alive in the directory.
+	// ErrActive: another driver is alive in the directory (its cnc.dat
+	// heartbeat is younger than Config.DriverTimeout).
 	ErrActive = errors.New("mediadriver: a media driver is already active in the directory")
 	// ErrBadConfig: a Config field is out of range.
 	ErrBadConfig = errors.New("mediadriver: bad config")
@@ -41,6 +42,12 @@ type Config struct {
 	// is timed out and its publications and subscriptions are released
 	// (Aeron: 10 s).
 	ClientLivenessTimeout time.Duration
+	// DriverTimeout: a cnc.dat whose driver heartbeat is younger than this
+	// belongs to a live driver, and New refuses the directory (ErrActive);
+	// an older one was left by a dead driver, and New reclaims the
+	// directory (Aeron's aeron.driver.timeout: 10 s). Clients should use
+	// the same figure to decide that this driver died.
+	DriverTimeout time.Duration
 	// TermLength is the default term length of UDP publications and images
 	// (Aeron: 16 MiB); channels override it with term-length.
 	TermLength int
@@ -89,6 +96,9 @@ func (c *Config) fill() error {
 	if c.ClientLivenessTimeout == 0 {
 		c.ClientLivenessTimeout = 10 * time.Second
 	}
+	if c.DriverTimeout == 0 {
+		c.DriverTimeout = 10 * time.Second
+	}
 	if c.PublicationLinger == 0 {
 		c.PublicationLinger = 5 * time.Second
 	}
@@ -119,6 +129,8 @@ func (c *Config) fill() error {
 		return bad("ErrorLogBufferLength", c.ErrorLogBufferLength, "must be a non-negative multiple of 8")
 	case c.ClientLivenessTimeout < 10*time.Millisecond:
 		return bad("ClientLivenessTimeout", c.ClientLivenessTimeout, "too short")
+	case c.DriverTimeout < 10*time.Millisecond:
+		return bad("DriverTimeout", c.DriverTimeout, "too short")
 	case c.PublicationLinger < 0 || c.IdleSleep < 0:
 		return bad("PublicationLinger/IdleSleep", c.PublicationLinger, "must not be negative")
 	}

@@ -103,17 +103,9 @@ func (d *Driver) layout() error {
 		d.createdDir = true
 	}
 	path := filepath.Join(dir, cnc.FileName)
-	if m, err := cnc.MapFile(path); err == nil {
-		c, err := cnc.Open(m.Data)
-		active := err == nil && time.Now().UnixMilli()-c.ToDriver.ConsumerHeartbeat() < d.cfg.ClientLivenessTimeout.Milliseconds()
-		pid := int64(0)
-		if c != nil {
-			pid = c.Meta.Pid
-		}
-		_ = m.Close()
-		if active {
-			return fmt.Errorf("%w: %s (pid %d)", ErrActive, dir, pid)
-		}
+	reclaimed, err := d.reclaim(dir)
+	if err != nil {
+		return err
 	}
 	for _, sub := range []string{"publications", "images"} {
 		p := filepath.Join(dir, sub)
@@ -121,6 +113,9 @@ func (d *Driver) layout() error {
 			if err := os.Mkdir(p, 0o755); err != nil {
 				return fmt.Errorf("mediadriver: %w", err)
 			}
+			d.createdSubs = append(d.createdSubs, p)
+		} else if reclaimed {
+			// The dead driver's: this one removes it at Close (if empty).
 			d.createdSubs = append(d.createdSubs, p)
 		}
 	}
@@ -166,6 +161,47 @@ func (d *Driver) layout() error {
 }
 
 func incr(slot []byte) { cnc.AddInt64(slot, 0, 1) }
+
+// reclaim decides, as Aeron's drivers do, whether a cnc.dat already in dir
+// belongs to a live driver: if its driver heartbeat is younger than
+// DriverTimeout the directory is refused (ErrActive). Otherwise (a stale
+// heartbeat: the driver was killed or hung; -1: it shut down; or a file
+// that does not even open as a cnc.dat) the directory is reclaimed: the old
+// cnc.dat and the log buffers the dead driver left in publications/ and
+// images/ are removed. Nothing else in dir is touched.
+func (d *Driver) reclaim(dir string) (bool, error) {
+	path := filepath.Join(dir, cnc.FileName)
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	var age, pid int64 = -1, 0
+	m, err := cnc.MapFile(path)
+	if err == nil {
+		var c *cnc.CnC
+		if c, err = cnc.Open(m.Data); err == nil {
+			age, pid = time.Now().UnixMilli()-c.ToDriver.ConsumerHeartbeat(), c.Meta.Pid
+		}
+		_ = m.Close()
+	}
+	if err == nil && age < d.cfg.DriverTimeout.Milliseconds() {
+		return false, fmt.Errorf("%w: %s (pid %d, heartbeat %d ms old, driver timeout %v)", ErrActive, dir, pid, max(age, 0), d.cfg.DriverTimeout)
+	}
+	removed := 0
+	for _, sub := range []string{"publications", "images"} {
+		logs, _ := filepath.Glob(filepath.Join(dir, sub, "*.logbuffer"))
+		for _, l := range logs {
+			if os.Remove(l) == nil {
+				removed++
+			}
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("mediadriver: reclaiming %s: %w", dir, err)
+	}
+	d.cfg.Logger.Warn("mediadriver: reclaimed the directory of a dead driver", "dir", dir, "pid", pid,
+		"heartbeat_age_ms", age, "cnc_error", err, "log_buffers_removed", removed)
+	return true, nil
+}
 
 // Close stops the conductor, closes every publication and subscription
 // (UDP ones linger as the embedded driver's Close does), and removes what
