@@ -60,6 +60,8 @@ type Config struct {
 	MTU              int           // --mtu [MTU]: largest transport datagram
 	AeronDir         string        // --aeron-dir [AERON_DIR]: attach to this media driver (empty: embedded driver)
 	ChannelParams    string        // --channel-params [CHANNEL_PARAMS]: appended to every channel URI (see aeron.go)
+	// Pprof: serve net/http/pprof on this loopback host:port (empty: off).
+	Pprof string // --pprof [PPROF]
 
 	// Publisher.
 	Rate           time.Duration // --rate [RATE]: one beat per Rate
@@ -339,6 +341,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 		}},
 		{"aeron-dir", "AERON_DIR", stringVal{&c.AeronDir, func(string) error { return nil }}},
 		{"channel-params", "CHANNEL_PARAMS", stringVal{&c.ChannelParams, parseChannelParams}},
+		{"pprof", "PPROF", stringVal{&c.Pprof, checkPprofAddr}},
 	}
 	if role == Publisher {
 		defs = append(defs,
@@ -428,6 +431,7 @@ func usageOf(name string) string {
 		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
 		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; losing that driver stops the pod with status 1 (empty: embedded driver)",
 		"channel-params":       "channel parameters appended to every transport channel (unless the pod sets that key on a stream itself), key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
+		"pprof":                "serve Go's runtime profiles (net/http/pprof: CPU, heap, allocs, goroutines) at http://ADDR/debug/pprof/; ADDR must be a loopback host:port (port 0: any free port, logged at start) (empty: off)",
 		"rate":                 "heartbeat period: one beat (one batch) every RATE",
 		"beats":                "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
 		"batch":                "values generated per beat",
@@ -517,6 +521,9 @@ func (c Config) validate() error {
 	}
 	if err := parseChannelParams(c.ChannelParams); err != nil {
 		bad("channel params: %v", err)
+	}
+	if err := checkPprofAddr(c.Pprof); err != nil {
+		bad("pprof address %q: %v", c.Pprof, err)
 	}
 	if c.MetricsAddr != "" {
 		if err := hostPort(c.MetricsAddr); err != nil {

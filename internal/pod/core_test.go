@@ -229,3 +229,32 @@ func TestSubCoreSchedule(t *testing.T) {
 		t.Fatal("taken beyond the end accepted")
 	}
 }
+
+// AppendSeqs (the publishing actor's append: value = seq, one run) skips
+// what the outbox already holds (values regenerated after a restore),
+// appends all or nothing, and keeps the values a plain Append would.
+func TestPubCoreAppendSeqs(t *testing.T) {
+	c := newTestPubCore(t, PubCoreConfig{}, 10)
+	ob := c.Outbox()
+	if err := c.AppendSeqs(1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AppendSeqs(2, 2); err != nil || ob.Last() != 4 {
+		t.Fatalf("regenerated values: %v, last %d", err, ob.Last())
+	}
+	if err := c.AppendSeqs(3, 5); err != nil || ob.Last() != 7 {
+		t.Fatalf("overlapping values: %v, last %d", err, ob.Last())
+	}
+	if err := c.AppendSeqs(8, 4); err == nil || ob.Last() != 7 {
+		t.Fatalf("overfull append: %v, last %d", err, ob.Last())
+	}
+	if err := c.AppendSeqs(9, 1); err == nil {
+		t.Fatal("a gap accepted")
+	}
+	if err := c.AppendSeqs(8, 3); err != nil || ob.Free() != 0 || c.FullEvents() != 1 {
+		t.Fatalf("fill: %v, free %d, full events %d", err, ob.Free(), c.FullEvents())
+	}
+	if got := ob.Range(nil, 1, 20); !equal(got, seqs(1, 10)) || ob.Runs() != 1 {
+		t.Fatalf("values %v in %d runs", got, ob.Runs())
+	}
+}

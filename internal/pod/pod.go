@@ -79,6 +79,7 @@ type Pod struct {
 	sub     subscription // this pod's inbound stream
 	http    *http.Server
 	lis     net.Listener
+	prof    pprofServer
 	dataAdv string // advertised data endpoint
 	gossip  string // advertised gossip address, read once after cluster.New
 
@@ -197,6 +198,11 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 			return nil, fmt.Errorf("pod: metrics address: %w", err)
 		}
 		metricsAdv = advertised(p.lis.Addr().String(), advHost)
+	}
+	if cfg.Pprof != "" {
+		if p.prof.lis, err = net.Listen("tcp", cfg.Pprof); err != nil {
+			return nil, fmt.Errorf("pod: pprof address: %w", err)
+		}
 	}
 
 	ccfg := cluster.DefaultConfig()
@@ -341,7 +347,8 @@ func advertised(addr, host string) string {
 // snapshot is durable. It returns an error when an actor escalated, the node
 // was fenced, or startup failed.
 func (p *Pod) Run(ctx context.Context) error {
-	p.serveHTTP() // http.go
+	p.serveHTTP()  // http.go
+	p.servePprof() // pprof.go
 	boot, err := p.clus.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("pod: cluster start: %w", err)
@@ -631,6 +638,7 @@ func (p *Pod) Close() error {
 		} else if p.lis != nil {
 			_ = p.lis.Close()
 		}
+		p.prof.close()
 		if p.view != nil {
 			p.view.stop()
 		}

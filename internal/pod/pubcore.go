@@ -154,6 +154,35 @@ func (c *PubCore) Append(first uint64, values []uint64) error {
 	return nil
 }
 
+// AppendSeqs adds the generated values first..first+n-1 of a replayable
+// source whose value is its seq (the pods' generator), as one run: nothing
+// per value is copied or kept. Like Append it skips values at or below the
+// outbox's last seq and appends all or nothing.
+func (c *PubCore) AppendSeqs(first, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	ob := c.st.Outbox
+	end := first + n - 1
+	if end < first {
+		return fmt.Errorf("pod: generated seqs %d+%d overflow", first, n)
+	}
+	if first <= ob.Last() {
+		if end <= ob.Last() {
+			return nil
+		}
+		first = ob.Last() + 1
+	}
+	if end-first >= uint64(ob.Free()) {
+		return fmt.Errorf("%w: %d values, %d free", ErrOutboxFull, end-first+1, ob.Free())
+	}
+	if err := ob.AppendRun(first, first, int(end-first+1)); err != nil {
+		return err
+	}
+	c.noteFull()
+	return nil
+}
+
 func (c *PubCore) noteFull() {
 	f := c.st.Outbox.Free() == 0
 	if f && !c.full {

@@ -358,12 +358,9 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 					// in the channel and its rest is taken once acks made
 					// room (its first part is then already held).
 					upTo := min(end, ob.Last()+uint64(ob.Free()))
-					vals = vals[:0]
-					for s := ob.Last() + 1; s <= upTo; s++ {
-						vals = append(vals, s) // value = seq
-					}
-					if len(vals) > 0 {
-						if err := c.Append(ob.Last()+1, vals); err != nil {
+					if upTo > ob.Last() {
+						// value = seq: one run, no value copied.
+						if err := c.AppendSeqs(ob.Last()+1, upTo-ob.Last()); err != nil {
 							return err
 						}
 						work++

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/steadfast-pods/steadfast/codec"
 )
 
 func TestOutboxAppendReleaseRange(t *testing.T) {
@@ -71,22 +73,40 @@ func TestOutboxAppendReleaseRange(t *testing.T) {
 	}
 }
 
-// TestOutboxModel checks the ring against a plain slice under random use.
+// TestOutboxModel checks the outbox against a plain slice under random
+// use: appends of arbitrary values, of consecutive ones (one run) and of
+// runs, releases, ranges, and encode/decode round trips.
 func TestOutboxModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	o, _ := NewOutbox(37, 1)
-	var model []uint64 // seqs held
+	const capacity = 37
+	o, _ := NewOutbox(capacity, 1)
+	type held struct{ seq, val uint64 }
+	var model []held
 	next := uint64(1)
-	for range 20000 {
-		switch rng.IntN(3) {
-		case 0:
+	for step := range 20000 {
+		switch rng.IntN(5) {
+		case 0, 1:
 			k := rng.IntN(10)
 			vals := make([]uint64, k)
+			base := rng.Uint64N(1000)
 			for i := range vals {
-				vals[i] = (next + uint64(i)) * 3
+				switch rng.IntN(3) {
+				case 0:
+					vals[i] = (next + uint64(i)) * 3 // no run
+				default:
+					vals[i] = base + uint64(i) // one run
+				}
 			}
-			err := o.Append(next, vals)
-			if len(model)+k > 37 {
+			var err error
+			if rng.IntN(2) == 0 {
+				err = o.Append(next, vals)
+			} else {
+				for i := range vals {
+					vals[i] = base + uint64(i)
+				}
+				err = o.AppendRun(next, base, k)
+			}
+			if len(model)+k > capacity {
 				if !errors.Is(err, ErrOutboxFull) {
 					t.Fatalf("want full, got %v", err)
 				}
@@ -96,33 +116,93 @@ func TestOutboxModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range k {
-				model = append(model, next+uint64(i))
+				model = append(model, held{next + uint64(i), vals[i]})
 			}
 			next += uint64(k)
-		case 1:
+		case 2:
 			up := next - uint64(rng.IntN(20))
-			for len(model) > 0 && model[0] <= up {
+			for len(model) > 0 && model[0].seq <= up {
 				model = model[1:]
 			}
 			o.Release(up)
-		case 2:
+		case 3:
 			from := next - uint64(rng.IntN(40))
-			got := o.Range(nil, from, 5)
+			max := 1 + rng.IntN(8)
+			got := o.Range(nil, from, max)
 			var want []uint64
-			for _, s := range model {
-				if s >= from && len(want) < 5 {
-					want = append(want, s*3)
+			for _, h := range model {
+				if h.seq >= from && len(want) < max {
+					want = append(want, h.val)
 				}
 			}
-			if len(model) == 0 || from < model[0] {
+			if len(model) == 0 || from < model[0].seq {
 				want = nil
 			}
 			if !equal(got, want) {
-				t.Fatalf("range from %d: %v, want %v (model %v)", from, got, want, model)
+				t.Fatalf("step %d: range from %d: %v, want %v (model %v)", step, from, got, want, model)
 			}
+		case 4:
+			b, err := codec.Marshal(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := NewOutbox(1, 1)
+			if err := codec.Unmarshal(b, r); err != nil {
+				t.Fatal(err)
+			}
+			if r.First() != o.First() || r.Len() != o.Len() || r.Runs() != o.Runs() || !equal(r.Range(nil, r.First(), capacity), o.Range(nil, o.First(), capacity)) {
+				t.Fatalf("step %d: round trip: %+v, want %+v", step, r.State(), o.State())
+			}
+			o = r
+			o.capacity = capacity
 		}
-		if o.Len() != len(model) {
-			t.Fatalf("len %d, model %d", o.Len(), len(model))
+		if o.Len() != len(model) || o.Runs() > o.Len() {
+			t.Fatalf("len %d runs %d, model %d", o.Len(), o.Runs(), len(model))
+		}
+	}
+}
+
+// TestOutboxRunsEncoding: the pods' outbox (value = seq) is one run
+// whatever its length, so checkpoints and snapshots stay small; the older
+// form (one entry per value) is still read; a state that claims more values
+// than any outbox may hold is refused before anything is built.
+func TestOutboxRunsEncoding(t *testing.T) {
+	o, _ := NewOutbox(1<<18, 1)
+	for seq := uint64(1); seq <= 1<<18; seq += 1024 {
+		if err := o.AppendRun(seq, seq, 1024); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.Release(1000)
+	b, err := codec.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Runs() != 1 || len(b) > 64 {
+		t.Fatalf("%d values in %d runs encode to %d bytes", o.Len(), o.Runs(), len(b))
+	}
+	old, err := codec.Marshal(OutboxState{First: 5, Values: []uint64{5, 6, 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := NewOutbox(1, 1)
+	if err := codec.Unmarshal(old, r); err != nil || r.First() != 5 || !equal(r.Range(nil, 5, 9), []uint64{5, 6, 9}) || r.Runs() != 2 {
+		t.Fatalf("older form: %v %+v", err, r.State())
+	}
+	for _, bad := range []OutboxState{
+		{First: 1, Runs: []uint64{1, maxOutbox + 1}},
+		{First: 1, Runs: []uint64{1, maxOutbox, 1, 1}},
+		{First: 1, Runs: []uint64{1}},
+		{First: 1, Runs: []uint64{1, 0}},
+		{First: 1, Runs: []uint64{^uint64(0), 2}},
+		{First: 1, Runs: []uint64{1, 1}, Values: []uint64{1}},
+	} {
+		b, err := codec.Marshal(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := codec.Unmarshal(b, r); err == nil {
+			t.Errorf("state %+v accepted", bad)
 		}
 	}
 }

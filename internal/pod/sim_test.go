@@ -333,7 +333,13 @@ func (s *sim) runPub(p *simPub) error {
 	ob := p.core.Outbox()
 	if next := ob.Last() + 1; next <= s.total && s.rng.IntN(2) == 0 {
 		n := min(uint64(s.batch), s.total-next+1, uint64(ob.Free()))
-		if n > 0 {
+		if n > 0 && next%2 == 0 {
+			// As the publishing actor does (value = seq, one run); the
+			// choice uses no randomness, so seeds replay as before.
+			if err := p.core.AppendSeqs(next, n); err != nil {
+				return fmt.Errorf("%s append: %w", p.id, err)
+			}
+		} else if n > 0 {
 			vals := make([]uint64, n)
 			for i := range vals {
 				vals[i] = next + uint64(i)
