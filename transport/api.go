@@ -28,6 +28,9 @@ type Image struct {
 	Position int64
 	// EndOfStream is set once the publisher signalled end of stream.
 	EndOfStream bool
+	// InitialTermID and TermLength are the image log's (the publisher's).
+	InitialTermID int32
+	TermLength    int32
 }
 
 // SubscriptionOption configures AddSubscription.

@@ -77,7 +77,7 @@ type imageSource interface {
 
 func (si *subImage) info() Image {
 	return Image{SessionID: si.sessionID, StreamID: si.sub.streamID, Source: si.source, JoinPosition: si.joinPos,
-		Position: si.posPub.Load(), EndOfStream: si.eos.Load()}
+		Position: si.posPub.Load(), EndOfStream: si.eos.Load(), InitialTermID: si.log.initialTermID, TermLength: si.log.termLen}
 }
 
 func (s *Subscription) signal() {

@@ -20,6 +20,9 @@ package cnc
 //	472 untethered window limit timeout ns   480 untethered resting timeout ns
 //	488 group, is_response, rejoin, reliable, sparse, signal_eos,
 //	    spies_simulate_connection, tether (one byte each)
+
+import "math/bits"
+
 const (
 	PartitionCount       = 3
 	LogMetadataLength    = 4096
@@ -265,6 +268,11 @@ type LogParams struct {
 	TermWindow int
 	// Connected seeds the is-connected flag (IPC: a subscriber exists).
 	Connected bool
+	// StartPosition is where the log starts (a 32-aligned position; 0
+	// for a fresh stream): the active term count and its tail counter
+	// point there, as Aeron's driver lays out a publication created with
+	// init-term-id, term-id and term-offset.
+	StartPosition int64
 }
 
 // InitLog lays out a fresh log buffer in b (zeroed, LogLength bytes):
@@ -295,13 +303,37 @@ func InitLog(b []byte, p LogParams) (*Log, error) {
 	le.PutUint32(h[FrameOffSession:], uint32(p.SessionID))
 	le.PutUint32(h[FrameOffStream:], uint32(p.StreamID))
 	le.PutUint32(h[FrameOffTermID:], uint32(p.InitialTermID))
-	le.PutUint64(meta[LogOffTailCounters:], uint64(int64(p.InitialTermID)<<32))
-	for i := 1; i < PartitionCount; i++ {
-		le.PutUint64(meta[LogOffTailCounters+8*i:], uint64(int64(p.InitialTermID+int32(i)-PartitionCount)<<32))
+	shift := uint(bits.TrailingZeros(uint(p.TermLength)))
+	if p.StartPosition < 0 || p.StartPosition%FrameAlignment != 0 || p.StartPosition>>shift > 1<<31-1 {
+		return nil, malformed("start position %d", p.StartPosition)
 	}
-	le.PutUint32(meta[LogOffActiveTermCount:], 0)
+	count := int32(p.StartPosition >> shift)
+	active := int(count % PartitionCount)
+	termID := p.InitialTermID + count
+	startOff := p.StartPosition & int64(p.TermLength-1)
+	le.PutUint64(meta[LogOffTailCounters+8*active:], uint64(int64(termID)<<32|startOff))
+	for i := 1; i < PartitionCount; i++ {
+		// The partition after the active one expects the term id three
+		// terms before the one it will hold next.
+		le.PutUint64(meta[LogOffTailCounters+8*((active+i)%PartitionCount):], uint64(int64(termID+int32(i)-PartitionCount)<<32))
+	}
+	le.PutUint32(meta[LogOffActiveTermCount:], uint32(count))
 	if p.Connected {
 		StoreInt32(meta, LogOffIsConnected, 1)
 	}
 	return OpenLog(b)
+}
+
+// WriteFrames copies frames, a run of whole frames, into term at off as a
+// receiver writes a run of received frames: every byte but the first
+// frame's length first, then that length with an atomic store, so a reader
+// at off sees the run only once all of it is there (a reader reaches the
+// later frames only through the first). The term must be clean from off to
+// off+len(frames), and the run must fit in it.
+func WriteFrames(term []byte, off int, frames []byte) {
+	if len(frames) < DataHeaderLength {
+		return
+	}
+	copy(term[off+4:off+len(frames)], frames[4:])
+	StoreInt32(term, off, int32(le.Uint32(frames)))
 }

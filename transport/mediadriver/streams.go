@@ -37,11 +37,12 @@ type publication struct {
 	eos      int64
 	deadline time.Time
 
-	// UDP: the embedded publication and the bridge reading the log.
+	// UDP: the embedded publication, and how far the bridge moved the
+	// log's frames into it (the log has the embedded publication's term
+	// length, initial term id and start, so positions are the same).
 	ep      *transport.Publication
-	rd      *cnc.Reader
-	pending [][]byte
-	readErr bool // logged once
+	bridged int64
+	readErr int64 // position of the last malformed frame logged, or -1
 }
 
 type ipcImage struct {
@@ -62,7 +63,6 @@ type subscription struct {
 	ipcImages map[*publication]int32
 	group     *udpSubGroup
 	udpImages map[int32]*udpImage // by session id
-	lastImage *udpImage           // the image the last message went to
 }
 
 // cleanBehind zeroes every term wholly behind the term minPos is in, so
@@ -138,6 +138,7 @@ func (d *Driver) newPublication(regID int64, key string, cmd cnc.PublicationComm
 	p := &publication{regID: regID, key: key, channel: cmd.Channel, streamID: cmd.StreamID, ipc: ch.ipc,
 		exclusive: exclusive, cleaned: -1, limitID: -1, statusID: -1, images: map[*subscription]*ipcImage{}}
 	termLen, mtu := d.cfg.TermLength, d.cfg.MTU
+	initialTermID, start := int32(d.rng.Uint32()), int64(0)
 	if ch.ipc {
 		termLen = d.cfg.IPCTermLength
 		p.sessionID = int32(d.rng.Uint32())
@@ -161,11 +162,19 @@ func (d *Driver) newPublication(regID int64, key string, cmd cnc.PublicationComm
 	if ch.mtu != 0 {
 		mtu = ch.mtu
 	}
+	if p.ep != nil {
+		// The log mirrors the embedded publication's, so that runs of
+		// frames move into it unchanged (bridgePublication); its frames
+		// must fit the wire MTU.
+		termLen, initialTermID, start = p.ep.TermLength(), p.ep.InitialTermID(), p.ep.Position()
+		mtu = min(mtu, p.ep.MaxPayloadLength()+cnc.DataHeaderLength)
+		p.bridged, p.readErr = start, -1
+	}
 	p.window = int64(termLen / 2)
 	var err error
 	p.mapping, p.log, p.path, err = d.newLog("publications", regID, cnc.LogParams{
-		TermLength: termLen, MTU: mtu, InitialTermID: int32(d.rng.Uint32()), SessionID: p.sessionID,
-		StreamID: cmd.StreamID, CorrelationID: regID, TermWindow: termLen / 2,
+		TermLength: termLen, MTU: mtu, InitialTermID: initialTermID, SessionID: p.sessionID,
+		StreamID: cmd.StreamID, CorrelationID: regID, TermWindow: termLen / 2, StartPosition: start,
 	})
 	if err == nil {
 		p.limitID, p.limitSlot, err = d.streamCounter(cnc.TypePublisherLimit, "pub-lmt", regID, p.sessionID, p.streamID, p.channel, "")
@@ -178,9 +187,7 @@ func (d *Driver) newPublication(regID int64, key string, cmd cnc.PublicationComm
 		return nil, err
 	}
 	p.app = cnc.NewAppender(p.log, p.sessionID, p.streamID)
-	if !ch.ipc {
-		p.rd = cnc.NewReader(p.log, 0)
-	}
+	p.cleaned = start>>p.log.PositionBitsToShift() - 1
 	d.cfg.Logger.Info("mediadriver: publication added", "channel", p.channel, "stream", p.streamID, "session", p.sessionID, "log", p.path)
 	return p, nil
 }

@@ -1,6 +1,7 @@
 package mediadriver
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,19 +13,21 @@ import (
 )
 
 // UDP streams are carried by the embedded driver. The conductor bridges
-// them: a UDP publication's log is read like an IPC subscriber would and
-// each message offered to the embedded publication; each image of an
-// embedded subscription gets a log file per client subscription, appended
-// to like a publisher would. Back pressure carries through: a message the
-// other side refuses waits (bounded) and the bridge stops reading until it
-// went through.
+// them without parsing messages: a UDP publication's log mirrors its
+// embedded publication's log (same term length, initial term id and
+// start), so runs of whole frames the client wrote move into it with one
+// copy (transport.Publication.AppendFrames checks them); each image of an
+// embedded subscription gets a log file per client subscription that
+// mirrors the embedded image's log (the publisher's term length and
+// initial term id), and runs of received frames are copied into it at the
+// same term offsets (transport.Subscription.PollFrames). Back pressure
+// carries through: the bridge moves only what the other side has room
+// for and leaves the rest where it is.
 
-// bridgeBatch is how many fragments a bridge moves per conductor cycle:
-// large, since a cycle's fixed cost (and, on a loaded machine, the wait for
-// the CPU between cycles) is paid per batch. A message refused by the other
-// side waits in a pending queue, which one batch bounds (at most
-// bridgeBatch × MTU bytes).
-const bridgeBatch = 1024
+// bridgeBytes bounds what one bridge moves per conductor cycle and
+// stream, so that every stream and the conductor's other duties get their
+// turn.
+const bridgeBytes = 1 << 20
 
 // udpSubGroup is one embedded subscription shared by every client
 // subscription on the same channel and stream.
@@ -38,6 +41,7 @@ type udpSubGroup struct {
 	events []imageEvent
 
 	images map[int32]transport.Image // current embedded images by session
+	pos    map[int32]int64           // how far each session was bridged
 }
 
 type imageEvent struct {
@@ -45,7 +49,9 @@ type imageEvent struct {
 	available bool
 }
 
-// udpImage is one embedded image as one client subscription sees it.
+// udpImage is one embedded image as one client subscription sees it:
+// a log with the embedded image's term length and initial term id,
+// written from start up to written.
 type udpImage struct {
 	corrID   int64
 	session  int32
@@ -53,14 +59,13 @@ type udpImage struct {
 	mapping  *cnc.Mapping
 	log      *cnc.Log
 	path     string
-	app      *cnc.Appender
 	posID    int32
 	posSlot  []byte
 	window   int64
 	cleaned  int64
-	pending  [][]byte
+	start    int64
+	written  int64
 	gone     bool
-	freed    bool
 	deadline time.Time
 }
 
@@ -106,7 +111,8 @@ func (d *Driver) joinUDPGroup(s *subscription) error {
 		if err != nil {
 			return err
 		}
-		g = &udpSubGroup{key: key, subs: map[*subscription]struct{}{}, images: map[int32]transport.Image{}}
+		g = &udpSubGroup{key: key, subs: map[*subscription]struct{}{}, images: map[int32]transport.Image{},
+			pos: map[int32]int64{}}
 		push := func(img transport.Image, avail bool) {
 			g.mu.Lock()
 			g.events = append(g.events, imageEvent{img, avail})
@@ -144,46 +150,57 @@ func (d *Driver) leaveUDPGroup(s *subscription) {
 	}
 }
 
-// udpImagesFor gives a new subscription an image per current session.
+// udpImagesFor gives a new subscription an image per current session,
+// starting where the group is.
 func (d *Driver) udpImagesFor(s *subscription) {
 	for _, img := range s.group.images {
-		d.newUDPImage(s, img)
+		d.newUDPImage(s, img, s.group.position(img))
 	}
 }
 
-func (d *Driver) newUDPImage(s *subscription, img transport.Image) {
-	if s.udpImages[img.SessionID] != nil {
-		return
+// position is how far the group bridged session img.
+func (g *udpSubGroup) position(img transport.Image) int64 {
+	if pos, ok := g.pos[img.SessionID]; ok {
+		return pos
 	}
-	termLen, mtu := d.cfg.TermLength, d.cfg.MTU
-	if s.ch.termLength != 0 {
-		termLen = s.ch.termLength
+	return img.Position
+}
+
+// newUDPImage gives s an image of img whose log starts at pos.
+func (d *Driver) newUDPImage(s *subscription, img transport.Image, pos int64) *udpImage {
+	if ui := s.udpImages[img.SessionID]; ui != nil {
+		return ui
 	}
+	mtu := d.cfg.MTU
 	if s.ch.mtu != 0 {
 		mtu = s.ch.mtu
 	}
+	termLen := int(img.TermLength)
 	corr := d.nextID()
 	m, l, path, err := d.newLog("images", corr, cnc.LogParams{TermLength: termLen, MTU: mtu,
-		InitialTermID: int32(d.rng.Uint32()), SessionID: img.SessionID, StreamID: s.streamID, CorrelationID: corr})
+		InitialTermID: img.InitialTermID, SessionID: img.SessionID, StreamID: s.streamID, CorrelationID: corr,
+		StartPosition: pos})
 	if err != nil {
 		incr(d.sys.errors)
 		d.cfg.Logger.Error("mediadriver: image log", "err", err)
-		return
+		return nil
 	}
-	id, slot, err := d.streamCounter(cnc.TypeSubscriberPosition, "sub-pos", s.regID, img.SessionID, s.streamID, s.channel, " @0")
+	id, slot, err := d.streamCounter(cnc.TypeSubscriberPosition, "sub-pos", s.regID, img.SessionID, s.streamID, s.channel, fmt.Sprintf(" @%d", pos))
 	if err != nil {
 		_ = m.Close()
 		_ = os.Remove(path)
 		incr(d.sys.errors)
-		return
+		return nil
 	}
+	cnc.StoreInt64(slot, 0, pos)
 	ui := &udpImage{corrID: corr, session: img.SessionID, source: img.Source, mapping: m, log: l, path: path,
-		app: cnc.NewAppender(l, img.SessionID, s.streamID), posID: id, posSlot: slot,
-		window: int64(termLen / 2), cleaned: -1}
+		posID: id, posSlot: slot, window: int64(termLen / 2), cleaned: pos>>l.PositionBitsToShift() - 1,
+		start: pos, written: pos}
 	s.udpImages[img.SessionID] = ui
 	d.scratch = cnc.ImageReady{CorrelationID: corr, SessionID: img.SessionID, StreamID: s.streamID,
 		SubscriptionID: s.regID, SubscriberPositionID: id, LogFile: path, SourceIdentity: img.Source}.Encode(d.scratch[:0])
 	d.transmit(cnc.RspOnAvailableImage, d.scratch)
+	return ui
 }
 
 // freeUDPImage releases an image; tell sends the unavailable response.
@@ -196,15 +213,7 @@ func (d *Driver) freeUDPImage(s *subscription, ui *udpImage, tell bool) {
 	d.freeCounter(ui.posID)
 	_ = ui.mapping.Close()
 	_ = os.Remove(ui.path)
-	ui.freed = true
-	if s.lastImage == ui {
-		s.lastImage = nil
-	}
 	delete(s.udpImages, ui.session)
-}
-
-func retryable(err error) bool {
-	return errors.Is(err, transport.ErrBackPressured) || errors.Is(err, transport.ErrNotConnected)
 }
 
 func (d *Driver) udpDuty(now time.Time) int {
@@ -220,46 +229,37 @@ func (d *Driver) udpDuty(now time.Time) int {
 	return work
 }
 
-// bridgePublication moves messages from a client-written log into the
-// embedded publication.
+// bridgePublication moves runs of whole frames from a client-written log
+// into the embedded publication, at the same positions.
 func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 	work := 0
-	for len(p.pending) > 0 {
-		if _, err := p.ep.Offer(p.pending[0]); err != nil && retryable(err) {
+	shift := p.log.PositionBitsToShift()
+	mask := int64(p.log.TermLength - 1)
+	for moved := 0; moved < bridgeBytes; {
+		term := p.log.Terms[(p.bridged>>shift)%cnc.PartitionCount]
+		off := int(p.bridged & mask)
+		end := committedEnd(term, off, bridgeBytes-moved)
+		if end == off {
 			break
-		} else if err != nil {
-			incr(d.sys.errors)
-			d.cfg.Logger.Warn("mediadriver: message dropped", "channel", p.channel, "err", err)
 		}
-		p.pending[0] = nil
-		p.pending = p.pending[1:]
-		work++
-	}
-	if len(p.pending) == 0 {
-		n, err := p.rd.Poll(func(msg []byte, _ cnc.Message) {
-			if len(p.pending) == 0 {
-				_, err := p.ep.Offer(msg)
-				if err == nil {
-					return
-				}
-				if !retryable(err) {
-					incr(d.sys.errors)
-					d.cfg.Logger.Warn("mediadriver: message dropped", "channel", p.channel, "err", err)
-					return
-				}
-			}
-			p.pending = append(p.pending, append([]byte(nil), msg...))
-		}, bridgeBatch)
-		if err != nil {
+		n, err := p.ep.AppendFrames(p.bridged, term[off:end])
+		p.bridged += int64(n)
+		moved += n
+		if n > 0 {
+			work++
+		}
+		if errors.Is(err, transport.ErrBadFrame) {
 			incr(d.sys.errors)
-			if !p.readErr {
-				p.readErr = true
-				d.cfg.Logger.Warn("mediadriver: publication log unreadable", "channel", p.channel, "stream", p.streamID, "position", p.rd.Position(), "err", err)
+			if p.readErr != p.bridged {
+				p.readErr = p.bridged
+				d.cfg.Logger.Warn("mediadriver: publication log unreadable", "channel", p.channel, "stream", p.streamID, "position", p.bridged, "err", err)
 			}
 		}
-		work += n
+		if err != nil || end-off > n {
+			break
+		}
 	}
-	pos := p.rd.Position()
+	pos := p.bridged
 	work += cleanBehind(p.log, &p.cleaned, pos)
 	limit, connected := pos, int32(0)
 	if p.ep.IsConnected() {
@@ -271,11 +271,34 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 	if cnc.LoadInt32(p.log.Meta, cnc.LogOffIsConnected) != connected {
 		cnc.StoreInt32(p.log.Meta, cnc.LogOffIsConnected, connected)
 	}
-	if p.draining && ((pos >= p.eos && len(p.pending) == 0) || now.After(p.deadline)) {
+	if p.draining && (pos >= p.eos || now.After(p.deadline)) {
 		d.freePublication(p)
 		work++
 	}
 	return work
+}
+
+// committedEnd returns the term offset after the run of committed frames
+// (positive length) from off, at most max bytes long (but at least one
+// frame). A frame whose length cannot be right ends the run, or is the run
+// when it comes first, for AppendFrames to refuse.
+func committedEnd(term []byte, off, max int) int {
+	end := off
+	for end+cnc.DataHeaderLength <= len(term) && end-off < max {
+		n := int(cnc.LoadInt32(term, end))
+		if n <= 0 {
+			break
+		}
+		a := (n + cnc.FrameAlignment - 1) &^ (cnc.FrameAlignment - 1)
+		if n < cnc.DataHeaderLength || a > len(term)-end {
+			if end == off {
+				end += cnc.DataHeaderLength
+			}
+			break
+		}
+		end += a
+	}
+	return end
 }
 
 // bridgeGroup applies image events and moves received messages into the
@@ -295,18 +318,23 @@ func (d *Driver) applyEvents(g *udpSubGroup, now time.Time) int {
 		work++
 		if ev.available {
 			g.images[ev.img.SessionID] = ev.img
+			if _, ok := g.pos[ev.img.SessionID]; !ok {
+				g.pos[ev.img.SessionID] = ev.img.Position
+			}
 			for s := range g.subs {
 				if ui := s.udpImages[ev.img.SessionID]; ui != nil && ui.gone {
 					// The session came back before its image drained: the
 					// client's image simply carries on.
 					ui.gone = false
+					cnc.StoreInt64(ui.log.Meta, cnc.LogOffEndOfStream, 1<<63-1)
 					continue
 				}
-				d.newUDPImage(s, ev.img)
+				d.newUDPImage(s, ev.img, g.position(ev.img))
 			}
 			continue
 		}
 		delete(g.images, ev.img.SessionID)
+		delete(g.pos, ev.img.SessionID)
 		for s := range g.subs {
 			if ui := s.udpImages[ev.img.SessionID]; ui != nil && !ui.gone {
 				ui.gone = true
@@ -317,79 +345,116 @@ func (d *Driver) applyEvents(g *udpSubGroup, now time.Time) int {
 	return work
 }
 
-// bridgeGroup's second half: pending messages, gone images, then new data.
+// bridgeGroup's second half: gone images, then new data.
 func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 	work := 0
-	blocked := false
 	for s := range g.subs {
 		for _, ui := range s.udpImages {
-			for len(ui.pending) > 0 {
-				if ui.app.Append(ui.pending[0], ui.limit()) < 0 {
-					break
-				}
-				ui.pending[0] = nil
-				ui.pending = ui.pending[1:]
-				work++
-			}
-			if len(ui.pending) > 0 {
-				blocked = true
-			}
 			work += cleanBehind(ui.log, &ui.cleaned, ui.subscriberPosition())
-			if ui.gone && len(ui.pending) == 0 {
-				end := ui.app.Position()
-				cnc.StoreInt64(ui.log.Meta, cnc.LogOffEndOfStream, end)
-				if ui.subscriberPosition() >= end || now.After(ui.deadline) {
+			if ui.gone {
+				cnc.StoreInt64(ui.log.Meta, cnc.LogOffEndOfStream, ui.written)
+				if ui.subscriberPosition() >= ui.written || now.After(ui.deadline) {
 					d.freeUDPImage(s, ui, true)
 					work++
 				}
 			}
 		}
 	}
-	if blocked {
-		return work
-	}
-	work += g.es.Poll(func(msg []byte, h transport.Header) {
-		for _, s := range g.subList {
-			ui := s.lastImage
-			if ui == nil || ui.session != h.SessionID || ui.freed {
-				ui = s.udpImages[h.SessionID]
-				s.lastImage = ui
-			}
-			if ui == nil {
-				// Its available event may have come in after this cycle
-				// took the events: take them again.
-				d.applyEvents(g, now)
-				if s.udpImages[h.SessionID] == nil {
-					if img, ok := g.images[h.SessionID]; ok {
-						d.newUDPImage(s, img)
-					}
-				}
-				ui = s.udpImages[h.SessionID]
-				s.lastImage = ui
-				if ui == nil {
-					incr(d.sys.errors)
-					d.cfg.Logger.Warn("mediadriver: message for an unknown image dropped", "session", h.SessionID, "stream", h.StreamID)
-					continue
-				}
-			}
-			if len(ui.pending) == 0 {
-				res := ui.app.Append(msg, ui.limit())
-				if res >= 0 {
-					continue
-				}
-				if res == cnc.AppendTooLong || res == cnc.AppendMaxPositionExceeded {
-					incr(d.sys.errors)
-					continue
-				}
-			}
-			ui.pending = append(ui.pending, append([]byte(nil), msg...))
+	for moved := 0; moved < bridgeBytes; {
+		n := g.es.PollFrames(func(b transport.FrameBlock) int { return d.bridgeBlock(g, b, now) })
+		if n == 0 {
+			break
 		}
-	}, bridgeBatch)
+		moved += n
+		work++
+	}
 	return work
 }
 
-// limit is how far the bridge may append: the subscriber position plus
-// the window, after cleaning every term behind that position (appending
+// bridgeBlock copies the longest run of b's frames that every client
+// image of the session has room for into their logs, at the same term
+// offsets, and returns its length.
+func (d *Driver) bridgeBlock(g *udpSubGroup, b transport.FrameBlock, now time.Time) int {
+	n := len(b.Frames)
+	for _, s := range g.subList {
+		ui := d.imageAt(g, s, b, now)
+		if ui == nil {
+			continue
+		}
+		n = int(min(int64(n), ui.limit()-b.Position))
+	}
+	n = frameBoundary(b.Frames, n)
+	if n == 0 {
+		return 0
+	}
+	frames := b.Frames[:n]
+	for _, s := range g.subList {
+		ui := s.udpImages[b.SessionID]
+		if ui == nil {
+			continue
+		}
+		shift := ui.log.PositionBitsToShift()
+		term := ui.log.Terms[(b.Position>>shift)%cnc.PartitionCount]
+		cnc.WriteFrames(term, int(b.Position&int64(ui.log.TermLength-1)), frames)
+		ui.written += int64(n)
+	}
+	g.pos[b.SessionID] = b.Position + int64(n)
+	return n
+}
+
+// imageAt returns s's image of b's session, whose log must have been
+// written up to b's position: made now if the available event has not
+// come in yet, made anew if it does not fit (a log that stopped short
+// cannot go on past a gap).
+func (d *Driver) imageAt(g *udpSubGroup, s *subscription, b transport.FrameBlock, now time.Time) *udpImage {
+	ui := s.udpImages[b.SessionID]
+	if ui != nil && ui.written == b.Position && int32(ui.log.TermLength) == b.TermLength {
+		return ui
+	}
+	if ui == nil {
+		// Its available event may have come in after this cycle took
+		// the events: take them again.
+		d.applyEvents(g, now)
+		ui = s.udpImages[b.SessionID]
+		if ui != nil && ui.written == b.Position {
+			return ui
+		}
+	}
+	if ui != nil {
+		incr(d.sys.errors)
+		d.cfg.Logger.Warn("mediadriver: image log out of step, replaced", "session", b.SessionID, "stream", s.streamID,
+			"written", ui.written, "received", b.Position)
+		d.freeUDPImage(s, ui, true)
+	}
+	img, ok := g.images[b.SessionID]
+	if !ok {
+		img = transport.Image{SessionID: b.SessionID, StreamID: s.streamID}
+	}
+	img.InitialTermID, img.TermLength = b.InitialTermID, b.TermLength
+	ui = d.newUDPImage(s, img, b.Position)
+	if ui == nil {
+		d.cfg.Logger.Warn("mediadriver: frames for an image without a log dropped", "session", b.SessionID, "stream", s.streamID)
+	}
+	return ui
+}
+
+// frameBoundary returns the end of the last whole frame of frames that
+// ends at or before n.
+func frameBoundary(frames []byte, n int) int {
+	end := 0
+	for end+cnc.DataHeaderLength <= n {
+		fl := int(int32(binary.LittleEndian.Uint32(frames[end:])))
+		a := (fl + cnc.FrameAlignment - 1) &^ (cnc.FrameAlignment - 1)
+		if fl < cnc.DataHeaderLength || end+a > n {
+			break
+		}
+		end += a
+	}
+	return end
+}
+
+// limit is how far the bridge may write: the subscriber position plus
+// the window, after cleaning every term behind that position (writing
 // must never reach a partition that still holds an old term).
 func (ui *udpImage) limit() int64 {
 	pos := ui.subscriberPosition()
@@ -397,8 +462,8 @@ func (ui *udpImage) limit() int64 {
 	return pos + ui.window
 }
 
-// subscriberPosition is the client's position, kept within [0, appended]
-// (the client writes the counter).
+// subscriberPosition is the client's position, kept within [start,
+// written] (the client writes the counter).
 func (ui *udpImage) subscriberPosition() int64 {
-	return min(max(cnc.LoadInt64(ui.posSlot, 0), 0), ui.app.Position())
+	return min(max(cnc.LoadInt64(ui.posSlot, 0), ui.start), ui.written)
 }
