@@ -24,9 +24,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	dst = appendUint(dst, b.Epoch)
 	dst = appendUint(dst, b.FirstSeq)
 	dst = appendArrayHeader(dst, len(b.Values))
-	for _, v := range b.Values {
-		dst = appendUint(dst, v)
-	}
+	dst = appendUints(dst, b.Values)
 	return dst
 }
 
@@ -54,9 +52,7 @@ func DecodeBatch(msg []byte, b *Batch) error {
 		b.Values = make([]uint64, n)
 	}
 	b.Values = b.Values[:n]
-	for i := range b.Values {
-		b.Values[i] = r.uint()
-	}
+	r.uints(b.Values)
 	if r.err == nil && r.off != len(msg) {
 		r.fail("batch: trailing bytes")
 	}

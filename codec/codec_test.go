@@ -218,3 +218,45 @@ func TestStateCodec(t *testing.T) {
 		t.Fatalf("garbage state: %v", err)
 	}
 }
+
+// TestUintsMatchesUint: the batch decoder's value loop (reader.uints) reads
+// exactly what a uint a value reads, and fails where it fails, on every
+// form, truncation and wrong type at every position.
+func TestUintsMatchesUint(t *testing.T) {
+	vals := []uint64{0, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64, 5}
+	enc := appendUints(nil, vals)
+	var want []byte
+	for _, v := range vals {
+		want = appendUint(want, v)
+	}
+	if !bytes.Equal(enc, want) {
+		t.Fatalf("appendUints % x, want % x", enc, want)
+	}
+	check := func(in []byte, n int) {
+		t.Helper()
+		slow := reader{b: in}
+		sv := make([]uint64, n)
+		for i := range sv {
+			sv[i] = slow.uint()
+		}
+		fast := reader{b: in}
+		fv := make([]uint64, n)
+		fast.uints(fv)
+		if (slow.err == nil) != (fast.err == nil) || slow.off != fast.off || (slow.err == nil && !slices.Equal(sv, fv)) {
+			t.Fatalf("input % x, %d values: uint %v %v at %d, uints %v %v at %d", in, n, sv, slow.err, slow.off, fv, fast.err, fast.off)
+		}
+		if slow.err != nil && slow.err.Error() != fast.err.Error() {
+			t.Fatalf("errors differ: %v / %v", slow.err, fast.err)
+		}
+	}
+	for cut := 0; cut <= len(enc); cut++ {
+		check(enc[:cut], len(vals))
+	}
+	for i := range enc {
+		for _, c := range []byte{0xc0, 0xd0, 0xa1, 0x90, 0xcf, 0xcc, 0x7f} {
+			bad := bytes.Clone(enc)
+			bad[i] = c
+			check(bad, len(vals))
+		}
+	}
+}
