@@ -71,19 +71,26 @@ func startMediaDriver(t *testing.T) (dir string, cmd *exec.Cmd) {
 // TestPodOnMediaDriver: a pod attached to a mediadriver process and a pod
 // with its embedded driver exchange a stream (batches one way, acks and
 // hellos the other), exactly once, with channel parameters on every
-// channel; both ways round.
+// channel; both ways round, with small and big messages.
 func TestPodOnMediaDriver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes")
 	}
+	// Big messages: 4096-value batches (about 12 KiB, more than the 8 KiB
+	// a 64 KiB term holds) are what a publisher sends once it has fallen
+	// behind on a loaded machine; a driver that laid out the subscriber's
+	// image with the subscription's 64 KiB terms instead of the
+	// publisher's dropped them, and the stream stalled for good.
 	for _, tc := range []struct {
-		name      string
-		pubOnDrvr bool
-	}{{"subscriber-on-driver", false}, {"publisher-on-driver", true}} {
+		name         string
+		pubOnDrvr    bool
+		beats, batch int
+	}{{"subscriber-on-driver", false, 200, 50}, {"publisher-on-driver", true, 200, 50},
+		{"subscriber-on-driver-big-messages", false, 5, 4096}, {"publisher-on-driver-big-messages", true, 5, 4096}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, _ := startMediaDriver(t)
 			pc := baseConfig(t, Publisher, "pub-1", freeUDP(t))
-			pc.Beats, pc.Batch = 200, 50
+			pc.Beats, pc.Batch = uint64(tc.beats), tc.batch
 			pc.ChannelParams = "mtu=1408|term-length=64k"
 			sc := baseConfig(t, Subscriber, "sub-1", freeUDP(t))
 			sc.ChannelParams = pc.ChannelParams

@@ -141,6 +141,42 @@ func TestMediaDriverRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSharedPublicationRemoval: two clients add the same (shared)
+// publication; each removes its own registration (the correlation id of
+// its add, not the publication's original registration id, which only the
+// first client's add created), without an error, and the other's keeps
+// publishing on the shared log.
+func TestSharedPublicationRemoval(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	a := connect(t, dir, 10*time.Second)
+	b := connect(t, dir, 10*time.Second)
+	const ch = "aeron:ipc?term-length=64k"
+	sub, pa, pb := must(a.AddSubscription(ch, 6))(t), must(a.AddPublication(ch, 6))(t), must(b.AddPublication(ch, 6))(t)
+	if pa.SessionID() != pb.SessionID() || pa.OriginalRegistrationID() != pb.OriginalRegistrationID() ||
+		pa.RegistrationID() == pb.RegistrationID() || pb.RegistrationID() == pb.OriginalRegistrationID() {
+		t.Fatalf("shared publication: a session %d reg %d/%d, b session %d reg %d/%d", pa.SessionID(), pa.RegistrationID(),
+			pa.OriginalRegistrationID(), pb.SessionID(), pb.RegistrationID(), pb.OriginalRegistrationID())
+	}
+	if err := pb.Close(); err != nil {
+		t.Fatalf("second client's remove: %v", err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		_, err := pa.Offer([]byte("still here"))
+		return err == nil
+	})
+	got := ""
+	waitFor(t, 10*time.Second, func() bool {
+		sub.Poll(func(msg []byte, _ transport.Header) { got = string(msg) }, 1)
+		return got != ""
+	})
+	if got != "still here" {
+		t.Fatalf("received %q", got)
+	}
+	if err := pa.Close(); err != nil {
+		t.Fatalf("first client's remove: %v", err)
+	}
+}
+
 // TestMediaDriverBackPressure: a subscriber that does not poll stops the
 // publisher with ErrBackPressured once the window is used; polling lets it
 // go on, nothing lost.
@@ -372,6 +408,18 @@ func TestMediaDriverCleanShutdown(t *testing.T) {
 	}
 }
 
+// must turns a (value, error) result into a getter that fails the test on
+// the error.
+func must[T any](v T, err error) func(*testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -483,6 +531,50 @@ func TestEmbeddedInterop(t *testing.T) {
 				t.Fatalf("received %d of %d (sent %d)", got, n, sent)
 			}
 		})
+	}
+}
+
+// TestImageTermLengthIsThePublishers: a client subscribes with a short
+// term-length on its channel (64 KiB: longest message 8 KiB) to a stream
+// whose publisher (the embedded driver) uses 1 MiB terms and sends 16 KiB
+// messages. The driver lays out the client's image with the publisher's
+// term length, as Aeron's receivers do (from the SETUP), so every message
+// arrives; an image laid out from the subscription's channel could not
+// hold them and dropped them for good (the cause of a stream that stalled
+// under load: a publisher that fell behind sent larger messages).
+func TestImageTermLengthIsThePublishers(t *testing.T) {
+	dir, _ := startDriver(t, 10*time.Second)
+	c := connect(t, dir, 10*time.Second)
+	emb := must(transport.NewDriver(transport.DefaultConfig()))(t)
+	defer emb.Close()
+	ep := fmt.Sprintf("aeron:udp?endpoint=127.0.0.1:%d", freePort(t))
+	sub := must(c.AddSubscription(ep+"|term-length=64k", 22))(t)
+	defer sub.Close()
+	pub := must(emb.AddPublication(ep+"|term-length=1m", 22))(t)
+	defer pub.Close()
+	const n = 20
+	sent, got := 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for got < n && ctx.Err() == nil {
+		if sent < n {
+			if _, err := pub.Offer(bytes.Repeat([]byte{byte(sent)}, 16<<10)); err == nil {
+				sent++
+			} else if !retryable(err) {
+				t.Fatal(err)
+			}
+		}
+		if sub.Poll(func(msg []byte, h transport.Header) {
+			if len(msg) != 16<<10 || msg[0] != byte(got) {
+				t.Fatalf("message %d: %d bytes, first %d", got, len(msg), msg[0])
+			}
+			got++
+		}, 8) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got != n {
+		t.Fatalf("received %d of %d 16 KiB messages (sent %d)", got, n, sent)
 	}
 }
 

@@ -13,12 +13,17 @@ import (
 // or its subscribers read (IPC), by Aeron's log-append protocol: any number
 // of publications, in any processes, may share one log.
 type Publication struct {
-	c              *Client
-	channel        string
-	streamID       int32
-	sessionID      int32
-	registrationID int64
-	exclusive      bool
+	c         *Client
+	channel   string
+	streamID  int32
+	sessionID int32
+	// registrationID is this client's registration (the correlation id
+	// of its add command): what it removes. originalRegistrationID is the
+	// publication's, the same for every client sharing it (Aeron's
+	// registrationId and originalRegistrationId).
+	registrationID         int64
+	originalRegistrationID int64
+	exclusive              bool
 
 	mapping *cnc.Mapping
 	log     *cnc.Log
@@ -46,7 +51,7 @@ func (c *Client) addPublication(channel string, streamID int32, exclusive bool) 
 	if exclusive {
 		typ = cnc.CmdAddExclusivePublication
 	}
-	_, resp, err := c.request(typ, func(corr int64) func([]byte) []byte {
+	corr, resp, err := c.request(typ, func(corr int64) func([]byte) []byte {
 		return cnc.PublicationCommand{Correlated: cnc.Correlated{ClientID: c.clientID, CorrelationID: corr},
 			StreamID: streamID, Channel: channel}.Encode
 	})
@@ -65,7 +70,7 @@ func (c *Client) addPublication(channel string, streamID int32, exclusive bool) 
 	if err != nil {
 		// Tell the driver we will not use it.
 		_ = c.send(cnc.CmdRemovePublication, cnc.RemoveCommand{Correlated: cnc.Correlated{ClientID: c.clientID,
-			CorrelationID: c.cnc.ToDriver.NextCorrelationID()}, RegistrationID: r.RegistrationID}.Encode)
+			CorrelationID: c.cnc.ToDriver.NextCorrelationID()}, RegistrationID: corr}.Encode)
 		return nil, err
 	}
 	c.mu.Lock()
@@ -107,7 +112,7 @@ func (c *Client) mapPublication(r cnc.PublicationReady, channel string, exclusiv
 	}
 	return &Publication{
 		c: c, channel: channel, streamID: r.StreamID, sessionID: r.SessionID,
-		registrationID: r.RegistrationID, exclusive: exclusive,
+		registrationID: r.CorrelationID, originalRegistrationID: r.RegistrationID, exclusive: exclusive,
 		mapping: m, log: l, app: cnc.NewAppender(l, r.SessionID, r.StreamID), limit: slot,
 	}, nil
 }
@@ -163,12 +168,15 @@ func (p *Publication) IsConnected() bool {
 	return !p.closed.Load() && !p.c.dead.Load() && cnc.LoadInt32(p.log.Meta, cnc.LogOffIsConnected) == 1
 }
 
-// SessionID, StreamID, Channel, RegistrationID, MaxMessageLength and
-// MaxPayloadLength describe the publication.
+// SessionID, StreamID, Channel, RegistrationID, OriginalRegistrationID,
+// MaxMessageLength and MaxPayloadLength describe the publication.
 func (p *Publication) SessionID() int32      { return p.sessionID }
 func (p *Publication) StreamID() int32       { return p.streamID }
 func (p *Publication) Channel() string       { return p.channel }
 func (p *Publication) RegistrationID() int64 { return p.registrationID }
+func (p *Publication) OriginalRegistrationID() int64 {
+	return p.originalRegistrationID
+}
 func (p *Publication) MaxMessageLength() int { return p.app.MaxMessage() }
 func (p *Publication) MaxPayloadLength() int { return p.app.MaxPayload() }
 
