@@ -73,6 +73,11 @@ type Config struct {
 	// is retired (its record dropped: it no longer holds the outbox back).
 	// One that comes back later resumes from what the outbox still holds.
 	SubscriberRetention time.Duration // --subscriber-retention [SUBSCRIBER_RETENTION]
+	// SubscriberGrace: when the outbox is full and the only subscribers
+	// holding it are out of the live view, those gone this long are
+	// retired at once (a scale-down) instead of after the retention; 0:
+	// only after the retention (the stream stalls until then).
+	SubscriberGrace time.Duration // --subscriber-grace [SUBSCRIBER_GRACE]
 
 	// Subscriber.
 	PanicEvery    uint64 // --panic-every [PANIC_EVERY]: worker panics every N values (0 = never)
@@ -100,6 +105,7 @@ func DefaultConfig(r Role) Config {
 		OutboxCapacity:      1 << 16,
 		MinSubscribers:      1,
 		SubscriberRetention: 5 * time.Minute,
+		SubscriberGrace:     30 * time.Second,
 		MinPublishers:       1,
 		ExitWhenDone:        true,
 	}
@@ -168,6 +174,20 @@ func positiveDuration(p *time.Duration) funcVal {
 			}
 			if d <= 0 {
 				return fmt.Errorf("want a duration > 0")
+			}
+			*p = d
+			return nil
+		},
+	}
+}
+
+func nonNegativeDuration(p *time.Duration) funcVal {
+	return funcVal{
+		get: func() string { return p.String() },
+		set: func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want a duration >= 0 like 30s")
 			}
 			*p = d
 			return nil
@@ -299,17 +319,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			}
 			return nil
 		}}},
-		{"start-alone-after", "START_ALONE_AFTER", funcVal{
-			get: func() string { return c.StartAloneAfter.String() },
-			set: func(s string) error {
-				d, err := time.ParseDuration(s)
-				if err != nil || d < 0 {
-					return fmt.Errorf("want a duration >= 0 like 30s")
-				}
-				c.StartAloneAfter = d
-				return nil
-			},
-		}},
+		{"start-alone-after", "START_ALONE_AFTER", nonNegativeDuration(&c.StartAloneAfter)},
 		{"data-endpoint", "DATA_ENDPOINT", stringVal{&c.DataEndpoint, hostPort}},
 		{"metrics-addr", "METRICS_ADDR", stringVal{&c.MetricsAddr, func(s string) error {
 			if s == "" {
@@ -351,6 +361,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			flagDef{"outbox", "OUTBOX", intVal(&c.OutboxCapacity, 1, 1<<24)},
 			flagDef{"min-subscribers", "MIN_SUBSCRIBERS", intVal(&c.MinSubscribers, 0, 1<<16)},
 			flagDef{"subscriber-retention", "SUBSCRIBER_RETENTION", positiveDuration(&c.SubscriberRetention)},
+			flagDef{"subscriber-grace", "SUBSCRIBER_GRACE", nonNegativeDuration(&c.SubscriberGrace)},
 		)
 	} else {
 		defs = append(defs,
@@ -438,6 +449,7 @@ func usageOf(name string) string {
 		"outbox":               "values kept until every subscriber acknowledged them; when full the generator waits",
 		"min-subscribers":      "subscribers that must have joined before any value is released from the outbox",
 		"subscriber-retention": "a subscriber gone from the live view this long is retired: it no longer holds values in the outbox (one that returns later resumes from what the outbox still holds; values released meanwhile are reported lost)",
+		"subscriber-grace":     "when the outbox is full and only subscribers out of the live view hold it (every live one acknowledged more), those gone at least this long are retired at once instead of after --subscriber-retention: scaling subscribers down stalls the stream for at most this long. Each is logged with the values it will not get and counted (steadfast_subscribers_retired_early_total); a replaced subscriber that returns with its node id within the grace loses nothing (0: never early, the stream waits for the retention)",
 		"panic-every":          "failure injection: the worker panics every N values (0: never)",
 		"showstopper":          "failure injection: this value always crashes the worker, so it goes to the dead letters (0: none)",
 		"min-publishers":       "publishers whose end of stream the subscriber waits for before it finishes",
@@ -561,6 +573,9 @@ func (c Config) validate() error {
 		}
 		if c.SubscriberRetention <= 0 {
 			bad("subscriber retention %v must be > 0", c.SubscriberRetention)
+		}
+		if c.SubscriberGrace < 0 {
+			bad("subscriber grace %v must be >= 0", c.SubscriberGrace)
 		}
 	} else if c.MinPublishers < 1 {
 		bad("min publishers %d must be >= 1", c.MinPublishers)

@@ -76,7 +76,7 @@ func TestPubCoreRetiresGoneSubscriber(t *testing.T) {
 		t.Fatalf("released %d while sub-2 is within its retention", n)
 	}
 	ret, n := c.Tick(t0.Add(62 * time.Second))
-	if len(ret) != 1 || ret[0] != "sub-2" || n != 10 {
+	if len(ret) != 1 || ret[0].ID != "sub-2" || ret[0].Early || ret[0].ReleasedTo != 10 || n != 10 {
 		t.Fatalf("retired %v released %d, want sub-2 and 10", ret, n)
 	}
 	// It comes back: it resumes from what the outbox holds (nothing of
@@ -87,6 +87,157 @@ func TestPubCoreRetiresGoneSubscriber(t *testing.T) {
 	if !ok || s.Kind != SendReleased || s.Seq != 10 {
 		t.Fatalf("next %+v %v, want released up to 10", s, ok)
 	}
+}
+
+// Scale-down: a subscriber that left for good holds the outbox (every
+// live subscriber acknowledged more); once the outbox is full and it has
+// been gone for the grace, it is retired early, its values released, and
+// the stream goes on. Before the grace, when the outbox is not full, when
+// a live subscriber is the one behind, when no live subscriber would
+// remain, or with no grace, it is kept (it may be a replacement on its
+// way); a subscriber that returns within the grace resumes exactly where
+// it acknowledged.
+func TestPubCoreRetiresScaledDownSubscriberWhenFull(t *testing.T) {
+	const grace = 10 * time.Second
+	peers := func(ids ...string) []Peer {
+		var out []Peer
+		for _, id := range ids {
+			out = append(out, Peer{ID: id, Epoch: 1, Endpoint: id})
+		}
+		return out
+	}
+	// setup: sub-1..3 acknowledge 1..5; sub-3 leaves at t0+1s; the
+	// outbox (10) fills with 6..15 (or 6..14 when !full); sub-1 and sub-2
+	// acknowledge everything.
+	setup := func(t *testing.T, cfg PubCoreConfig, full bool) *PubCore {
+		cfg.Grace, cfg.Retention = grace, time.Hour
+		c := newTestPubCore(t, cfg, 10)
+		c.SetMembers(t0, peers("sub-1", "sub-2", "sub-3"), nil)
+		_ = c.Append(1, seqs(1, 10))
+		for _, id := range []string{"sub-1", "sub-2", "sub-3"} {
+			c.OnAck(t0, id, 1, 5)
+		}
+		if _, n := c.Tick(t0); n != 5 {
+			t.Fatalf("released %d, want 5", n)
+		}
+		c.SetMembers(t0.Add(time.Second), peers("sub-1", "sub-2"), nil)
+		last := uint64(15)
+		if !full {
+			last = 14
+		}
+		_ = c.Append(11, seqs(11, last-10))
+		c.OnAck(t0, "sub-1", 1, last)
+		c.OnAck(t0, "sub-2", 1, last)
+		return c
+	}
+	left := t0.Add(time.Second)
+
+	t.Run("retired after the grace", func(t *testing.T) {
+		c := setup(t, PubCoreConfig{MinSubscribers: 2}, true)
+		if ret, n := c.Tick(left.Add(grace - time.Millisecond)); len(ret) != 0 || n != 0 {
+			t.Fatalf("within the grace: retired %+v, released %d", ret, n)
+		}
+		ret, n := c.Tick(left.Add(grace))
+		want := Retirement{ID: "sub-3", Acked: 5, Gone: grace, Early: true, ReleasedTo: 15}
+		if len(ret) != 1 || ret[0] != want || n != 10 {
+			t.Fatalf("retired %+v, released %d; want %+v and 10", ret, n, want)
+		}
+		if c.RetiredEarly() != 1 || c.Retired() != 1 {
+			t.Fatalf("counters: early %d, retired %d", c.RetiredEarly(), c.Retired())
+		}
+		// The stream goes on: the generator's next values fit.
+		if err := c.Append(16, seqs(16, 10)); err != nil {
+			t.Fatal(err)
+		}
+		// Back after all (scaled up again): told what was released.
+		c.SetMembers(left.Add(2*grace), peers("sub-1", "sub-2", "sub-3"), nil)
+		c.OnHello(left.Add(2*grace), "sub-3", 1, 5)
+		if s, ok := c.Next(left.Add(2*grace), "sub-3"); !ok || s.Kind != SendReleased || s.Seq != 15 {
+			t.Fatalf("returning subscriber: next %+v %v, want released up to 15", s, ok)
+		}
+	})
+	t.Run("outbox not full", func(t *testing.T) {
+		c := setup(t, PubCoreConfig{MinSubscribers: 2}, false)
+		if ret, n := c.Tick(left.Add(30 * grace)); len(ret) != 0 || n != 0 {
+			t.Fatalf("retired %+v, released %d", ret, n)
+		}
+	})
+	t.Run("a live subscriber is behind", func(t *testing.T) {
+		c := setup(t, PubCoreConfig{MinSubscribers: 1}, true)
+		// sub-2 acknowledged only 3: it, not sub-3, holds the outbox.
+		c.st.Subs["sub-2"].Acked = 3
+		if ret, _ := c.Tick(left.Add(2 * grace)); len(ret) != 0 {
+			t.Fatalf("retired %+v while a live subscriber holds the outbox", ret)
+		}
+	})
+	t.Run("no live subscriber would remain", func(t *testing.T) {
+		c := setup(t, PubCoreConfig{MinSubscribers: 1}, true)
+		c.SetMembers(left, nil, nil)
+		if ret, _ := c.Tick(left.Add(2 * grace)); len(ret) != 0 {
+			t.Fatalf("retired %+v with no live subscriber left", ret)
+		}
+	})
+	t.Run("min subscribers: a gate before the first release only", func(t *testing.T) {
+		// Values were released: the gate stays open, sub-3 is retired.
+		c := setup(t, PubCoreConfig{MinSubscribers: 3}, true)
+		if ret, n := c.Tick(left.Add(2 * grace)); len(ret) != 1 || n != 10 {
+			t.Fatalf("retired %+v, released %d; want sub-3 and 10", ret, n)
+		}
+		// Nothing released yet: two live subscribers could not release
+		// what three must have joined for, so sub-3 is kept.
+		c = newTestPubCore(t, PubCoreConfig{MinSubscribers: 3, Grace: grace, Retention: time.Hour}, 10)
+		c.SetMembers(t0, peers("sub-1", "sub-2", "sub-3"), nil)
+		_ = c.Append(1, seqs(1, 10))
+		c.SetMembers(left, peers("sub-1", "sub-2"), nil)
+		c.OnAck(t0, "sub-1", 1, 10)
+		c.OnAck(t0, "sub-2", 1, 10)
+		if ret, n := c.Tick(left.Add(2 * grace)); len(ret) != 0 || n != 0 {
+			t.Fatalf("retired %+v, released %d before the first release", ret, n)
+		}
+	})
+	t.Run("no grace", func(t *testing.T) {
+		c := setup(t, PubCoreConfig{MinSubscribers: 2}, true)
+		c.cfg.Grace = 0
+		if ret, _ := c.Tick(left.Add(30 * grace)); len(ret) != 0 {
+			t.Fatalf("retired %+v with the grace off", ret)
+		}
+	})
+	t.Run("replaced within the grace", func(t *testing.T) {
+		c := setup(t, PubCoreConfig{MinSubscribers: 2}, true)
+		// The replacement (same node id, next epoch) joins before the
+		// grace ran out, then restores and asks for what follows 5.
+		back := left.Add(grace / 2)
+		c.SetMembers(back, []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "sub-1"}, {ID: "sub-2", Epoch: 1, Endpoint: "sub-2"}, {ID: "sub-3", Epoch: 2, Endpoint: "new"}}, nil)
+		if ret, n := c.Tick(left.Add(2 * grace)); len(ret) != 0 || n != 0 {
+			t.Fatalf("retired %+v, released %d: the replacement would lose values", ret, n)
+		}
+		c.OnHello(back, "sub-3", 2, 5)
+		s, ok := c.Next(back, "sub-3")
+		if !ok || s.Kind != SendValues || s.First != 6 || s.N != 10 {
+			t.Fatalf("replacement: next %+v %v, want values 6..15", s, ok)
+		}
+	})
+	t.Run("left while the publisher was down", func(t *testing.T) {
+		// A publisher restored from a snapshot taken while sub-3 was a
+		// member: sub-3 is in no view of the new incarnation.
+		ob, err := NewOutbox(10, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ob.Append(6, seqs(6, 10)); err != nil {
+			t.Fatal(err)
+		}
+		st := &pubState{Outbox: ob, Subs: map[string]*SubRecord{
+			"sub-1": {Epoch: 1, Acked: 15}, "sub-2": {Epoch: 1, Acked: 15}, "sub-3": {Epoch: 1, Acked: 5}}}
+		c, err := NewPubCore(PubCoreConfig{MinSubscribers: 2, Grace: grace, Retention: time.Hour}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetMembers(left, peers("sub-1", "sub-2"), nil)
+		if ret, n := c.Tick(left.Add(grace)); len(ret) != 1 || ret[0].ID != "sub-3" || n != 10 {
+			t.Fatalf("retired %+v, released %d; want sub-3 and 10", ret, n)
+		}
+	})
 }
 
 // Smart batching: whatever piled up in the outbox goes out in one message

@@ -34,8 +34,12 @@
 // releases a value once every recorded subscriber (at least
 // --min-subscribers) acknowledged it. A subscriber gone from the live view
 // longer than --subscriber-retention is retired (its record dropped), so it
-// no longer holds the outbox; one that comes back later is told with a
-// Released control which values are gone (reported as lost). After the last
+// no longer holds the outbox; so is one gone longer than
+// --subscriber-grace when the outbox is full and it alone holds it (every
+// live subscriber acknowledged more): a scaled-down subscriber stalls the
+// stream for at most the grace, a replaced one that returns within the
+// grace loses nothing. One that comes back after being retired is told
+// with a Released control which values are gone (reported as lost). After the last
 // value an EndOfStream control follows, repeated until acknowledged (and
 // again for any later hello).
 //
@@ -189,7 +193,8 @@
 //   - steadfast_acks_received_total (counter): Acks received from subscribers.
 //   - steadfast_hellos_received_total (counter): Hellos (replay requests) received from subscribers.
 //   - steadfast_core_rejects_total{reason} (counter): Inbound messages the delivery core refused before they changed any state, by reason (unknown-sender, stale-epoch, future-epoch, implausible).
-//   - steadfast_subscribers_retired_total (counter): Subscribers retired after being gone longer than --subscriber-retention (they no longer hold the outbox).
+//   - steadfast_subscribers_retired_total (counter): Subscribers retired after being gone longer than --subscriber-retention, or early (they no longer hold the outbox).
+//   - steadfast_subscribers_retired_early_total (counter): Subscribers retired early: the outbox was full and only they, gone longer than --subscriber-grace, held it (values they had not acknowledged are released; a scaled-down subscriber).
 //   - steadfast_control_rejected_total (counter): Ack-stream messages rejected: undecodable or from a stale epoch.
 //   - steadfast_breaker_state{subscriber} (gauge): Circuit breaker per subscriber: 0 closed, 1 open, 2 half-open, 3 draining.
 //   - steadfast_breaker_opens_total{subscriber} (counter): Times the breaker opened.

@@ -195,7 +195,8 @@ func (pb *publisher) collect(e emitter) {
 	for reason, n := range *pb.rejects.Load() {
 		e.counter("steadfast_core_rejects_total", "Inbound messages the delivery core refused before they changed any state, by reason (unknown-sender, stale-epoch, future-epoch, implausible).", float64(n), "reason", reason)
 	}
-	e.counter("steadfast_subscribers_retired_total", "Subscribers retired after being gone longer than --subscriber-retention (they no longer hold the outbox).", float64(pb.retired.Load()))
+	e.counter("steadfast_subscribers_retired_total", "Subscribers retired after being gone longer than --subscriber-retention, or early (they no longer hold the outbox).", float64(pb.retired.Load()))
+	e.counter("steadfast_subscribers_retired_early_total", "Subscribers retired early: the outbox was full and only they, gone longer than --subscriber-grace, held it (values they had not acknowledged are released; a scaled-down subscriber).", float64(pb.early.Load()))
 	e.counter("steadfast_control_rejected_total", "Ack-stream messages rejected: undecodable or from a stale epoch.", float64(pb.badIn.Load()+pb.staleIn.Load()))
 	for _, s := range st.Subs {
 		e.gauge("steadfast_breaker_state", "Circuit breaker per subscriber: 0 closed, 1 open, 2 half-open, 3 draining.", float64(s.State), "subscriber", s.ID)

@@ -15,7 +15,8 @@ import (
 // position, when it left), one circuit breaker per live subscriber, what to
 // send next to whom (values, replays, end of stream, "released"), when the
 // outbox may release values, and when a subscriber gone for good is
-// retired. It touches no socket, clock or goroutine: the publishing actor
+// retired: after the retention, or earlier (after the grace) when the
+// outbox is full and only departed subscribers hold it. It touches no socket, clock or goroutine: the publishing actor
 // feeds it events with the time and carries out what it returns, and the
 // simulation test drives the same code with a virtual clock.
 //
@@ -34,21 +35,34 @@ type PubCore struct {
 	st      *pubState
 	conns   map[string]*pubConn
 	members map[string]Peer
+	viewAt  time.Time // the first SetMembers of this core (zero: none yet)
 	genDone bool
 	full    bool
 	fulls   uint64
 	retired uint64
+	early   uint64
 	rejects map[string]uint64
 }
 
 // PubCoreConfig tunes a PubCore.
 type PubCoreConfig struct {
-	Total          uint64 // values in the whole stream; 0: unbounded
-	Chunk          int    // most values per message (default maxChunk)
-	MinSubscribers int    // subscribers known before anything is released
+	Total uint64 // values in the whole stream; 0: unbounded
+	Chunk int    // most values per message (default maxChunk)
+	// MinSubscribers: subscribers known before anything is released. Once
+	// the outbox released a value the gate stays open: a subscriber that
+	// leaves later (scaled down, retired) does not stall the stream.
+	MinSubscribers int
 	// Retention: a subscriber absent from the live view this long is
 	// retired (default 5 min).
-	Retention      time.Duration
+	Retention time.Duration
+	// Grace: a subscriber absent from the live view at least this long is
+	// retired early when the outbox is full and it is what holds the
+	// outbox back: every live subscriber acknowledged more than it did, so
+	// the stream stalls for everyone until it returns. A scaled-down
+	// subscriber never returns; a replaced one returns with its node id
+	// well within the grace (seconds), and then loses nothing. 0: never
+	// early (only after the retention).
+	Grace          time.Duration
 	EndRepeat      time.Duration // end of stream repeated until acked (default 500 ms)
 	ReleasedRepeat time.Duration // "released" repeated (default 200 ms)
 	Breaker        actors.BreakerConfig
@@ -126,8 +140,12 @@ func (c *PubCore) Outbox() *Outbox { return c.st.Outbox }
 // Rejects returns the rejected events by reason.
 func (c *PubCore) Rejects() map[string]uint64 { return maps.Clone(c.rejects) }
 
-// Retired returns how many subscribers were retired.
+// Retired returns how many subscribers were retired (early ones included).
 func (c *PubCore) Retired() uint64 { return c.retired }
+
+// RetiredEarly returns how many subscribers were retired early: within the
+// retention, because the outbox was full and only they held it.
+func (c *PubCore) RetiredEarly() uint64 { return c.early }
 
 // FullEvents returns how many times the outbox became full.
 func (c *PubCore) FullEvents() uint64 { return c.fulls }
@@ -202,6 +220,9 @@ type ConnChange struct {
 // the first time gets a record; one that left has its departure noted (see
 // Tick for retirement).
 func (c *PubCore) SetMembers(now time.Time, subs []Peer, out []ConnChange) []ConnChange {
+	if c.viewAt.IsZero() {
+		c.viewAt = now
+	}
 	next := make(map[string]Peer, len(subs))
 	for _, m := range subs {
 		next[m.ID] = m
@@ -229,12 +250,22 @@ func (c *PubCore) SetMembers(now time.Time, subs []Peer, out []ConnChange) []Con
 			out = append(out, ConnChange{ID: id, Endpoint: m.Endpoint})
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.members)) {
+	// Every record of a subscriber not in the view is marked gone, not
+	// only those of members that just left: after a restore the records
+	// come from the snapshot, and one whose subscriber left in between is
+	// in no view of this incarnation (unmarked, it would hold the outbox
+	// for ever).
+	for _, id := range slices.Sorted(maps.Keys(c.st.Subs)) {
 		if _, ok := next[id]; ok {
 			continue
 		}
-		if r := c.st.Subs[id]; r != nil && r.Gone == 0 {
+		if r := c.st.Subs[id]; r.Gone == 0 {
 			r.Gone = now.UnixNano()
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.members)) {
+		if _, ok := next[id]; ok {
+			continue
 		}
 		if cn := c.conns[id]; cn != nil {
 			cn.br.MemberDead(now, cn.br.Epoch())
@@ -391,20 +422,36 @@ func (c *PubCore) Result(now time.Time, s PubSend, fail actors.OfferFailure) {
 	}
 }
 
-// Tick retires subscribers gone longer than the retention (returned, sorted)
-// and releases what every remaining subscriber has acknowledged. It returns
-// the number of values released.
-func (c *PubCore) Tick(now time.Time) (retired []string, released int) {
+// Retirement is a subscriber record Tick dropped.
+type Retirement struct {
+	ID    string
+	Acked uint64        // the last value it acknowledged
+	Gone  time.Duration // how long it had been out of the live view
+	// Early: retired within the retention because the outbox was full and
+	// it held it (see PubCoreConfig.Grace).
+	Early bool
+	// ReleasedTo: the outbox released values up to here in the same Tick;
+	// Acked+1..ReleasedTo are values it never acknowledged and will never
+	// get (more follow unless it returns). 0 when nothing it lacked was
+	// released.
+	ReleasedTo uint64
+}
+
+// Tick retires subscribers gone longer than the retention, and those gone
+// longer than the grace that hold a full outbox back (returned: those of
+// the retention first, each group sorted by id), and releases what every remaining subscriber has acknowledged. It
+// returns the number of values released.
+func (c *PubCore) Tick(now time.Time) (retired []Retirement, released int) {
 	for _, id := range slices.Sorted(maps.Keys(c.st.Subs)) {
 		r := c.st.Subs[id]
-		if r.Gone != 0 && now.Sub(time.Unix(0, r.Gone)) >= c.cfg.Retention {
-			delete(c.st.Subs, id)
-			delete(c.conns, id)
-			c.retired++
-			retired = append(retired, id)
+		if gone := c.goneFor(now, r); gone >= c.cfg.Retention {
+			retired = c.retire(retired, id, r, gone, false)
 		}
 	}
-	if len(c.st.Subs) >= c.cfg.MinSubscribers && len(c.st.Subs) > 0 {
+	if c.cfg.Grace > 0 && c.st.Outbox.Free() == 0 {
+		retired = c.retireEarly(now, retired)
+	}
+	if c.gateOpen(len(c.st.Subs)) {
 		low := ^uint64(0)
 		for _, r := range c.st.Subs {
 			low = min(low, r.Acked)
@@ -412,13 +459,80 @@ func (c *PubCore) Tick(now time.Time) (retired []string, released int) {
 		released = c.st.Outbox.Release(low)
 		c.noteFull()
 	}
+	if released > 0 {
+		to := c.st.Outbox.First() - 1
+		for i := range retired {
+			if to > retired[i].Acked {
+				retired[i].ReleasedTo = to
+			}
+		}
+	}
 	return retired, released
 }
 
+// gateOpen reports whether the outbox may release with n subscriber
+// records: at least one, and MinSubscribers of them until the first value
+// was released (the outbox's first seq never goes back, in snapshots too).
+func (c *PubCore) gateOpen(n int) bool {
+	return n > 0 && (n >= c.cfg.MinSubscribers || c.st.Outbox.First() > 1)
+}
+
+// goneFor returns how long r has been out of the live view (-1: it is a
+// member).
+func (c *PubCore) goneFor(now time.Time, r *SubRecord) time.Duration {
+	if r.Gone == 0 {
+		return -1
+	}
+	return max(now.Sub(time.Unix(0, r.Gone)), 0)
+}
+
+func (c *PubCore) retire(out []Retirement, id string, r *SubRecord, gone time.Duration, early bool) []Retirement {
+	delete(c.st.Subs, id)
+	delete(c.conns, id)
+	c.retired++
+	if early {
+		c.early++
+	}
+	return append(out, Retirement{ID: id, Acked: r.Acked, Gone: gone, Early: early})
+}
+
+// retireEarly retires, when the outbox is full, every subscriber out of
+// the view for at least the grace that acknowledged less than every live
+// subscriber (the grace counted from no earlier than this core's first view:
+// a restored record may say it left long ago while its subscriber is back,
+// in a view this core has not seen yet): those records alone keep the outbox from releasing, and the
+// generator waits for them. Nothing is retired when the live subscribers
+// could not release anyway (none, or fewer than MinSubscribers before the
+// first release): that would lose values for nobody's benefit.
+func (c *PubCore) retireEarly(now time.Time, out []Retirement) []Retirement {
+	liveLow, live := ^uint64(0), 0
+	for _, r := range c.st.Subs {
+		if r.Gone == 0 {
+			liveLow = min(liveLow, r.Acked)
+			live++
+		}
+	}
+	if !c.gateOpen(live) {
+		return out
+	}
+	if c.viewAt.IsZero() {
+		return out
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.st.Subs)) {
+		r := c.st.Subs[id]
+		gone := c.goneFor(now, r)
+		if gone >= 0 && now.Sub(c.viewAt) >= c.cfg.Grace && gone >= c.cfg.Grace && r.Acked < liveLow {
+			out = c.retire(out, id, r, gone, true)
+		}
+	}
+	return out
+}
+
 // Complete reports whether the whole stream was generated and acknowledged
-// by every subscriber (at least MinSubscribers of them).
+// by every subscriber (at least MinSubscribers of them, or at least one once
+// values were released).
 func (c *PubCore) Complete() bool {
-	if c.cfg.Total == 0 || c.st.Outbox.Last() < c.cfg.Total || len(c.st.Subs) < c.cfg.MinSubscribers || len(c.st.Subs) == 0 {
+	if c.cfg.Total == 0 || c.st.Outbox.Last() < c.cfg.Total || !c.gateOpen(len(c.st.Subs)) {
 		return false
 	}
 	for _, r := range c.st.Subs {

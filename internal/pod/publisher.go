@@ -103,6 +103,7 @@ type publisher struct {
 	staleIn   atomic.Uint64
 	fullEvts  atomic.Uint64
 	retired   atomic.Uint64
+	early     atomic.Uint64
 
 	connsMu sync.Mutex // guards conns for finish() after the actor stopped
 	conns   map[string]*subConn
@@ -142,7 +143,8 @@ func newPublisher(p *Pod) (*publisher, error) {
 }
 
 func (pb *publisher) coreConfig() PubCoreConfig {
-	return PubCoreConfig{Total: pb.total, Chunk: maxChunk, MinSubscribers: pb.p.cfg.MinSubscribers, Retention: pb.p.cfg.SubscriberRetention}
+	return PubCoreConfig{Total: pb.total, Chunk: maxChunk, MinSubscribers: pb.p.cfg.MinSubscribers,
+		Retention: pb.p.cfg.SubscriberRetention, Grace: pb.p.cfg.SubscriberGrace}
 }
 
 func (pb *publisher) build(g *actors.Graph, states map[string][]byte) error {
@@ -454,8 +456,8 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 		// one acknowledged.
 		if retired, n := c.Tick(now); n > 0 || len(retired) > 0 {
 			ctx.MarkDirty()
-			for _, id := range retired {
-				pb.log.Warn("publish: subscriber retired (gone longer than the retention); it no longer holds the outbox", "subscriber", id, "retention", p.cfg.SubscriberRetention)
+			for _, r := range retired {
+				pb.logRetired(r)
 			}
 		}
 		// 6. Status for metrics, and a checkpoint, at most every 50 ms
@@ -490,6 +492,22 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// logRetired says which subscriber was retired, why, and which values it
+// will never get.
+func (pb *publisher) logRetired(r Retirement) {
+	never := "none yet (values after it are released once every remaining subscriber acknowledged them)"
+	if r.ReleasedTo > r.Acked {
+		never = fmt.Sprintf("%d..%d, and every value released before it returns", r.Acked+1, r.ReleasedTo)
+	}
+	if r.Early {
+		pb.log.Warn("publish: subscriber retired early: the outbox is full and only this subscriber, out of the live view longer than the grace, held it (a scaled-down subscriber); it no longer holds the outbox, and if it returns it is told which values were released",
+			"subscriber", r.ID, "acked", r.Acked, "gone_for", r.Gone.Round(time.Millisecond), "grace", pb.p.cfg.SubscriberGrace, "values_it_will_not_get", never)
+		return
+	}
+	pb.log.Warn("publish: subscriber retired (gone longer than the retention); it no longer holds the outbox",
+		"subscriber", r.ID, "acked", r.Acked, "gone_for", r.Gone.Round(time.Millisecond), "retention", pb.p.cfg.SubscriberRetention, "values_it_will_not_get", never)
 }
 
 // subscribers returns the live subscribers in members.
@@ -597,6 +615,7 @@ func (pb *publisher) publishStatus() {
 	pb.rejects.Store(&r)
 	pb.fullEvts.Store(pb.core.FullEvents())
 	pb.retired.Store(pb.core.Retired())
+	pb.early.Store(pb.core.RetiredEarly())
 }
 
 // finish closes the publications (each drains, then signals end of stream).

@@ -20,10 +20,15 @@ import (
 // at any step, replacements from a snapshot of any age (a publisher) or any
 // snapshot at least as new as its last durable one (a subscriber: what it
 // acknowledged must survive), zombies that keep sending with their stale
-// epoch, membership that learns of changes late, and subscribers that leave
-// and come back. Invariant: every subscriber applies every publisher's
-// values exactly once, in order (its tally's closed form, no value out of
-// order, none skipped), and everything completes once the faults stop.
+// epoch, membership that learns of changes late, subscribers that leave
+// and come back, and in half the runs (with 2 or 3 subscribers) a
+// subscriber scaled down: it leaves for good, after the first release.
+// Invariant: every subscriber applies every publisher's values exactly
+// once, in order (its tally's closed form, no value out of order, none
+// skipped), and everything completes once the faults stop (the remaining
+// subscribers get the whole stream even when it is far longer than the
+// outbox: a scaled-down subscriber does not stall it); only the
+// scaled-down subscriber is ever retired, early.
 //
 // A failure prints its seed; replay one with
 //
@@ -36,7 +41,7 @@ var (
 
 func TestSimPubSub(t *testing.T) {
 	if *simSeed != 0 {
-		if err := runSim(*simSeed, t.Logf); err != nil {
+		if _, err := runSim(*simSeed, t.Logf); err != nil {
 			t.Fatalf("seed %d: %v", *simSeed, err)
 		}
 		return
@@ -45,16 +50,28 @@ func TestSimPubSub(t *testing.T) {
 	if testing.Short() {
 		n = 50
 	}
-	failed := 0
+	failed, scaled, early := 0, 0, 0
 	for s := 1; s <= n; s++ {
-		if err := runSim(uint64(s), nil); err != nil {
+		st, err := runSim(uint64(s), nil)
+		if err != nil {
 			t.Errorf("seed %d: %v (replay: go test -run TestSimPubSub ./internal/pod/ -sim.seed %d -v)", s, err, s)
 			if failed++; failed >= 5 {
 				return
 			}
 		}
+		scaled += st.scaled
+		early += st.early
+	}
+	t.Logf("%d seeds: %d with a subscriber scaled down, %d early retirements", n, scaled, early)
+	// The scale-down path must have been exercised, or the test proves
+	// nothing about it.
+	if n >= 50 && (scaled == 0 || early == 0) {
+		t.Errorf("%d seeds: %d scale-downs, %d early retirements: the scale-down path was not exercised", n, scaled, early)
 	}
 }
+
+// simStats counts what a run exercised.
+type simStats struct{ scaled, early int }
 
 const simStep = time.Millisecond
 
@@ -66,6 +83,7 @@ type simPub struct {
 	alive   bool
 	core    *PubCore
 	snaps   [][]byte // every snapshot ever taken (any age may be restored)
+	snapRel []bool   // whether each had released a value
 	zombie  *PubCore // a stale incarnation still sending
 	zEpoch  uint64
 	zSteps  int
@@ -87,6 +105,7 @@ type simSub struct {
 	viewLag  int
 	leftAt   int
 	returnAt int
+	scaled   bool // scaled down: stopped, out of the view for good
 }
 
 type simSnap struct{ b []byte }
@@ -100,21 +119,30 @@ type simItem struct {
 }
 
 type sim struct {
-	rng    *rand.Rand
-	clock  simnet.Clock
-	net    *simnet.Network
-	pubs   []*simPub
-	subs   []*simSub
-	addrs  map[string]netip.AddrPort
-	names  map[netip.AddrPort]string
-	total  uint64
-	nsubs  int
-	batch  int
-	step   int
-	faults bool
-	logf   func(string, ...any)
-	msg    []byte
+	rng     *rand.Rand
+	clock   simnet.Clock
+	net     *simnet.Network
+	pubs    []*simPub
+	subs    []*simSub
+	addrs   map[string]netip.AddrPort
+	names   map[netip.AddrPort]string
+	total   uint64
+	nsubs   int
+	batch   int
+	step    int
+	faults  bool
+	logf    func(string, ...any)
+	msg     []byte
+	downAt  int // step from which a subscriber is scaled down (-1: none)
+	downRNG *rand.Rand
+	stats   simStats
 }
+
+// simGrace: the publishers' grace before a departed subscriber holding a
+// full outbox is retired early. Longer than any absence of a subscriber
+// that comes back (550 steps of at most 3 ms, plus the view's lag): those
+// must never be retired.
+const simGrace = 3 * time.Second
 
 func (s *sim) now() time.Time { return time.Unix(0, s.clock.Now()) }
 
@@ -124,15 +152,16 @@ func (s *sim) log(format string, args ...any) {
 	}
 }
 
-func runSim(seed uint64, logf func(string, ...any)) error {
+func runSim(seed uint64, logf func(string, ...any)) (simStats, error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	s := &sim{
-		rng:   rng,
-		addrs: map[string]netip.AddrPort{},
-		names: map[netip.AddrPort]string{},
-		total: uint64(200 + rng.IntN(800)),
-		batch: 1 + rng.IntN(40),
-		logf:  logf,
+		rng:    rng,
+		addrs:  map[string]netip.AddrPort{},
+		names:  map[netip.AddrPort]string{},
+		total:  uint64(200 + rng.IntN(800)),
+		batch:  1 + rng.IntN(40),
+		logf:   logf,
+		downAt: -1,
 	}
 	s.clock.Set(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	s.net = simnet.New(seed, simnet.Faults{
@@ -153,7 +182,7 @@ func runSim(seed uint64, logf func(string, ...any)) error {
 		addr(p.id)
 		s.pubs = append(s.pubs, p)
 		if err := s.startPub(p, nil); err != nil {
-			return err
+			return s.stats, err
 		}
 	}
 	for i := range ns {
@@ -161,8 +190,14 @@ func runSim(seed uint64, logf func(string, ...any)) error {
 		addr(sb.id)
 		s.subs = append(s.subs, sb)
 		if err := s.startSub(sb, -1); err != nil {
-			return err
+			return s.stats, err
 		}
+	}
+	// The scale-down draws from its own source: runs without one replay
+	// exactly as they did before scale-downs were simulated.
+	s.downRNG = rand.New(rand.NewPCG(seed^0xd0, seed))
+	if ns >= 2 && s.downRNG.IntN(2) == 0 {
+		s.downAt = s.downRNG.IntN(1500)
 	}
 	s.log("total %d batch %d pubs %d subs %d", s.total, s.batch, np, ns)
 	const faultSteps, maxSteps = 2500, 40000
@@ -170,26 +205,54 @@ func runSim(seed uint64, logf func(string, ...any)) error {
 		s.faults = s.step < faultSteps
 		if s.faults {
 			if err := s.inject(); err != nil {
-				return err
+				return s.stats, err
 			}
 		}
+		s.scaleDown()
 		s.clock.Advance(int64(simStep) * int64(1+rng.IntN(3)))
 		s.deliver()
 		for _, p := range s.pubs {
 			if err := s.runPub(p); err != nil {
-				return err
+				return s.stats, err
 			}
 		}
 		for _, sb := range s.subs {
 			if err := s.runSub(sb); err != nil {
-				return err
+				return s.stats, err
 			}
 		}
 		if !s.faults && s.done() {
-			return s.check()
+			return s.stats, s.check()
 		}
 	}
-	return fmt.Errorf("not complete after %d steps: %s", maxSteps, s.progress())
+	return s.stats, fmt.Errorf("not complete after %d steps: %s", maxSteps, s.progress())
+}
+
+// scaleDown stops a subscriber for good at downAt, or as soon after as
+// every publisher released a value (before that, MinSubscribers says the
+// publishers wait for all of them: scaling down then is a configuration
+// error, not what is simulated).
+func (s *sim) scaleDown() {
+	if s.downAt < 0 || s.step < s.downAt {
+		return
+	}
+	for _, p := range s.pubs {
+		if !p.alive || p.core.Outbox().First() == 1 {
+			return
+		}
+	}
+	var live []*simSub
+	for _, sb := range s.subs {
+		if sb.alive {
+			live = append(live, sb)
+		}
+	}
+	sb := live[s.downRNG.IntN(len(live))]
+	sb.alive, sb.member, sb.scaled = false, false, true
+	s.downAt = -1
+	s.stats.scaled++
+	s.log("%s is scaled down: stopped, out of the view for good", sb.id)
+	s.changed()
 }
 
 func (s *sim) progress() string {
@@ -258,7 +321,16 @@ func (s *sim) inject() error {
 		}
 		var snap []byte
 		if len(p.snaps) > 0 && s.rng.IntN(4) != 0 {
-			snap = p.snaps[s.rng.IntN(len(p.snaps))] // any age
+			i := s.rng.IntN(len(p.snaps)) // any age
+			snap = p.snaps[i]
+			if s.stats.scaled > 0 && !p.snapRel[i] {
+				// After a scale-down, a publisher whose state predates
+				// its first release would wait for MinSubscribers again,
+				// more than remain: a real one restores its newest state.
+				return nil
+			}
+		} else if s.stats.scaled > 0 {
+			return nil // likewise, a publisher with no state at all
 		}
 		s.log("%s epoch %d crashes (zombie %v); restores a snapshot of %d bytes", p.id, p.epoch, p.zombie != nil, len(snap))
 		return s.startPub(p, snap)
@@ -301,7 +373,7 @@ func (s *sim) startPub(p *simPub, snap []byte) error {
 			return fmt.Errorf("%s restore: %w", p.id, err)
 		}
 	}
-	core, err := NewPubCore(PubCoreConfig{Total: s.total, MinSubscribers: s.nsubs, Chunk: 1 + s.rng.IntN(64), Retention: time.Hour}, st)
+	core, err := NewPubCore(PubCoreConfig{Total: s.total, MinSubscribers: s.nsubs, Chunk: 1 + s.rng.IntN(64), Retention: time.Hour, Grace: simGrace}, st)
 	if err != nil {
 		return err
 	}
@@ -353,13 +425,21 @@ func (s *sim) runPub(p *simPub) error {
 		p.core.GenDone()
 	}
 	s.sendPub(p.id, p.epoch, p.core, now)
-	p.core.Tick(now)
+	retired, _ := p.core.Tick(now)
+	for _, r := range retired {
+		if sb := s.sub(r.ID); !r.Early || sb == nil || !sb.scaled {
+			return fmt.Errorf("%s retired %+v: only the scaled-down subscriber may be retired (early)", p.id, r)
+		}
+		s.stats.early++
+		s.log("%s retires %s early: %+v", p.id, r.ID, r)
+	}
 	if s.rng.IntN(20) == 0 {
 		b, err := codec.Marshal(p.core.st)
 		if err != nil {
 			return err
 		}
 		p.snaps = append(p.snaps, b)
+		p.snapRel = append(p.snapRel, p.core.Outbox().First() > 1)
 	}
 	return nil
 }
@@ -393,6 +473,15 @@ func (s *sim) sendPub(id string, epoch uint64, core *PubCore, now time.Time) {
 }
 
 // --- subscriber ---------------------------------------------------------------
+
+func (s *sim) sub(id string) *simSub {
+	for _, sb := range s.subs {
+		if sb.id == id {
+			return sb
+		}
+	}
+	return nil
+}
 
 func (s *sim) startSub(sb *simSub, from int) error {
 	sb.tally = NewTally()
@@ -569,6 +658,9 @@ func (s *sim) subIn(sb *simSub, now time.Time, m []byte) {
 
 func (s *sim) done() bool {
 	for _, sb := range s.subs {
+		if sb.scaled {
+			continue
+		}
 		if !sb.alive || len(sb.queue) > 0 || !sb.core.Finished(len(s.pubs)) {
 			return false
 		}
@@ -579,15 +671,38 @@ func (s *sim) done() bool {
 		}
 	}
 	for _, p := range s.pubs {
-		if !p.core.Complete() {
+		if !p.core.Complete() && !s.completeButScaled(p) {
 			return false
 		}
 	}
 	return true
 }
 
+// completeButScaled reports whether p has the whole stream acknowledged by
+// every subscriber but the scaled-down one, whose record it still keeps
+// (its outbox never filled after it left: nothing to retire it for until
+// the retention).
+func (s *sim) completeButScaled(p *simPub) bool {
+	st := p.core.Status()
+	if st.Last < s.total {
+		return false
+	}
+	kept := false
+	for _, ss := range st.Subs {
+		if sb := s.sub(ss.ID); sb != nil && sb.scaled {
+			kept = true
+		} else if ss.Acked < s.total {
+			return false
+		}
+	}
+	return kept
+}
+
 func (s *sim) check() error {
 	for _, sb := range s.subs {
+		if sb.scaled {
+			continue
+		}
 		ids := make([]string, 0, len(sb.tally.Pubs))
 		for id := range sb.tally.Pubs {
 			ids = append(ids, id)
