@@ -42,6 +42,7 @@ type Driver struct {
 	closers  sync.WaitGroup // embedded publications closing (lingering)
 	stopOnce sync.Once
 	stop     chan struct{}
+	wake     chan struct{} // capacity 1: data for a UDP subscription
 	done     chan struct{}
 	closeErr error
 }
@@ -81,6 +82,7 @@ func New(cfg Config) (*Driver, error) {
 		subs:    map[int64]*subscription{},
 		udpSubs: map[string]*udpSubGroup{},
 		stop:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	if err := d.layout(); err != nil {
@@ -255,6 +257,8 @@ func (d *Driver) run() {
 	defer d.shutdown()
 	idle := 0
 	lastLiveness := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		select {
 		case <-d.stop:
@@ -282,17 +286,35 @@ func (d *Driver) run() {
 			idle = 0
 			continue
 		}
+		// Back off as Aeron's idle strategy does: a few yields, then
+		// sleeps doubling from 1 us up to IdleSleep. Data arriving on a
+		// UDP subscription wakes the conductor at once (wake); client logs
+		// and commands in shared memory can only be polled.
 		idle++
-		switch {
-		case idle < 50:
+		if idle <= idleYields {
 			runtime.Gosched()
-		default:
-			select {
-			case <-d.stop:
-				return
-			case <-time.After(d.cfg.IdleSleep):
-			}
+			continue
 		}
+		sleep := min(time.Microsecond<<min(idle-idleYields-1, 20), d.cfg.IdleSleep)
+		timer.Reset(sleep)
+		select {
+		case <-d.stop:
+			return
+		case <-d.wake:
+			idle = 0
+		case <-timer.C:
+		}
+	}
+}
+
+// idleYields is how many idle conductor cycles yield before it sleeps.
+const idleYields = 8
+
+// nudge wakes the conductor if it sleeps.
+func (d *Driver) nudge() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -30,6 +30,7 @@ type publication struct {
 
 	limitID, statusID int32
 	limitSlot         []byte
+	tripLimit         int64 // the limit moves up once it gains this much
 
 	images map[*subscription]*ipcImage // IPC subscribers
 
@@ -287,8 +288,7 @@ func (d *Driver) ipcLimits(p *publication) int {
 	if len(p.images) > 0 {
 		limit, connected = minPos+p.window, 1
 	}
-	if cnc.LoadInt64(p.limitSlot, 0) != limit {
-		cnc.StoreInt64(p.limitSlot, 0, limit)
+	if p.setLimit(limit) {
 		work++
 	}
 	if cnc.LoadInt32(p.log.Meta, cnc.LogOffIsConnected) != connected {
@@ -370,4 +370,19 @@ func (d *Driver) freeSubscription(s *subscription) {
 	s.statusID = -1
 	delete(d.subs, s.regID)
 	delete(s.client.subs, s.regID)
+}
+
+// setLimit stores the publisher limit when it falls, or when it rose to
+// the trip limit, which is then set an eighth of the window beyond it (as
+// Aeron's driver does: a limit moved on every subscriber read would bounce
+// the counter's cache line between the processes and keep the conductor
+// busy). It reports whether it stored.
+func (p *publication) setLimit(limit int64) bool {
+	cur := cnc.LoadInt64(p.limitSlot, 0)
+	if limit == cur || (limit > cur && limit < p.tripLimit) {
+		return false
+	}
+	cnc.StoreInt64(p.limitSlot, 0, limit)
+	p.tripLimit = limit + p.window/8
+	return true
 }

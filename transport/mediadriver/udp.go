@@ -42,6 +42,10 @@ type udpSubGroup struct {
 
 	images map[int32]transport.Image // current embedded images by session
 	pos    map[int32]int64           // how far each session was bridged
+
+	// The forwarder goroutine passes es's data notifications on to the
+	// conductor until quit closes; it is gone when forwarded closes.
+	quit, forwarded chan struct{}
 }
 
 type imageEvent struct {
@@ -124,6 +128,18 @@ func (d *Driver) joinUDPGroup(s *subscription) error {
 			return fmt.Errorf("udp subscription: %w", err)
 		}
 		d.udpSubs[key] = g
+		g.quit, g.forwarded = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(g.forwarded)
+			for {
+				select {
+				case <-g.es.Notify():
+					d.nudge()
+				case <-g.quit:
+					return
+				}
+			}
+		}()
 	}
 	g.subs[s] = struct{}{}
 	g.subList = append(g.subList, s)
@@ -145,6 +161,8 @@ func (d *Driver) leaveUDPGroup(s *subscription) {
 		}
 	}
 	if len(g.subs) == 0 {
+		close(g.quit)
+		<-g.forwarded
 		_ = g.es.Close()
 		delete(d.udpSubs, g.key)
 	}
@@ -265,9 +283,7 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 	if p.ep.IsConnected() {
 		limit, connected = pos+p.window, 1
 	}
-	if cnc.LoadInt64(p.limitSlot, 0) != limit {
-		cnc.StoreInt64(p.limitSlot, 0, limit)
-	}
+	p.setLimit(limit)
 	if cnc.LoadInt32(p.log.Meta, cnc.LogOffIsConnected) != connected {
 		cnc.StoreInt32(p.log.Meta, cnc.LogOffIsConnected, connected)
 	}
@@ -383,8 +399,10 @@ func (d *Driver) bridgeBlock(g *udpSubGroup, b transport.FrameBlock, now time.Ti
 		}
 		n = int(min(int64(n), ui.limit()-b.Position))
 	}
-	n = frameBoundary(b.Frames, n)
-	if n == 0 {
+	if n < len(b.Frames) { // a block ends on a frame boundary
+		n = frameBoundary(b.Frames, n)
+	}
+	if n <= 0 {
 		return 0
 	}
 	frames := b.Frames[:n]
