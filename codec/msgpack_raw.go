@@ -216,22 +216,12 @@ func (r *reader) uints(dst []uint64) {
 	r.off = off
 }
 
-// appendUints appends the encodings of vs (appendUint each).
+// appendUints appends the encodings of vs (appendUint each, inlined, after
+// growing dst once).
 func appendUints(dst []byte, vs []uint64) []byte {
 	dst = slices.Grow(dst, 9*len(vs))
 	for _, v := range vs {
-		switch {
-		case v < 128:
-			dst = append(dst, byte(v))
-		case v <= math.MaxUint8:
-			dst = append(dst, 0xcc, byte(v))
-		case v <= math.MaxUint16:
-			dst = append(dst, 0xcd, byte(v>>8), byte(v))
-		case v <= math.MaxUint32:
-			dst = append(dst, 0xce, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-		default:
-			dst = binary.BigEndian.AppendUint64(append(dst, 0xcf), v)
-		}
+		dst = appendUint(dst, v)
 	}
 	return dst
 }

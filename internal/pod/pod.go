@@ -58,8 +58,13 @@ type FinalState struct {
 }
 
 // fastSnapshot is the shortest interval between a subscriber's snapshots
-// while values arrive.
-const fastSnapshot = 25 * time.Millisecond
+// while values arrive (and how often its logger checkpoints the watermarks
+// a snapshot will hold). A save (local write, replica push, the replica's
+// ack) takes longer, so while values arrive the saves run back to back:
+// a publisher's outbox is released once per save, and throughput is about
+// --outbox values per save. At 25 ms the outbox was full most of the time
+// at batch 1024 (--outbox 262144: ~5 M values/s, one release per 25 ms).
+const fastSnapshot = 5 * time.Millisecond
 
 // ErrFinishTimeout: the subscriber finished but its final snapshot did not
 // become durable in time.

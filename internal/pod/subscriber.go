@@ -638,7 +638,7 @@ func (s *subscriber) logger(ctx *actors.Context) error {
 		}
 		ctx.MarkDirty()
 		dirty = true
-		if now.Sub(lastCk) >= 10*time.Millisecond || ended {
+		if now.Sub(lastCk) >= fastSnapshot || ended {
 			if err := checkpoint(); err != nil {
 				return err
 			}
