@@ -30,6 +30,9 @@ func TestBatchRoundTrip(t *testing.T) {
 		seqBatch(1, 70000), // array32 header
 		{Publisher: string(bytes.Repeat([]byte("x"), MaxIDLen)), Epoch: math.MaxUint64, FirstSeq: 5,
 			Values: []uint64{0, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}},
+		stamped(seqBatch(1, 3), 1),
+		stamped(seqBatch(9, 100), 1_795_000_000_123_456_789),
+		stamped(seqBatch(1, 0), math.MaxInt64),
 	}
 	var got Batch
 	for _, want := range cases {
@@ -41,7 +44,7 @@ func TestBatchRoundTrip(t *testing.T) {
 			t.Fatalf("decode %d values: %v", len(want.Values), err)
 		}
 		if got.Publisher != want.Publisher || got.Epoch != want.Epoch || got.FirstSeq != want.FirstSeq ||
-			!slices.Equal(got.Values, want.Values) {
+			!slices.Equal(got.Values, want.Values) || got.Beat != want.Beat {
 			t.Fatalf("round trip of %d values differs", len(want.Values))
 		}
 	}
@@ -80,6 +83,68 @@ func TestBatchIsStandardMsgpack(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got.Values, want.Values) {
 		t.Fatal("our decoder reads the library's encoding differently")
+	}
+}
+
+func stamped(b *Batch, beat int64) *Batch {
+	b.Beat = beat
+	return b
+}
+
+// TestBatchBeat: an unstamped batch keeps the original four-field form byte
+// for byte (publishers and subscribers of the previous version interoperate
+// as long as nothing is stamped), a stamped one has a fifth field that the
+// msgpack library reads too, and a beat that is not a positive int64 is
+// malformed, never clamped by the decoder.
+func TestBatchBeat(t *testing.T) {
+	// The encoding of this batch before the beat field existed.
+	old := []byte{byte(KindBatch), 0x94, 0xa5, 'p', 'u', 'b', '-', '1', 7, 0xcc, 200, 0x92, 0xcc, 200, 0xcc, 201}
+	if enc := AppendBatch(nil, seqBatch(200, 2)); !bytes.Equal(enc, old) {
+		t.Fatalf("unstamped batch % x, want the four-field form % x", enc, old)
+	}
+	if enc := AppendBatch(nil, stamped(seqBatch(200, 2), -5)); !bytes.Equal(enc, old) {
+		t.Fatalf("negative beat: % x, want it written as unknown % x", enc, old)
+	}
+	var got Batch
+	got.Beat = 99 // a reused Batch: an old-form message must reset it
+	if err := DecodeBatch(old, &got); err != nil || got.Beat != 0 || got.FirstSeq != 200 || len(got.Values) != 2 {
+		t.Fatalf("old form: %+v, %v", got, err)
+	}
+
+	enc := AppendBatch(nil, stamped(seqBatch(200, 2), 1_795_000_000_000_000_000))
+	var fields []msgpack.RawMessage
+	if err := msgpack.Unmarshal(enc[1:], &fields); err != nil || len(fields) != 5 {
+		t.Fatalf("msgpack library reads %d fields, %v", len(fields), err)
+	}
+	var beat int64
+	if err := msgpack.Unmarshal(fields[4], &beat); err != nil || beat != 1_795_000_000_000_000_000 {
+		t.Fatalf("msgpack library reads beat %d, %v", beat, err)
+	}
+
+	// Five fields with a beat that is not a positive int64, six fields.
+	five := func(beat ...byte) []byte {
+		m := append([]byte{}, old...)
+		m[1] = 0x95
+		return append(m, beat...)
+	}
+	for name, m := range map[string][]byte{
+		"beat 0":          five(0),
+		"beat 2^63":       five(0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0),
+		"beat max uint64": five(0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+		"beat negative":   five(0xff), // msgpack negative fixint
+		"beat string":     five(0xa1, '1'),
+		"beat missing":    five(),
+		"six fields":      append(five(1), 1),
+	} {
+		if name == "six fields" {
+			m[1] = 0x96
+		}
+		if err := DecodeBatch(m, &got); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+	if err := DecodeBatch(five(0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), &got); err != nil || got.Beat != math.MaxInt64 {
+		t.Errorf("beat MaxInt64: %d, %v", got.Beat, err)
 	}
 }
 

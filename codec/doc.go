@@ -2,7 +2,8 @@
 // (github.com/vmihailenco/msgpack/v5):
 //
 //   - Batch: a run of sequence-numbered values from one publisher incarnation
-//     (publisher node id, epoch, first seq, values). Encoded by hand, without
+//     (publisher node id, epoch, first seq, values, and the beat time of the
+//     first value for the delivery latency). Encoded by hand, without
 //     reflection, because it is the hot path.
 //   - Ack: a subscriber's committed watermark for one publisher.
 //   - Control: small control messages (end of stream, hello).

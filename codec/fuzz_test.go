@@ -2,6 +2,8 @@ package codec
 
 import (
 	"bytes"
+	"math"
+	"slices"
 	"testing"
 )
 
@@ -11,16 +13,25 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add(AppendBatch(nil, seqBatch(1, 3)))
 	f.Add(AppendBatch(nil, seqBatch(1<<33, 20)))
 	f.Add([]byte{byte(KindBatch), 0x94, 0xa1, 'p', 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add(AppendBatch(nil, stamped(seqBatch(1, 3), 1_795_000_000_000_000_000)))
+	f.Add(AppendBatch(nil, stamped(seqBatch(1<<40, 2), math.MaxInt64)))
+	f.Add([]byte{byte(KindBatch), 0x95, 0xa1, 'p', 1, 1, 0x91, 1, 0})                                                       // beat 0
+	f.Add([]byte{byte(KindBatch), 0x95, 0xa1, 'p', 1, 1, 0x91, 1, 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0})                         // beat 2^63
+	f.Add([]byte{byte(KindBatch), 0x96, 0xa1, 'p', 1, 1, 0x91, 1, 0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1}) // six fields
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b Batch
 		if err := DecodeBatch(data, &b); err != nil {
 			return
 		}
+		if b.Beat < 0 {
+			t.Fatalf("accepted a negative beat %d", b.Beat)
+		}
 		var again Batch
 		if err := DecodeBatch(AppendBatch(nil, &b), &again); err != nil {
 			t.Fatalf("re-encoded batch does not decode: %v", err)
 		}
-		if again.Publisher != b.Publisher || again.FirstSeq != b.FirstSeq || len(again.Values) != len(b.Values) {
+		if again.Publisher != b.Publisher || again.Epoch != b.Epoch || again.FirstSeq != b.FirstSeq ||
+			!slices.Equal(again.Values, b.Values) || again.Beat != b.Beat {
 			t.Fatal("re-encoded batch differs")
 		}
 	})

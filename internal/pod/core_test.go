@@ -36,7 +36,7 @@ func seqs(first, n uint64) []uint64 {
 func TestPubCoreUnknownSenderDoesNotPin(t *testing.T) {
 	c := newTestPubCore(t, PubCoreConfig{MinSubscribers: 1}, 10)
 	c.SetMembers(t0, []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}}, nil)
-	if err := c.Append(1, seqs(1, 10)); err != nil {
+	if err := c.Append(t0, 1, seqs(1, 10)); err != nil {
 		t.Fatal(err)
 	}
 	if c.OnAck(t0, "ghost", 1, 0) || c.OnHello(t0, "ghost", 7, 0) {
@@ -66,7 +66,7 @@ func TestPubCoreUnknownSenderDoesNotPin(t *testing.T) {
 func TestPubCoreRetiresGoneSubscriber(t *testing.T) {
 	c := newTestPubCore(t, PubCoreConfig{MinSubscribers: 1, Retention: time.Minute}, 10)
 	c.SetMembers(t0, []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}, {ID: "sub-2", Epoch: 1, Endpoint: "b"}}, nil)
-	_ = c.Append(1, seqs(1, 10))
+	_ = c.Append(t0, 1, seqs(1, 10))
 	c.OnAck(t0, "sub-1", 1, 10)
 	ch := c.SetMembers(t0.Add(time.Second), []Peer{{ID: "sub-1", Epoch: 1, Endpoint: "a"}}, nil)
 	if len(ch) != 1 || ch[0].ID != "sub-2" || ch[0].Endpoint != "" {
@@ -113,7 +113,7 @@ func TestPubCoreRetiresScaledDownSubscriberWhenFull(t *testing.T) {
 		cfg.Grace, cfg.Retention = grace, time.Hour
 		c := newTestPubCore(t, cfg, 10)
 		c.SetMembers(t0, peers("sub-1", "sub-2", "sub-3"), nil)
-		_ = c.Append(1, seqs(1, 10))
+		_ = c.Append(t0, 1, seqs(1, 10))
 		for _, id := range []string{"sub-1", "sub-2", "sub-3"} {
 			c.OnAck(t0, id, 1, 5)
 		}
@@ -125,7 +125,7 @@ func TestPubCoreRetiresScaledDownSubscriberWhenFull(t *testing.T) {
 		if !full {
 			last = 14
 		}
-		_ = c.Append(11, seqs(11, last-10))
+		_ = c.Append(t0, 11, seqs(11, last-10))
 		c.OnAck(t0, "sub-1", 1, last)
 		c.OnAck(t0, "sub-2", 1, last)
 		return c
@@ -146,7 +146,7 @@ func TestPubCoreRetiresScaledDownSubscriberWhenFull(t *testing.T) {
 			t.Fatalf("counters: early %d, retired %d", c.RetiredEarly(), c.Retired())
 		}
 		// The stream goes on: the generator's next values fit.
-		if err := c.Append(16, seqs(16, 10)); err != nil {
+		if err := c.Append(t0, 16, seqs(16, 10)); err != nil {
 			t.Fatal(err)
 		}
 		// Back after all (scaled up again): told what was released.
@@ -187,7 +187,7 @@ func TestPubCoreRetiresScaledDownSubscriberWhenFull(t *testing.T) {
 		// what three must have joined for, so sub-3 is kept.
 		c = newTestPubCore(t, PubCoreConfig{MinSubscribers: 3, Grace: grace, Retention: time.Hour}, 10)
 		c.SetMembers(t0, peers("sub-1", "sub-2", "sub-3"), nil)
-		_ = c.Append(1, seqs(1, 10))
+		_ = c.Append(t0, 1, seqs(1, 10))
 		c.SetMembers(left, peers("sub-1", "sub-2"), nil)
 		c.OnAck(t0, "sub-1", 1, 10)
 		c.OnAck(t0, "sub-2", 1, 10)
@@ -246,7 +246,7 @@ func TestPubCoreCoalescesAndEnds(t *testing.T) {
 	c := newTestPubCore(t, PubCoreConfig{Total: 5, MinSubscribers: 1}, 10)
 	c.SetMembers(t0, []Peer{{ID: "s", Epoch: 1, Endpoint: "a"}}, nil)
 	for i := uint64(1); i <= 5; i++ {
-		_ = c.Append(i, []uint64{i}) // five beats of one value
+		_ = c.Append(t0, i, []uint64{i}) // five beats of one value
 	}
 	c.GenDone()
 	if _, ok := c.Next(t0, "s"); ok {
@@ -387,22 +387,22 @@ func TestSubCoreSchedule(t *testing.T) {
 func TestPubCoreAppendSeqs(t *testing.T) {
 	c := newTestPubCore(t, PubCoreConfig{}, 10)
 	ob := c.Outbox()
-	if err := c.AppendSeqs(1, 4); err != nil {
+	if err := c.AppendSeqs(t0, 1, 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AppendSeqs(2, 2); err != nil || ob.Last() != 4 {
+	if err := c.AppendSeqs(t0, 2, 2); err != nil || ob.Last() != 4 {
 		t.Fatalf("regenerated values: %v, last %d", err, ob.Last())
 	}
-	if err := c.AppendSeqs(3, 5); err != nil || ob.Last() != 7 {
+	if err := c.AppendSeqs(t0, 3, 5); err != nil || ob.Last() != 7 {
 		t.Fatalf("overlapping values: %v, last %d", err, ob.Last())
 	}
-	if err := c.AppendSeqs(8, 4); err == nil || ob.Last() != 7 {
+	if err := c.AppendSeqs(t0, 8, 4); err == nil || ob.Last() != 7 {
 		t.Fatalf("overfull append: %v, last %d", err, ob.Last())
 	}
-	if err := c.AppendSeqs(9, 1); err == nil {
+	if err := c.AppendSeqs(t0, 9, 1); err == nil {
 		t.Fatal("a gap accepted")
 	}
-	if err := c.AppendSeqs(8, 3); err != nil || ob.Free() != 0 || c.FullEvents() != 1 {
+	if err := c.AppendSeqs(t0, 8, 3); err != nil || ob.Free() != 0 || c.FullEvents() != 1 {
 		t.Fatalf("fill: %v, free %d, full events %d", err, ob.Free(), c.FullEvents())
 	}
 	if got := ob.Range(nil, 1, 20); !equal(got, seqs(1, 10)) || ob.Runs() != 1 {

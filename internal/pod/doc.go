@@ -83,6 +83,38 @@
 // that always crashes the worker), the worker sees the channel head pass it
 // and sends the logger the segment's other values plus the one dead value.
 //
+// # Delivery latency
+//
+// steadfast_delivery_latency_seconds (subscribers) is the beat-to-logger
+// latency: from the heartbeat's wake-up that emitted a beat, read on the
+// publisher's clock, to the subscriber's logger applying the batch that
+// carries the beat's values, read on the subscriber's clock; one sample
+// per batch applied, for the batch's oldest value. The beat time travels:
+// heartbeat → generator → the outbox, which keeps one beat mark per run of
+// values with the same beat time (in the snapshot too) → the Beat field of
+// each codec.Batch (its first value's beat) → the receive core, which
+// judges it against its own clock (SubCore.CheckBeat: missing, more than a
+// minute ahead or more than a day old, and the batch is delivered without
+// a sample, counted in steadfast_delivery_latency_dropped_total{reason}) →
+// the segment → the logger, which observes now - beat. Read it knowing:
+//
+//   - It includes the clock skew between the publisher's and the
+//     subscriber's hosts (on one host it is exact). When the publisher's
+//     clock is ahead the difference can be negative: it is observed as 0
+//     and counted in steadfast_delivery_latency_clamped_total, so a rising
+//     clamped count says the clocks disagree.
+//   - Values held and replayed after a crash, a replacement or a
+//     subscriber's outage keep their original beat time: their samples
+//     include the whole wait (seconds, in the upper buckets). That is the
+//     latency those values had; a run with kills has a long tail.
+//   - Beat times are never later than the truth: when the outbox holds
+//     more than 8192 heartbeat wake-ups, neighbouring marks merge into the
+//     earlier time, and a batch whose first values the subscriber already
+//     had is measured from that first value.
+//   - Back-pressure: beats emitted while the outbox is full wait in the
+//     channels and show the wait; beats that came due while the heartbeat
+//     itself was blocked are stamped when it emits them.
+//
 // # Delivery guarantee
 //
 // Acks cover only positions inside a durable snapshot: the snapshot loop
@@ -217,6 +249,9 @@
 //   - steadfast_bad_messages_total (counter): Undecodable data-stream messages.
 //   - steadfast_worker_injected_panics_total (counter): Panics injected by --panic-every.
 //   - steadfast_core_rejects_total{reason} (counter): the same for the subscriber's core.
+//   - steadfast_delivery_latency_seconds (histogram): Beat to logger, one sample per batch applied (see Delivery latency); buckets 50 µs to 30 s.
+//   - steadfast_delivery_latency_dropped_total{reason} (counter): Batches applied without a latency sample because their beat time was missing or implausible, by reason (missing, future, too-old).
+//   - steadfast_delivery_latency_clamped_total (counter): Latency samples clamped to 0 because the publisher's clock was ahead of this pod's.
 //   - steadfast_acks_sent_total (counter): Acks sent to publishers.
 //   - steadfast_hellos_sent_total (counter): Hellos (replay requests) sent to publishers.
 //   - steadfast_subscriber_done (gauge): 1 once every publisher's stream is complete.

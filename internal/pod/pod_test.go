@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type testPod struct {
@@ -98,6 +100,22 @@ func readFinal(t *testing.T, dir string) FinalState {
 	return f
 }
 
+// histogramOf gathers the histogram called name from p's registry.
+func histogramOf(t *testing.T, p *Pod, name string) *dto.Histogram {
+	t.Helper()
+	fams, err := p.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) == 1 && f.GetMetric()[0].GetHistogram() != nil {
+			return f.GetMetric()[0].GetHistogram()
+		}
+	}
+	t.Fatalf("%s exports no histogram %s", p.ID(), name)
+	return nil
+}
+
 func scrape(t *testing.T, p *Pod) string {
 	t.Helper()
 	resp, err := http.Get("http://" + p.MetricsAddr() + "/metrics")
@@ -162,9 +180,19 @@ func TestPodsInProcess(t *testing.T) {
 			for _, want := range []string{"steadfast_publisher_last_seq " + fmt.Sprint(n), "steadfast_breaker_state{subscriber=\"sub-1\"}"} {
 				waitFor(t, "publisher metric "+want, 10*time.Second, func() bool { return strings.Contains(scrape(t, pub.p), want) })
 			}
+			// The subscriber measured the beat-to-logger latency of every
+			// batch it applied (one host: no clock skew, nothing clamped).
+			latency := histogramOf(t, sub.p, "steadfast_delivery_latency_seconds")
+			if latency.GetSampleCount() == 0 || latency.GetSampleSum() <= 0 {
+				t.Fatalf("no delivery latency samples: %v", latency)
+			}
+			if m := scrape(t, sub.p); strings.Contains(m, "steadfast_delivery_latency_dropped_total") || !strings.Contains(m, "steadfast_delivery_latency_clamped_total 0") {
+				t.Errorf("beat times dropped or clamped on one host:\n%s", grepLines(m, "steadfast_delivery_latency_"))
+			}
 			// Every metric passes the Prometheus linter (what promtool
 			// check metrics runs): no gauge named like a counter or a
-			// histogram part, counters end in _total.
+			// histogram part, counters end in _total; and promtool itself
+			// when it is installed.
 			for _, pp := range []*Pod{pub.p, sub.p} {
 				problems, err := promlint.New(strings.NewReader(scrape(t, pp))).Lint()
 				if err != nil {
@@ -172,6 +200,13 @@ func TestPodsInProcess(t *testing.T) {
 				}
 				for _, pr := range problems {
 					t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+				}
+				if promtool, err := exec.LookPath("promtool"); err == nil {
+					cmd := exec.Command(promtool, "check", "metrics")
+					cmd.Stdin = strings.NewReader(scrape(t, pp))
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Errorf("promtool check metrics on %s: %v\n%s", pp.ID(), err, out)
+					}
 				}
 			}
 			// Every steadfast_* metric a pod serves is documented in doc.go.

@@ -25,7 +25,12 @@ const (
 // transport's largest message for any batch size).
 const maxChunk = 4096
 
-type beat struct{ N uint64 }
+// beat is heartbeat number N, emitted at At (unix ns): the time of the
+// heartbeat's wake-up that emitted it, the start of the delivery latency.
+type beat struct {
+	N  uint64
+	At int64
+}
 
 type genValue struct{ Seq, Value uint64 }
 
@@ -111,8 +116,11 @@ type publisher struct {
 
 // genRange is what the generator hands the publishing actor per beat: the
 // values First..First+N-1 (value = seq: the values themselves need not
-// travel).
-type genRange struct{ First, N uint64 }
+// travel), and the beat's time At (unix ns).
+type genRange struct {
+	First, N uint64
+	At       int64
+}
 
 // subConn is the transport side of one subscriber: its publication and the
 // epoch messages are sealed for.
@@ -205,14 +213,15 @@ func (pb *publisher) heartbeat(ctx *actors.Context) error {
 			return nil
 		case <-t.C:
 		}
-		due := base + uint64(time.Since(start)/pb.p.cfg.Rate)
+		now := time.Now()
+		due := base + uint64(now.Sub(start)/pb.p.cfg.Rate)
 		if limit > 0 {
 			due = min(due, limit)
 		}
 		for st.Beats < due {
 			buf = buf[:0]
 			for b := st.Beats + 1; b <= due && len(buf) < cap(buf); b++ {
-				buf = append(buf, beat{N: b})
+				buf = append(buf, beat{N: b, At: now.UnixNano()})
 			}
 			if pb.beats.SendAll(stopping, buf) < len(buf) {
 				return nil
@@ -258,12 +267,13 @@ func (pb *publisher) generator(ctx *actors.Context) error {
 				end = min(end, pb.total)
 			}
 			if end >= next {
-				if k := len(out); k > 0 {
-					// Contiguous with the previous beat's values: one
+				if k := len(out); k > 0 && out[k-1].At == b.At {
+					// Contiguous with the previous beat's values and
+					// emitted at the same wake-up of the heartbeat: one
 					// range (at batch 1, one range a wake-up, not a beat).
 					out[k-1].N += end - next + 1
 				} else {
-					out = append(out, genRange{First: next, N: end - next + 1})
+					out = append(out, genRange{First: next, N: end - next + 1, At: b.At})
 				}
 				next = end + 1
 			}
@@ -370,7 +380,7 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 					upTo := min(end, ob.Last()+uint64(ob.Free()))
 					if upTo > ob.Last() {
 						// value = seq: one run, no value copied.
-						if err := c.AppendSeqs(ob.Last()+1, upTo-ob.Last()); err != nil {
+						if err := c.AppendSeqs(fromUnixNano(r.At), ob.Last()+1, upTo-ob.Last()); err != nil {
 							return err
 						}
 						work++
@@ -424,7 +434,7 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 				switch s.Kind {
 				case SendValues:
 					vals = ob.Range(vals[:0], s.First, s.N)
-					msg = codec.AppendBatch(msg[:0], &codec.Batch{Publisher: p.id, Epoch: epoch, FirstSeq: s.First, Values: vals})
+					msg = codec.AppendBatch(msg[:0], &codec.Batch{Publisher: p.id, Epoch: epoch, FirstSeq: s.First, Values: vals, Beat: unixNano(s.Beat)})
 				case SendReleased:
 					pb.log.Error("publish: values released before this subscriber acknowledged them; it is told they are gone", "subscriber", id, "to", s.Seq)
 					msg, err = codec.AppendControl(msg[:0], &codec.Control{Type: codec.ControlReleased, NodeID: p.id, Epoch: epoch, Seq: s.Seq})

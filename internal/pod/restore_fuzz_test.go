@@ -16,7 +16,11 @@ func pubStateSeeds(f *testing.F) {
 	ob, _ := NewOutbox(8, 1)
 	_ = ob.Append(1, []uint64{1, 2, 3})
 	ob.Release(1)
+	marked, _ := NewOutbox(8, 1)
+	_ = appendBeaten(marked, 1, []uint64{1, 2}, 1_795_000_000_000_000_000)
+	_ = appendBeaten(marked, 3, []uint64{3}, 1_795_000_000_001_000_000)
 	for _, st := range []*pubState{
+		{Outbox: marked, Subs: map[string]*SubRecord{"sub-1": {Epoch: 1}}},
 		{Outbox: ob, Subs: map[string]*SubRecord{"sub-1": {Epoch: 2, Acked: 1}, "sub-2": {Epoch: 1, Gone: 5}}, Sent: 9},
 		{Outbox: ob},
 	} {
@@ -51,6 +55,11 @@ func FuzzRestorePubState(f *testing.F) {
 		}
 		c.Tick(timeZero)
 		c.Status()
+		for s := st.Outbox.First(); s <= st.Outbox.Last() && s < st.Outbox.First()+4; s++ {
+			if at := st.Outbox.BeatAt(s); at < 0 {
+				t.Fatalf("negative beat time %d", at)
+			}
+		}
 	})
 }
 

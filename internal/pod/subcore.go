@@ -38,6 +38,8 @@ type SubCore struct {
 	members map[string]uint64
 	durVer  uint64 // version of the durable watermarks (Durable calls)
 	rejects map[string]uint64
+	// beatDrops: beat stamps not used for the delivery latency, by reason.
+	beatDrops map[string]uint64
 }
 
 // SubCoreConfig tunes a SubCore. Zero durations take the defaults.
@@ -54,6 +56,13 @@ type SubCoreConfig struct {
 	// MaxValues bounds the values one message may carry (plausibility).
 	// Default maxChunk.
 	MaxValues int
+	// MaxClockSkew: a batch's beat time may be this far ahead of the
+	// subscriber's clock (the publisher's clock runs ahead) and still be
+	// used; further ahead it is dropped. Default 1 min.
+	MaxClockSkew time.Duration
+	// MaxBeatAge: a beat time older than this is dropped (an absurd stamp
+	// would swamp the latency histogram's sum). Default 24 h.
+	MaxBeatAge time.Duration
 }
 
 func (c *SubCoreConfig) fill() {
@@ -68,6 +77,12 @@ func (c *SubCoreConfig) fill() {
 	}
 	if c.MaxValues <= 0 {
 		c.MaxValues = maxChunk
+	}
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = time.Minute
+	}
+	if c.MaxBeatAge <= 0 {
+		c.MaxBeatAge = 24 * time.Hour
 	}
 }
 
@@ -116,7 +131,7 @@ type subPub struct {
 // fails Validate is refused.
 func NewSubCore(cfg SubCoreConfig, st *SubCoreState) (*SubCore, error) {
 	cfg.fill()
-	c := &SubCore{cfg: cfg, pubs: map[string]*subPub{}, members: map[string]uint64{}, rejects: map[string]uint64{}}
+	c := &SubCore{cfg: cfg, pubs: map[string]*subPub{}, members: map[string]uint64{}, rejects: map[string]uint64{}, beatDrops: map[string]uint64{}}
 	if st != nil {
 		if err := st.Validate(); err != nil {
 			return nil, err
@@ -235,6 +250,54 @@ func (c *SubCore) OnBatch(now time.Time, pub string, epoch, first uint64, n int)
 		return Gap, 0
 	}
 	return Accept, int(p.Taken + 1 - first)
+}
+
+// Reasons a batch's beat time is not used (the keys of BeatDrops).
+const (
+	BeatMissing = "missing" // unstamped: a publisher of an older version, or a value restored from a snapshot without beat times
+	BeatFuture  = "future"  // more than MaxClockSkew ahead of now
+	BeatTooOld  = "too-old" // more than MaxBeatAge before now
+)
+
+// CheckBeat judges the beat time of an accepted batch (unix ns, on the
+// publisher's clock) at now, on this subscriber's clock: it returns the
+// beat time to measure the delivery latency from, or the zero time when
+// there is none or it is implausible (counted by reason in BeatDrops).
+// A beat up to MaxClockSkew ahead of now is kept: hosts' clocks differ,
+// and the latency is then clamped to 0 (see deliveryLatency). The values
+// are delivered whatever the verdict.
+func (c *SubCore) CheckBeat(now time.Time, beat int64) time.Time {
+	if beat <= 0 {
+		c.beatDrops[BeatMissing]++
+		return time.Time{}
+	}
+	bt := time.Unix(0, beat)
+	switch {
+	case bt.Sub(now) > c.cfg.MaxClockSkew:
+		c.beatDrops[BeatFuture]++
+		return time.Time{}
+	case now.Sub(bt) > c.cfg.MaxBeatAge:
+		c.beatDrops[BeatTooOld]++
+		return time.Time{}
+	}
+	return bt
+}
+
+// BeatDrops returns the beat times not used, by reason.
+func (c *SubCore) BeatDrops() map[string]uint64 { return maps.Clone(c.beatDrops) }
+
+// deliveryLatency is the delivery latency of a value beaten at beat and
+// applied at now: now - beat, clamped to 0 when the publisher's clock is
+// ahead (clamped reports it). ok is false when beat is the zero time.
+func deliveryLatency(now, beat time.Time) (d time.Duration, clamped, ok bool) {
+	if beat.IsZero() {
+		return 0, false, false
+	}
+	d = now.Sub(beat)
+	if d < 0 {
+		return 0, true, true
+	}
+	return d, false, true
 }
 
 // Advance records that pub's values up to seq, from epoch, were handed on.

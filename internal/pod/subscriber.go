@@ -42,6 +42,9 @@ type segment struct {
 	First, Last uint64
 	Values      []uint64 // itemValue, itemDead; from segPool, returned by the logger
 	Counts      fizzbuzz.Counts
+	// Beat (itemValue): the batch's beat time as the receive core admitted
+	// it (unix ns; 0: none), for the delivery latency.
+	Beat int64
 }
 
 // workerState survives the worker's restarts (not snapshotted: positions are
@@ -124,6 +127,10 @@ type subscriber struct {
 	acksOut   atomic.Uint64
 	hellosOut atomic.Uint64
 	rejects   atomic.Pointer[map[string]uint64]
+	// beatDrops: the core's BeatDrops, for metrics; latencyClamped: samples
+	// clamped to 0 by the logger.
+	beatDrops      atomic.Pointer[map[string]uint64]
+	latencyClamped atomic.Uint64
 	// First and last time this incarnation's logger applied a value
 	// (unix ns; 0: none), for throughput figures.
 	firstApply atomic.Int64
@@ -145,6 +152,7 @@ func newSubscriber(p *Pod) (*subscriber, error) {
 	}
 	s.tallyPub.Store(NewTally())
 	s.rejects.Store(&map[string]uint64{})
+	s.beatDrops.Store(&map[string]uint64{})
 	return s, nil
 }
 
@@ -243,7 +251,8 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 			case Accept:
 				vals := s.pool.get(len(b.Values) - skip)
 				copy(vals, b.Values[skip:])
-				seg := segment{Kind: itemValue, Pub: b.Publisher, Epoch: b.Epoch, First: b.FirstSeq + uint64(skip), Last: b.LastSeq(), Values: vals}
+				seg := segment{Kind: itemValue, Pub: b.Publisher, Epoch: b.Epoch, First: b.FirstSeq + uint64(skip), Last: b.LastSeq(), Values: vals,
+					Beat: unixNano(c.CheckBeat(now, b.Beat))}
 				if hand(seg, uint64(len(vals))) {
 					c.Advance(b.Publisher, b.Epoch, b.LastSeq())
 					s.dups.Add(uint64(skip))
@@ -324,6 +333,8 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 		if now.Sub(lastRej) >= 100*time.Millisecond {
 			r := c.Rejects()
 			s.rejects.Store(&r)
+			bd := c.BeatDrops()
+			s.beatDrops.Store(&bd)
 			lastRej = now
 		}
 		if work > 0 {
@@ -543,7 +554,7 @@ func (s *subscriber) splitDead(out []segment, st *workerState) []segment {
 		cp := s.pool.get(len(vals))
 		copy(cp, vals)
 		out = append(out, segment{Kind: itemValue, Pub: cur.Pub, Epoch: cur.Epoch, First: first, Last: first + uint64(len(vals)) - 1,
-			Values: cp, Counts: s.classify(st, vals, 0, false)})
+			Values: cp, Counts: s.classify(st, vals, 0, false), Beat: cur.Beat})
 	}
 	part(cur.Values[:i], cur.First)
 	dead := s.pool.get(1)
@@ -607,6 +618,12 @@ func (s *subscriber) logger(ctx *actors.Context) error {
 			case itemValue:
 				st.Tally.ApplyBatch(seg.Pub, seg.Epoch, seg.First, seg.Last, seg.Counts)
 				st.Lines += uint64(len(seg.Values))
+				if d, clamped, ok := deliveryLatency(now, fromUnixNano(seg.Beat)); ok {
+					s.p.hist.latency.Observe(d.Seconds())
+					if clamped {
+						s.latencyClamped.Add(1)
+					}
+				}
 				if debug {
 					for j, v := range seg.Values {
 						log.Debug(Line(v, Classify(v)), "publisher", seg.Pub, "seq", seg.First+uint64(j))
