@@ -188,16 +188,10 @@ func (lp *localPod) peakRSS(t *testing.T) int64 {
 	return kb << 10
 }
 
-// TestK8sProbesOnRealPods starts the real pods with the production
-// StatefulSets' environment and runs their probes as the kubelet would:
-// while a pod cannot join yet, liveness passes and readiness fails; once
-// both pods have joined, both pass and the stream flows; each pod's peak
-// RSS fits its memory request.
-func TestK8sProbesOnRealPods(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped in -short: starts two pod processes")
-	}
-	o := renderings(t)[k8sProduction]
+// productionStatefulSets renders the production overlay and returns its
+// check options and its publisher and subscriber StatefulSets.
+func productionStatefulSets(t *testing.T) (o checkOpts, pub, sub *appsv1.StatefulSet) {
+	t.Helper()
 	m, err := decodeManifest(render(t, k8sProduction))
 	if err != nil {
 		t.Fatal(err)
@@ -210,10 +204,22 @@ func TestK8sProbesOnRealPods(t *testing.T) {
 		}
 		byRole[r] = s
 	}
-	pubS, subS := byRole["publisher"], byRole["subscriber"]
-	if pubS == nil || subS == nil {
+	if byRole["publisher"] == nil || byRole["subscriber"] == nil {
 		t.Fatal("the rendering lacks a publisher or subscriber StatefulSet")
 	}
+	return renderings(t)[k8sProduction], byRole["publisher"], byRole["subscriber"]
+}
+
+// TestK8sProbesOnRealPods starts the real pods with the production
+// StatefulSets' environment and runs their probes as the kubelet would:
+// while a pod cannot join yet, liveness passes and readiness fails; once
+// both pods have joined, both pass and the stream flows; each pod's peak
+// RSS fits its memory request.
+func TestK8sProbesOnRealPods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: starts two pod processes")
+	}
+	o, pubS, subS := productionStatefulSets(t)
 	// The subscriber's seed is the publisher's gossip port, not open yet:
 	// it keeps retrying the join.
 	pubGossip := freePort(t)
