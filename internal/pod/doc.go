@@ -119,10 +119,11 @@
 //
 // Acks cover only positions inside a durable snapshot: the snapshot loop
 // saves the graph's states through cluster.Save every --snapshot-interval (a
-// subscriber, whose snapshot is only its tally, every 5 ms while values
-// arrive, in practice back to back since a save takes longer: a publisher
-// can release its outbox only as fast as acks come, so throughput is
-// bounded by about outbox capacity / ack interval), at once
+// subscriber, whose snapshot is only its tally, every 25 ms while values
+// arrive, and back to back while thousands arrive (8192 since the last
+// save, checked every 5 ms): a publisher can release its outbox only as
+// fast as acks come, so throughput is bounded by about outbox capacity /
+// ack interval), at once
 // after a membership change (to re-replicate when a replica holder was
 // replaced), and, when Save reports a replica acknowledged it, the
 // watermarks the logger had at its last checkpoint before the snapshot was

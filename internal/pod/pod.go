@@ -59,12 +59,19 @@ type FinalState struct {
 
 // fastSnapshot is the shortest interval between a subscriber's snapshots
 // while values arrive (and how often its logger checkpoints the watermarks
-// a snapshot will hold). A save (local write, replica push, the replica's
-// ack) takes longer, so while values arrive the saves run back to back:
-// a publisher's outbox is released once per save, and throughput is about
-// --outbox values per save. At 25 ms the outbox was full most of the time
-// at batch 1024 (--outbox 262144: ~5 M values/s, one release per 25 ms).
-const fastSnapshot = 5 * time.Millisecond
+// a snapshot will hold): once fastSnapshotValues values arrived since the
+// last one, and otherwise every slowSnapshot while any arrive. A save
+// (local write, replica push, the replica's ack) takes longer than
+// fastSnapshot, so under load the saves run back to back: a publisher's
+// outbox is released once per save, and throughput is about --outbox
+// values per save. At 25 ms the outbox was full most of the time at batch
+// 1024 (--outbox 262144: ~5 M values/s, one release per 25 ms); at a low
+// rate the subscriber still saves at most every slowSnapshot.
+const (
+	fastSnapshot       = 5 * time.Millisecond
+	fastSnapshotValues = 8192
+	slowSnapshot       = 25 * time.Millisecond
+)
 
 // ErrFinishTimeout: the subscriber finished but its final snapshot did not
 // become durable in time.
@@ -417,7 +424,8 @@ func (p *Pod) Run(ctx context.Context) error {
 	// snapshots every fastSnapshot while values arrive, and every
 	// SnapshotInterval otherwise.
 	var fastC <-chan time.Time
-	var lastApplied uint64
+	var lastApplied, lastValues uint64
+	var lastFast time.Time
 	if p.subSide != nil && p.cfg.SnapshotInterval > fastSnapshot {
 		fast := time.NewTicker(fastSnapshot)
 		defer fast.Stop()
@@ -451,9 +459,12 @@ func (p *Pod) Run(ctx context.Context) error {
 		case <-snapTick.C:
 			snapWanted = true
 		case <-viewTick.C:
-		case <-fastC:
-			if a := p.subSide.applied.Load(); a != lastApplied {
-				lastApplied, snapWanted = a, true
+		case now := <-fastC:
+			// Back to back while many values arrive; at a low rate no
+			// more often than slowSnapshot.
+			a, v := p.subSide.applied.Load(), p.subSide.processed.Load()
+			if a != lastApplied && (v-lastValues >= fastSnapshotValues || now.Sub(lastFast) >= slowSnapshot) {
+				lastApplied, lastValues, lastFast, snapWanted = a, v, now, true
 			}
 		case <-snapDone:
 			snapBusy = false
