@@ -161,8 +161,13 @@ say "$SERVICE replaced in $(elapsed "$start") (ready after $ready_after, deliver
 running_ms=""
 running_at=$(docker logs "$new" 2>&1 | sed -n 's/^time=\([^ ]*\) .*msg="pod: running".*/\1/p' | sed -n 1p || true)
 [[ -n $running_at ]] && running_ms=$(date -d "$running_at" +%s%3N 2>/dev/null || true)
+# ... and when the stream first moved through it (`pod: delivering`: the
+# first value through a subscriber's worker, the first ack to a publisher).
+delivering_ms=""
+delivering_at=$(docker logs "$new" 2>&1 | sed -n 's/^time=\([^ ]*\) .*msg="pod: delivering".*/\1/p' | sed -n 1p || true)
+[[ -n $delivering_at ]] && delivering_ms=$(date -d "$delivering_at" +%s%3N 2>/dev/null || true)
 if [[ -n $running_ms ]]; then
-  say "$SERVICE per its log: container started $(span "$start" "$started_ms") after the kill, pod running $(span "$start" "$running_ms") after the kill ($(span "$started_ms" "$running_ms") after its start)"
+  say "$SERVICE per its log: container started $(span "$start" "$started_ms") after the kill, pod running $(span "$start" "$running_ms") after the kill ($(span "$started_ms" "$running_ms") after its start)$([[ -n $delivering_ms ]] && echo ", delivering $(span "$start" "$delivering_ms") after the kill")"
 fi
 say "$SERVICE from its container's start, as seen here: ready after $ready_own, delivering after $delivering_own"
 if [[ $source != peer:* && ${ALLOW_ANY_SOURCE:-0} != 1 ]]; then

@@ -361,7 +361,7 @@ func (s *stack) network(id string) (string, []string) {
 	return "", nil
 }
 
-var ownRE = regexp.MustCompile(`per its log: container started (-?\d+\.\d+)s after the kill, pod running (\d+\.\d+)s after the kill \((-?\d+\.\d+)s after its start\)`)
+var ownRE = regexp.MustCompile(`per its log: container started (-?\d+\.\d+)s after the kill, pod running (\d+\.\d+)s after the kill \((-?\d+\.\d+)s after its start\)(?:, delivering (\d+\.\d+)s after the kill)?`)
 
 var replacedRE = regexp.MustCompile(`replace-node: (\S+) replaced in (\d+\.\d+)s \(ready after (\d+\.\d+)s, delivering after (\d+\.\d+)s, healthy after (\d+\.\d+)s\), restore source (\S+)`)
 
@@ -489,8 +489,11 @@ func TestComposeScenario(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			t.Logf("  %-12s pod log: kill→container started %ss, kill→pod running %ss (start→running %ss); seen by the script: kill→ready %ss, kill→delivering %ss, kill→healthy %ss; restore %s; container %s→%s, IP %s→%s; all caught up %v later",
-				svc, own[1], own[2], own[3], m[3], m[4], m[5], m[6], oldID[:12], newID[:12], oldIP, newIP, took.Round(time.Millisecond))
+			if own[4] == "" {
+				own[4] = "?" // the pod's "delivering" line was not in its log yet
+			}
+			t.Logf("  %-12s pod log: kill→container started %ss, kill→pod running %ss (start→running %ss), kill→delivering %ss; seen by the script: kill→ready %ss, kill→delivering %ss, kill→healthy %ss; restore %s; container %s→%s, IP %s→%s; all caught up %v later",
+				svc, own[1], own[2], own[3], own[4], m[3], m[4], m[5], m[6], oldID[:12], newID[:12], oldIP, newIP, took.Round(time.Millisecond))
 		}
 		return nil
 	})

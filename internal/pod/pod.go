@@ -115,6 +115,11 @@ type Pod struct {
 	pubSide *publisher  // publisher pods
 	subSide *subscriber // subscriber pods
 
+	// delivering is set by the first value through a subscriber's worker
+	// or the first ack a publisher takes in (markDelivering).
+	delivering atomic.Bool
+	runningAt  time.Time // when the graph started (set before it runs)
+
 	closeOnce sync.Once
 }
 
@@ -401,6 +406,7 @@ func (p *Pod) Run(ctx context.Context) error {
 	gctx, stopGraph := context.WithCancel(context.Background())
 	defer stopGraph()
 	p.running.Store(&runningPod{graph: p.graph, boot: boot})
+	p.runningAt = time.Now()
 	if err := p.graph.Start(gctx); err != nil {
 		return err
 	}
@@ -667,4 +673,16 @@ func (p *Pod) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// markDelivering logs, once per process, that the stream moves through
+// this pod: the first value through a subscriber's worker, the first ack a
+// publisher takes in. scripts/replace-node.sh reads it for kill →
+// delivering from the pod's own clock. After the first call it costs one
+// atomic load.
+func (p *Pod) markDelivering() {
+	if p.delivering.Load() || !p.delivering.CompareAndSwap(false, true) {
+		return
+	}
+	p.log.Info("pod: delivering", "after_running_seconds", time.Since(p.runningAt).Seconds())
 }

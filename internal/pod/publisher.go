@@ -337,6 +337,7 @@ func (pb *publisher) publish(ctx *actors.Context) error {
 				return
 			}
 			pb.acksIn.Add(1)
+			p.markDelivering()
 			c.OnAck(now, ack.Subscriber, ack.SubscriberEpoch, ack.Committed)
 		case codec.KindControl:
 			if codec.DecodeControl(body, &ctl) != nil || ctl.Type != codec.ControlHello {

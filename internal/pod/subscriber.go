@@ -508,6 +508,7 @@ func (s *subscriber) worker(ctx *actors.Context) error {
 		st.Done += values
 		s.items.Commit(n)
 		s.processed.Add(values)
+		s.p.markDelivering()
 	}
 }
 
@@ -562,6 +563,7 @@ func (s *subscriber) splitDead(out []segment, st *workerState) []segment {
 	out = append(out, segment{Kind: itemDead, Pub: cur.Pub, Epoch: cur.Epoch, First: cur.First + uint64(i), Last: cur.First + uint64(i), Values: dead})
 	part(cur.Values[i+1:], cur.First+uint64(i)+1)
 	s.processed.Add(uint64(len(cur.Values)))
+	s.p.markDelivering()
 	return out
 }
 
