@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -62,6 +63,10 @@ type Config struct {
 	ChannelParams    string        // --channel-params [CHANNEL_PARAMS]: appended to every channel URI (see aeron.go)
 	// Pprof: serve net/http/pprof on this loopback host:port (empty: off).
 	Pprof string // --pprof [PPROF]
+	// MemoryLimit: the Go runtime's soft memory limit in bytes (0: off).
+	// Main applies it (runtime/debug.SetMemoryLimit) for the whole
+	// process; New does not (a library user owns its process).
+	MemoryLimit int64 // --memory-limit [GOMEMLIMIT]
 
 	// Publisher.
 	Rate           time.Duration // --rate [RATE]: one beat per Rate
@@ -108,8 +113,17 @@ func DefaultConfig(r Role) Config {
 		SubscriberGrace:     30 * time.Second,
 		MinPublishers:       1,
 		ExitWhenDone:        true,
+		MemoryLimit:         DefaultMemoryLimit,
 	}
 }
+
+// DefaultMemoryLimit is the pods' soft memory limit unless --memory-limit or
+// GOMEMLIMIT says otherwise: with the binary's own pages (~10 MiB) it keeps
+// a pod under 64 MiB resident. At full load the Go heap stays far below it
+// (about 8 MiB live); it makes the collector work harder only when the
+// heap would grow towards it (a large snapshot restored, a stalled worker
+// with full channels). It is soft: a pod that needs more gets more.
+const DefaultMemoryLimit = 48 << 20
 
 // flagDef is one flag with its environment variable.
 type flagDef struct {
@@ -352,6 +366,13 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 		{"aeron-dir", "AERON_DIR", stringVal{&c.AeronDir, func(string) error { return nil }}},
 		{"channel-params", "CHANNEL_PARAMS", stringVal{&c.ChannelParams, parseChannelParams}},
 		{"pprof", "PPROF", stringVal{&c.Pprof, checkPprofAddr}},
+		{"memory-limit", "GOMEMLIMIT", funcVal{
+			get: func() string { return formatMemoryLimit(c.MemoryLimit) },
+			set: func(s string) (err error) {
+				c.MemoryLimit, err = parseMemoryLimit(s)
+				return err
+			},
+		}},
 	}
 	if role == Publisher {
 		defs = append(defs,
@@ -408,6 +429,43 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 	return c, nil
 }
 
+// parseMemoryLimit reads a limit in GOMEMLIMIT's syntax ("off": 0).
+func parseMemoryLimit(s string) (int64, error) {
+	if s == "off" {
+		return 0, nil
+	}
+	num, unit := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			num, unit = strings.TrimSuffix(s, u.suffix), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/unit || n*unit < 1<<20 {
+		return 0, fmt.Errorf("want a size of at least 1MiB like 48MiB or 1GiB, or off")
+	}
+	return n * unit, nil
+}
+
+// formatMemoryLimit writes a limit as parseMemoryLimit reads it.
+func formatMemoryLimit(n int64) string {
+	switch {
+	case n <= 0:
+		return "off"
+	case n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
 // lookup treats an empty variable as unset (compose writes VAR= for unset
 // values).
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -443,6 +501,7 @@ func usageOf(name string) string {
 		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; losing that driver stops the pod with status 1 (empty: embedded driver)",
 		"channel-params":       "channel parameters appended to every transport channel (unless the pod sets that key on a stream itself), key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
 		"pprof":                "serve Go's runtime profiles (net/http/pprof: CPU, heap, allocs, goroutines) at http://ADDR/debug/pprof/; ADDR must be a loopback host:port (port 0: any free port, logged at start) (empty: off)",
+		"memory-limit":         "the Go runtime's soft memory limit, in GOMEMLIMIT's syntax: bytes with an optional B, KiB, MiB, GiB or TiB suffix, at least 1MiB, or off. The collector works harder as the heap nears it; it bounds the Go heap and runtime, not the binary's own pages. The variable is Go's own",
 		"rate":                 "heartbeat period: one beat (one batch) every RATE",
 		"beats":                "beats before the stream ends (0: run until stopped); the stream has BEATS×BATCH values",
 		"batch":                "values generated per beat",
@@ -552,6 +611,9 @@ func (c Config) validate() error {
 	}
 	if c.SnapshotInterval <= 0 {
 		bad("snapshot interval %v must be > 0", c.SnapshotInterval)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 1<<20 {
+		bad("memory limit %d must be 0 (off) or at least 1 MiB", c.MemoryLimit)
 	}
 	if c.Role == Publisher {
 		if c.Rate <= 0 {

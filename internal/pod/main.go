@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -62,6 +63,8 @@ func Main(role Role, args []string, getenv func(string) string, stdout, stderr i
 		return 2
 	}
 	log := NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	SetMemoryLimit(cfg.MemoryLimit)
+	log.Info("pod: memory limit", "soft_limit", formatMemoryLimit(cfg.MemoryLimit), "gogc", gogc(getenv))
 	p, err := New(cfg, log)
 	if err != nil {
 		log.Error("pod: start", "err", err)
@@ -81,6 +84,23 @@ func Main(role Role, args []string, getenv func(string) string, stdout, stderr i
 		return ExitFailure
 	}
 	return ExitOK
+}
+
+// SetMemoryLimit sets the Go runtime's soft memory limit for the process
+// (Config.MemoryLimit: bytes, 0 for none). Main calls it.
+func SetMemoryLimit(n int64) {
+	if n <= 0 {
+		n = math.MaxInt64 // the runtime's "no limit"
+	}
+	debug.SetMemoryLimit(n)
+}
+
+// gogc is GOGC as the runtime read it (for the start-up log).
+func gogc(getenv func(string) string) string {
+	if v := getenv("GOGC"); v != "" {
+		return v
+	}
+	return "100"
 }
 
 // addrInUse: memberlist formats its listen errors with %v, so the text is
