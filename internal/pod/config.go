@@ -60,7 +60,10 @@ type Config struct {
 	SnapshotInterval time.Duration // --snapshot-interval [SNAPSHOT_INTERVAL]
 	MTU              int           // --mtu [MTU]: largest transport datagram
 	AeronDir         string        // --aeron-dir [AERON_DIR]: attach to this media driver (empty: embedded driver)
-	ChannelParams    string        // --channel-params [CHANNEL_PARAMS]: appended to every channel URI (see aeron.go)
+	// AeronDriverTimeout: a driver whose heartbeat is older than this is
+	// lost (the pod waits for it to come back, aeron.go).
+	AeronDriverTimeout time.Duration // --aeron-driver-timeout [AERON_DRIVER_TIMEOUT]
+	ChannelParams      string        // --channel-params [CHANNEL_PARAMS]: appended to every channel URI (see aeron.go)
 	// Pprof: serve net/http/pprof on this loopback host:port (empty: off).
 	Pprof string // --pprof [PPROF]
 	// MemoryLimit: the Go runtime's soft memory limit in bytes (0: off).
@@ -104,6 +107,7 @@ func DefaultConfig(r Role) Config {
 		LogFormat:           "text",
 		SnapshotInterval:    500 * time.Millisecond,
 		MTU:                 transport.DefaultConfig().MTU,
+		AeronDriverTimeout:  aeronDriverTimeout,
 		Rate:                10 * time.Millisecond,
 		Beats:               1000,
 		Batch:               64,
@@ -364,6 +368,17 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			},
 		}},
 		{"aeron-dir", "AERON_DIR", stringVal{&c.AeronDir, func(string) error { return nil }}},
+		{"aeron-driver-timeout", "AERON_DRIVER_TIMEOUT", funcVal{
+			get: func() string { return c.AeronDriverTimeout.String() },
+			set: func(s string) error {
+				d, err := time.ParseDuration(s)
+				if err != nil || d < 100*time.Millisecond || d > time.Hour {
+					return fmt.Errorf("want a duration in 100ms..1h")
+				}
+				c.AeronDriverTimeout = d
+				return nil
+			},
+		}},
 		{"channel-params", "CHANNEL_PARAMS", stringVal{&c.ChannelParams, parseChannelParams}},
 		{"pprof", "PPROF", stringVal{&c.Pprof, checkPprofAddr}},
 		{"memory-limit", "GOMEMLIMIT", funcVal{
@@ -498,7 +513,8 @@ func usageOf(name string) string {
 		"log-format":           "text or json",
 		"snapshot-interval":    "how often the pod snapshots its actors' state and replicates it",
 		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
-		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; losing that driver stops the pod with status 1 (empty: embedded driver)",
+		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; if that driver is lost the pod keeps running, reports it (/status media_driver) and reattaches when a driver runs there again (empty: embedded driver)",
+		"aeron-driver-timeout": "with --aeron-dir: a driver whose heartbeat is older than this is lost (Aeron's aeron.driver.timeout; give the driver the same figure)",
 		"channel-params":       "channel parameters appended to every transport channel (unless the pod sets that key on a stream itself), key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
 		"pprof":                "serve Go's runtime profiles (net/http/pprof: CPU, heap, allocs, goroutines) at http://ADDR/debug/pprof/; ADDR must be a loopback host:port (port 0: any free port, logged at start) (empty: off)",
 		"memory-limit":         "the Go runtime's soft memory limit, in GOMEMLIMIT's syntax: bytes with an optional B, KiB, MiB, GiB or TiB suffix, at least 1MiB, or off. The collector works harder as the heap nears it; it bounds the Go heap and runtime, not the binary's own pages. The variable is Go's own",

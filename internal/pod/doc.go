@@ -208,6 +208,9 @@
 //   - steadfast_transport_receive_buffer_bytes (gauge): Log memory the current images hold.
 //   - steadfast_transport_socket_errors_total (counter): Socket reads that failed (not timeouts).
 //   - steadfast_transport_send_errors_total (counter): Datagrams a socket refused to send.
+//   - steadfast_media_driver_attached (gauge): With --aeron-dir: 1 while the pod is attached to a live media driver, 0 while the driver is lost.
+//   - steadfast_media_driver_losses_total (counter): With --aeron-dir: times the media driver was lost (its heartbeat stopped or it shut down).
+//   - steadfast_media_driver_reattaches_total (counter): With --aeron-dir: times the pod attached again to a media driver after a loss.
 //   - steadfast_data_authenticated (gauge): 1 when data-plane messages are authenticated with the cluster key, 0 when the pod runs --insecure.
 //   - steadfast_data_rejected_total{reason} (counter): Data-plane messages dropped before they could change state: unknown_sender (not a live member with that role and epoch) or unauthenticated (no trailer, bad tag or replay).
 //   - steadfast_data_auth_verified_total (counter): Data-plane messages whose tag verified.

@@ -195,6 +195,10 @@ type Status struct {
 	Snapshot *StatusSnapshot `json:"snapshot,omitempty"`
 	Streams  []StatusStream  `json:"streams"`
 
+	// MediaDriver: the external driver of a pod run with --aeron-dir
+	// (absent with the embedded driver).
+	MediaDriver *MediaDriverStatus `json:"media_driver,omitempty"`
+
 	Publisher  *StatusPublisher  `json:"publisher,omitempty"`
 	Subscriber *StatusSubscriber `json:"subscriber,omitempty"`
 }
@@ -294,6 +298,9 @@ func (p *Pod) Status() Status {
 	if run := p.running.Load(); run != nil && run.boot != nil {
 		s.RestoreSource = run.boot.Source
 	}
+	if p.driver != nil {
+		s.MediaDriver = mediaDriverStatus(p.driver)
+	}
 	if p.clus != nil {
 		for _, n := range p.clus.Nodes() {
 			s.Members = append(s.Members, StatusMember{NodeID: n.NodeID, Epoch: n.Epoch, Role: n.Role.String(), State: n.State,
@@ -389,6 +396,13 @@ func wantJSON(r *http.Request) bool {
 func WriteStatusText(w io.Writer, s Status) error {
 	fmt.Fprintf(w, "node %s  role %s  epoch %d  phase %s  version %s  up %.0fs\n", s.NodeID, s.Role, s.Epoch, s.Phase, s.Version, s.UptimeSeconds)
 	fmt.Fprintf(w, "gossip %s  data %s  metrics %s  restored from %s\n", s.GossipAddr, s.DataEndpoint, orDash(s.MetricsAddr), orDash(s.RestoreSource))
+	if md := s.MediaDriver; md != nil {
+		state := fmt.Sprintf("attached (pid %d)", md.Pid)
+		if !md.Attached {
+			state = fmt.Sprintf("LOST for %.1fs, waiting for it (%s)", md.LostSeconds, md.LastError)
+		}
+		fmt.Fprintf(w, "media driver %s  %s  lost %d, reattached %d\n", md.Dir, state, md.Losses, md.Reattaches)
+	}
 
 	fmt.Fprintf(w, "\nmembers (%d)\n", len(s.Members))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -180,6 +180,12 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		e.counter("steadfast_transport_send_errors_total", "Datagrams a socket refused to send.", float64(ds.SendErrors))
 	}
 
+	if md := mediaDriverStatus(p.driver); md != nil {
+		e.gauge("steadfast_media_driver_attached", "With --aeron-dir: 1 while the pod is attached to a live media driver, 0 while the driver is lost.", b2f(md.Attached))
+		e.counter("steadfast_media_driver_losses_total", "With --aeron-dir: times the media driver was lost (its heartbeat stopped or it shut down).", float64(md.Losses))
+		e.counter("steadfast_media_driver_reattaches_total", "With --aeron-dir: times the pod attached again to a media driver after a loss.", float64(md.Reattaches))
+	}
+
 	if p.auth != nil {
 		p.auth.collect(e)
 	}

@@ -175,10 +175,10 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	}()
 
 	if nw == nil && cfg.AeronDir != "" {
-		if nw, err = newAeronNet(cfg.AeronDir, "steadfast "+id, p.log.With("component", "aeronclient")); err != nil {
+		if nw, err = newAeronNet(cfg.AeronDir, "steadfast "+id, cfg.AeronDriverTimeout, p.log); err != nil {
 			return nil, fmt.Errorf("pod: media driver: %w", err)
 		}
-		p.log.Info("pod: attached to media driver", "aeron_dir", cfg.AeronDir)
+		p.log.Info("pod: attached to media driver", "aeron_dir", cfg.AeronDir, "driver_pid", nw.(*aeronNet).pid.Load())
 	}
 	if nw == nil {
 		tcfg := transport.DefaultConfig()
@@ -438,14 +438,9 @@ func (p *Pod) Run(ctx context.Context) error {
 		fastC = fast.C
 	}
 	var runErr error
-	lost, lostErr := driverLost(p.driver)
 	done := false
 	for !done {
 		select {
-		case <-lost:
-			runErr = lostErr()
-			p.log.Error("pod: media driver lost; stopping", "err", runErr)
-			done = true
 		case <-ctx.Done():
 			p.log.Info("pod: stopping (signal)")
 			done = true
