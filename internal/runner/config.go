@@ -28,7 +28,7 @@ type Config struct {
 	Outbox      int           // publisher outbox capacity (values)
 	Snapshot    time.Duration // pods' snapshot interval
 
-	Kill        string        // "", subscriber, publisher or any
+	Kill        string        // "", subscriber, publisher, any, alternate or driver
 	KillEvery   time.Duration // time between kills
 	Kills       int           // kills in all
 	PanicEvery  uint64        // worker failure injection
@@ -56,6 +56,11 @@ type Config struct {
 	// mediadriver process in the work dir, every pod attached to it).
 	MediaDriver string
 	AeronDir    string // attach every pod to the media driver already running here
+	// DriverTimeout is the driver timeout (Aeron's aeron.driver.timeout)
+	// of the local driver and of the pods attached to a driver: a driver
+	// whose heartbeat is older is lost, and its directory may be
+	// reclaimed by a new driver.
+	DriverTimeout time.Duration
 
 	Args []string // the command line ParseFlags was given (for the report)
 }
@@ -68,7 +73,7 @@ func DefaultConfig() Config {
 		Beats: 1000, Batch: 64, Rate: 10 * time.Millisecond,
 		Outbox: 1 << 16, Snapshot: 200 * time.Millisecond,
 		KillEvery: 3 * time.Second, Kills: 3,
-		Timeout: 5 * time.Minute, Seed: 1, MediaDriver: "embedded", LogLevel: "info", Status: 500 * time.Millisecond,
+		Timeout: 5 * time.Minute, Seed: 1, MediaDriver: "embedded", DriverTimeout: 2 * time.Second, LogLevel: "info", Status: 500 * time.Millisecond,
 	}
 }
 
@@ -87,7 +92,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.Rate, "rate", c.Rate, "heartbeat period")
 	fs.IntVar(&c.Outbox, "outbox", c.Outbox, "publisher outbox capacity in values (unacknowledged values; when full the generator waits)")
 	fs.DurationVar(&c.Snapshot, "snapshot-interval", c.Snapshot, "pods' snapshot interval")
-	fs.StringVar(&c.Kill, "kill", c.Kill, "fault injection: SIGKILL a subscriber, publisher, any pod, or alternate (subscriber, publisher, ...) every --kill-every and start a replacement (same node id, new ports, empty data dir)")
+	fs.StringVar(&c.Kill, "kill", c.Kill, "fault injection: SIGKILL a subscriber, publisher, any pod, or alternate (subscriber, publisher, ...) every --kill-every and start a replacement (same node id, new ports, empty data dir); driver (with --media-driver local): SIGKILL the media driver and start a new one on its directory once the dead one's heartbeat is --driver-timeout old, the pods reattach to it (any then picks among the pods and the driver)")
 	fs.DurationVar(&c.KillEvery, "kill-every", c.KillEvery, "time between kills")
 	fs.IntVar(&c.Kills, "kills", c.Kills, "number of kills")
 	fs.DurationVar(&c.DownFor, "down-for", c.DownFor, "keep a killed pod down this long before its replacement starts")
@@ -108,6 +113,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no live status line")
 	fs.StringVar(&c.MediaDriver, "media-driver", c.MediaDriver, "embedded: every pod runs its own transport driver; local: start one mediadriver process in the work dir and attach every pod to it (stopped at the end)")
 	fs.StringVar(&c.AeronDir, "aeron-dir", c.AeronDir, "attach every pod to the media driver already running in this directory (mediadriver or Aeron's aeronmd)")
+	fs.DurationVar(&c.DriverTimeout, "driver-timeout", c.DriverTimeout, "with a media driver: the pods count it lost when its heartbeat is this old (Aeron's aeron.driver.timeout, 10s in Aeron; shorter here so driver kills recover fast), and the local driver uses it to judge a directory's previous driver dead")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			if out != nil {
@@ -143,8 +149,14 @@ func (c Config) validate() error {
 		return bad("--outbox %d must hold at least one batch (%d)", c.Outbox, c.Batch)
 	case c.Snapshot <= 0:
 		return bad("--snapshot-interval must be > 0")
-	case c.Kill != "" && c.Kill != "subscriber" && c.Kill != "publisher" && c.Kill != "any" && c.Kill != "alternate":
-		return bad("--kill %q: want subscriber, publisher, any or alternate", c.Kill)
+	case c.Kill != "" && c.Kill != "subscriber" && c.Kill != "publisher" && c.Kill != "any" && c.Kill != "alternate" && c.Kill != "driver":
+		return bad("--kill %q: want subscriber, publisher, any, alternate or driver", c.Kill)
+	case c.Kill == "driver" && c.MediaDriver != "local":
+		return bad("--kill driver needs --media-driver local (the runner restarts only a driver it runs)")
+	case c.Kill == "driver" && c.Zombie:
+		return bad("--zombie freezes pods; it cannot be combined with --kill driver")
+	case c.DriverTimeout < 100*time.Millisecond || c.DriverTimeout > time.Hour:
+		return bad("--driver-timeout %v: want 100ms..1h", c.DriverTimeout)
 	case c.Kill != "" && c.KillEvery <= 0:
 		return bad("--kill-every must be > 0")
 	case c.Kills < 0:

@@ -22,6 +22,17 @@
 // it sends may be applied. --panic-every and --showstopper are passed to the
 // subscribers' workers.
 //
+// With --media-driver local the media driver process is one more victim:
+// --kill driver SIGKILLs it every --kill-every (--kill any picks among the
+// pods and the driver). The pods stay up: they notice the silent driver
+// after --driver-timeout, report it (/status media_driver) and wait; the
+// runner starts a new driver on the same directory once the dead one's
+// heartbeat is --driver-timeout old (a younger one would be refused as a
+// live driver's; it retries if refused), and the pods reattach to it by
+// themselves (internal/pod/aeron.go says why they do not restart). The
+// report counts driver kills apart and times each from the kill to the
+// subscribers delivering again.
+//
 // The run ends when every subscriber has exited 0 (it does so once every
 // publisher's stream is delivered and its final snapshot is durable); the
 // publishers are then stopped with SIGTERM. Ctrl-C stops every pod

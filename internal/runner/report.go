@@ -74,6 +74,8 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 			pr.ExitCodes = append(pr.ExitCodes, p.exitCode)
 			r.mu.Unlock()
 			pr.PeakRSSBytes = max(pr.PeakRSSBytes, p.peakRSS)
+			pr.MediaDriverLosses += p.drvLoss
+			pr.MediaDriverReattaches += p.drvBack
 		}
 		if nd.role == pod.Subscriber {
 			f := finals[nd.id]
@@ -128,6 +130,7 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 	}
 	r.mu.Lock()
 	rep.KillToDelivery = append([]float64(nil), r.killToDelivery...)
+	rep.DriverKillToDelivery = append([]float64(nil), r.drvToDelivery...)
 	rep.KillTimes = append([]KillMark(nil), r.kills...)
 	r.mu.Unlock()
 	rep.Latency = r.histogram(latencyMetric, pod.Subscriber)
@@ -302,6 +305,9 @@ func PrintSummary(w io.Writer, rep *Report) {
 		rep.Delivered, rep.ValuesPerSecond, rep.ElapsedSeconds, rep.DeliveryRate)
 	fmt.Fprintf(w, "  lost        %d\n  duplicated  %d\n  dead letters %d\n", rep.Lost, rep.Duplicated, rep.DeadLetters)
 	fmt.Fprintf(w, "  restarts    %d   kills %d   replacements %d\n", rep.Restarts, rep.Kills, rep.Replacements)
+	if rep.DriverKills > 0 {
+		fmt.Fprintf(w, "  media driver killed %d times (of the %d kills), restarted on its directory; the pods reattached\n", rep.DriverKills, rep.Kills)
+	}
 	if rep.Zombies > 0 {
 		fmt.Fprintf(w, "  zombies     %d frozen and resumed, %d fenced by epoch\n", rep.Zombies, rep.ZombiesFenced)
 	}
@@ -310,9 +316,18 @@ func PrintSummary(w io.Writer, rep *Report) {
 		sort.Float64s(s)
 		fmt.Fprintf(w, "  kill → replacement delivering: median %.2fs, max %.2fs (%d measured)\n", s[len(s)/2], s[len(s)-1], len(s))
 	}
+	if len(rep.DriverKillToDelivery) > 0 {
+		s := append([]float64(nil), rep.DriverKillToDelivery...)
+		sort.Float64s(s)
+		fmt.Fprintf(w, "  driver kill → delivering again: median %.2fs, max %.2fs (%d measured)\n", s[len(s)/2], s[len(s)-1], len(s))
+	}
 	for _, p := range rep.Pods {
-		fmt.Fprintf(w, "  %-14s %-10s incarnations %d  epochs %v  restored from %v  restarts %d  peak RSS %.1f MiB\n",
-			p.NodeID, p.Role, p.Incarnations, p.Epochs, p.RestoreSources, p.Restarts, float64(p.PeakRSSBytes)/(1<<20))
+		drv := ""
+		if p.MediaDriverLosses > 0 {
+			drv = fmt.Sprintf("  media driver lost %d, reattached %d", p.MediaDriverLosses, p.MediaDriverReattaches)
+		}
+		fmt.Fprintf(w, "  %-14s %-10s incarnations %d  epochs %v  restored from %v  restarts %d  peak RSS %.1f MiB%s\n",
+			p.NodeID, p.Role, p.Incarnations, p.Epochs, p.RestoreSources, p.Restarts, float64(p.PeakRSSBytes)/(1<<20), drv)
 	}
 	for _, c := range rep.Checks {
 		fmt.Fprintf(w, "  %s ← %s: delivered %d, lost %d, duplicated %d, dead letters %d%s\n",

@@ -39,16 +39,22 @@ type Report struct {
 	Published uint64 `json:"published"`
 	// Delivered: distinct values applied, summed over subscribers (and
 	// publishers' streams).
-	Delivered       uint64    `json:"delivered"`
-	Lost            uint64    `json:"lost"`
-	Duplicated      uint64    `json:"duplicated"`
-	DeadLetters     uint64    `json:"dead_letters"`
-	Kills           int       `json:"kills"`
+	Delivered   uint64 `json:"delivered"`
+	Lost        uint64 `json:"lost"`
+	Duplicated  uint64 `json:"duplicated"`
+	DeadLetters uint64 `json:"dead_letters"`
+	Kills       int    `json:"kills"`
+	// DriverKills: how many of the kills were of the local media driver
+	// (--kill driver or any).
+	DriverKills     int       `json:"driver_kills,omitempty"`
 	Replacements    int       `json:"replacements"`
 	Restarts        int       `json:"restarts"`
 	ValuesPerSecond float64   `json:"values_per_second"`
 	ElapsedSeconds  float64   `json:"elapsed_seconds"`
 	KillToDelivery  []float64 `json:"kill_to_delivering_seconds,omitempty"`
+	// DriverKillToDelivery: seconds from each media driver kill to the
+	// subscribers delivering again (through the new driver).
+	DriverKillToDelivery []float64 `json:"driver_kill_to_delivering_seconds,omitempty"`
 	// OutboxFullSeen: a publisher's outbox filled up at some point (its
 	// generator was back-pressured).
 	OutboxFullSeen bool `json:"outbox_full_seen"`
@@ -166,6 +172,10 @@ type PodReport struct {
 	Restarts       int      `json:"restarts"`
 	ExitCodes      []int    `json:"exit_codes"`
 	PeakRSSBytes   uint64   `json:"peak_rss_bytes"`
+	// MediaDriverLosses, MediaDriverReattaches: summed over incarnations,
+	// as their /status last reported (pods on a media driver only).
+	MediaDriverLosses     uint64 `json:"media_driver_losses,omitempty"`
+	MediaDriverReattaches uint64 `json:"media_driver_reattaches,omitempty"`
 }
 
 // CheckReport is the closed-form check of one publisher's stream at one
@@ -210,7 +220,9 @@ type proc struct {
 	source   string
 	restarts int
 	peakRSS  uint64
-	up       bool
+	up       bool   // ready, and attached to its media driver if it has one
+	drvLoss  uint64 // media driver losses and reattaches it reported
+	drvBack  uint64
 
 	retries    int       // restarts after a port clash
 	zombie     bool      // frozen instead of killed (--zombie)
@@ -251,11 +263,22 @@ type Runner struct {
 	killSeq int // kills so far (alternate mode)
 
 	aeronDir     string        // pods attach to this media driver ("": embedded)
-	driver       *exec.Cmd     // the local media driver (--media-driver local)
+	driver       *exec.Cmd     // the local media driver (--media-driver local); nil while killed
 	driverExited chan struct{} // closed when driver exited
+	driverStarts int           // driver processes started
+
+	// A killed driver: restarted at drvRestartAt; then the subscribers'
+	// delivered total is watched to pass drvBaseline.
+	drvDown      bool
+	drvRestartAt time.Time
+	drvKilledAt  time.Time
+	drvKillIdx   int
+	drvMeasuring bool
+	drvBaseline  uint64
 
 	mu             sync.Mutex // guards the procs' exit fields, killToDelivery and kills
 	killToDelivery []float64  // seconds from a kill to the replacement delivering
+	drvToDelivery  []float64  // seconds from a driver kill to delivering again
 	kills          []KillMark
 	wg             sync.WaitGroup
 }
@@ -401,9 +424,7 @@ func (r *Runner) start(n *node) (*proc, error) {
 	if len(seeds) > 0 {
 		args = append(args, "--join", strings.Join(seeds, ","))
 	}
-	if r.aeronDir != "" {
-		args = append(args, "--aeron-dir", r.aeronDir)
-	}
+	args = append(args, r.driverArgs()...)
 	bin := "subscriber"
 	if n.role == pod.Publisher {
 		bin = "publisher"
@@ -528,6 +549,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				period = min(period, 50*time.Millisecond)
 			}
 		}
+		if r.drvDown || r.drvMeasuring {
+			period = min(period, 50*time.Millisecond)
+		}
+		r.measureDriverKill(now)
 		tick.Reset(period)
 		rep.OutboxFullSeen = rep.OutboxFullSeen || r.outboxFull()
 
@@ -576,7 +601,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 		}
 		streamsOver = streamsOver || anyDone
-		if allDone && pending == nil && r.beatsDone(rep.Expected) && r.zombiesJudged() {
+		if allDone && pending == nil && !r.drvDown && r.beatsDone(rep.Expected) && r.zombiesJudged() {
 			stop = true
 		}
 
@@ -608,10 +633,22 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 			pending = nil
 		}
+		// A killed media driver comes back on its directory.
+		if r.drvDown && now.After(r.drvRestartAt) {
+			if err := r.restartDriver(rep); err != nil {
+				stop = true
+			}
+		}
 		// Kills.
 		// (No kills once a subscriber finished: the streams are over.)
-		if r.cfg.Kill != "" && rep.Kills < r.cfg.Kills && pending == nil && now.After(nextKill) && !stop && !anyDone {
-			if v := r.victim(); v != nil {
+		if r.cfg.Kill != "" && rep.Kills < r.cfg.Kills && pending == nil && !r.drvDown && now.After(nextKill) && !stop && !anyDone {
+			v, drv := r.victim()
+			if drv {
+				r.driverKill(rep, t0)
+				nextKill = time.Now().Add(r.cfg.KillEvery)
+				tick.Reset(50 * time.Millisecond)
+			}
+			if v != nil {
 				p := v.cur()
 				p.killed = true
 				p.killedAt = time.Now()
@@ -731,20 +768,21 @@ func exitProblem(p *proc, code int) string {
 }
 
 // victim picks a live, healthy pod of the requested role whose work is not
-// done, or nil when none qualifies now.
-func (r *Runner) victim() *node {
+// done, or the local media driver (driver true), or neither when none
+// qualifies now.
+func (r *Runner) victim() (n *node, driver bool) {
 	var c []*node
+	want := r.cfg.Kill
+	if want == "alternate" {
+		want = "subscriber"
+		if r.killSeq%2 == 1 {
+			want = "publisher"
+		}
+	}
 	for _, n := range r.nodes {
 		p := n.cur()
 		if p.isExited() || !p.up || n.done {
 			continue
-		}
-		want := r.cfg.Kill
-		if want == "alternate" {
-			want = "subscriber"
-			if r.killSeq%2 == 1 {
-				want = "publisher"
-			}
 		}
 		switch {
 		case want == "any",
@@ -753,18 +791,29 @@ func (r *Runner) victim() *node {
 			c = append(c, n)
 		}
 	}
-	// Wait until every pod is up: kills happen one at a time, each after
-	// the previous replacement rejoined.
+	// Wait until every pod is up (and attached to its driver): kills
+	// happen one at a time, each after the previous replacement rejoined
+	// or the pods reattached to the previous driver's successor.
 	for _, n := range r.nodes {
 		if !n.done && !n.cur().up {
-			return nil
+			return nil, false
 		}
 	}
-	if len(c) == 0 {
-		return nil
+	// The driver is one more candidate (not for --zombie: it freezes pods).
+	drv := r.driver != nil && !r.cfg.Zombie && (want == "driver" || want == "any")
+	k := len(c)
+	if drv {
+		k++
+	}
+	if k == 0 {
+		return nil, false
 	}
 	r.killSeq++
-	return c[r.rng.IntN(len(c))]
+	i := r.rng.IntN(k)
+	if i == len(c) {
+		return nil, true
+	}
+	return c[i], false
 }
 
 // scrapeAll refreshes every live incarnation of the given roles (all if
@@ -788,7 +837,10 @@ func (r *Runner) scrapeAll(ctx context.Context, roles ...pod.Role) {
 func (r *Runner) scrape(ctx context.Context, n *node, p *proc) {
 	if st, err := fetchStatus(ctx, r.client, p.metrics); err == nil {
 		p.st = &st
-		p.up = st.Phase == pod.PhaseReady
+		p.up = st.Phase == pod.PhaseReady && (st.MediaDriver == nil || st.MediaDriver.Attached)
+		if md := st.MediaDriver; md != nil {
+			p.drvLoss, p.drvBack = md.Losses, md.Reattaches
+		}
 		if st.Epoch > 0 {
 			p.epoch = st.Epoch
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,8 +226,122 @@ func TestLocalMediaDriver(t *testing.T) {
 			}
 		}
 	}
+	checkDriverCleanedUp(t, work)
+}
+
+// checkDriverCleanedUp: the local driver, stopped by the runner, removed
+// its cnc.dat.
+func checkDriverCleanedUp(t *testing.T, work string) {
+	t.Helper()
 	if _, err := os.Stat(filepath.Join(work, "aeron", "cnc.dat")); !os.IsNotExist(err) {
 		t.Errorf("the media driver's cnc.dat is still there after the run: %v", err)
+	}
+}
+
+// TestDriverKills: --media-driver local --kill driver. The runner SIGKILLs
+// the mediadriver process twice in the middle of the stream and starts a
+// new one on the same directory each time (which reclaims the dead one's
+// files); the pods stay up, report the loss, reattach by themselves, and
+// the stream ends exactly once (run checks). Nothing is timed: the kill →
+// delivering figures are logged, not asserted.
+func TestDriverKills(t *testing.T) {
+	var work string
+	rep := run(t, func(c *Config) {
+		c.MediaDriver = "local"
+		// 25 s of beats: both kills come while values are still being
+		// generated, so delivery resumes after each.
+		c.Beats, c.Batch, c.Rate = 5000, 64, 5*time.Millisecond
+		c.Kill, c.Kills, c.KillEvery = "driver", 2, 3*time.Second
+		work = c.WorkDir
+	})
+	if rep.Kills != 2 || rep.DriverKills != 2 || rep.Replacements != 0 {
+		t.Fatalf("kills %d, driver kills %d, replacements %d; want 2, 2, 0", rep.Kills, rep.DriverKills, rep.Replacements)
+	}
+	t.Logf("driver kill → delivering again: %v s", rep.DriverKillToDelivery)
+	if len(rep.DriverKillToDelivery) != 2 {
+		t.Errorf("delivery resumed after %d of the 2 driver kills (%v)", len(rep.DriverKillToDelivery), rep.DriverKillToDelivery)
+	}
+	for _, k := range rep.KillTimes {
+		if k.NodeID != driverNode {
+			t.Errorf("kill mark %+v, want the media driver", k)
+		}
+	}
+	for _, p := range rep.Pods {
+		// A loaded machine may add a false loss: lower bounds.
+		if p.Incarnations != 1 || p.MediaDriverLosses < 2 || p.MediaDriverReattaches < 2 {
+			t.Errorf("%s: %d incarnations, driver lost %d, reattached %d; want 1 and at least 2, 2",
+				p.NodeID, p.Incarnations, p.MediaDriverLosses, p.MediaDriverReattaches)
+		}
+		b, err := os.ReadFile(filepath.Join(work, p.NodeID+".1.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range []string{"pod: media driver lost", "pod: media driver back; reattached"} {
+			if !strings.Contains(string(b), line) {
+				t.Errorf("%s did not log %q", p.NodeID, line)
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(work, "mediadriver.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "reclaimed the directory of a dead driver"); n != 2 {
+		t.Errorf("the driver log shows %d reclaims, want 2:\n%s", n, b)
+	}
+	checkDriverCleanedUp(t, work)
+}
+
+// TestKillAnyIncludesTheDriver: with a local driver, --kill any picks among
+// the pods and the driver; without one, or with --zombie, never the driver.
+func TestKillAnyIncludesTheDriver(t *testing.T) {
+	mk := func(mod func(*Config), driver bool) *Runner {
+		cfg := DefaultConfig()
+		cfg.Kill = "any"
+		mod(&cfg)
+		r := &Runner{cfg: cfg, rng: mrand.New(mrand.NewPCG(1, 2))}
+		for _, id := range []string{"publisher-1", "subscriber-1"} {
+			p := &proc{exited: make(chan struct{}), up: true}
+			r.nodes = append(r.nodes, &node{id: id, procs: []*proc{p}})
+		}
+		if driver {
+			r.driver = &exec.Cmd{}
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		mod    func(*Config)
+		driver bool
+		want   string // which kinds of victim must come up: "pods", "driver", "both"
+	}{
+		{"any, local driver", func(c *Config) { c.MediaDriver = "local" }, true, "both"},
+		{"driver", func(c *Config) { c.MediaDriver, c.Kill = "local", "driver" }, true, "driver"},
+		{"any, embedded", func(c *Config) {}, false, "pods"},
+		{"any, zombie", func(c *Config) { c.MediaDriver, c.Zombie = "local", true }, true, "pods"},
+	} {
+		r := mk(tc.mod, tc.driver)
+		pods, drivers := 0, 0
+		for range 200 {
+			n, drv := r.victim()
+			switch {
+			case drv && n == nil:
+				drivers++
+			case !drv && n != nil:
+				pods++
+			default:
+				t.Fatalf("%s: victim() = %v, %v", tc.name, n, drv)
+			}
+		}
+		if got := map[bool]map[bool]string{true: {true: "both", false: "pods"}, false: {true: "driver", false: "none"}}[pods > 0][drivers > 0]; got != tc.want {
+			t.Errorf("%s: %d pod and %d driver victims, want %s", tc.name, pods, drivers, tc.want)
+		}
+	}
+	// A pod not yet reattached to the driver holds every kill back.
+	r := mk(func(c *Config) { c.MediaDriver = "local" }, true)
+	r.nodes[1].procs[0].up = false
+	if n, drv := r.victim(); n != nil || drv {
+		t.Errorf("victim with a pod not up: %v, %v", n, drv)
 	}
 }
 
@@ -452,7 +567,13 @@ func TestMediaDriverFlags(t *testing.T) {
 	if err != nil || c.MediaDriver != "local" {
 		t.Fatalf("--media-driver local: %v %q", err, c.MediaDriver)
 	}
-	for _, bad := range [][]string{{"--media-driver", "remote"}, {"--media-driver", ""}, {"--media-driver", "local", "--aeron-dir", "/dev/shm/x"}} {
+	c, err = ParseFlags([]string{"--media-driver", "local", "--kill", "driver", "--driver-timeout", "5s"}, nil)
+	if err != nil || c.Kill != "driver" || c.DriverTimeout != 5*time.Second {
+		t.Fatalf("--kill driver: %v %+v", err, c)
+	}
+	for _, bad := range [][]string{{"--media-driver", "remote"}, {"--media-driver", ""}, {"--media-driver", "local", "--aeron-dir", "/dev/shm/x"},
+		{"--kill", "driver"}, {"--kill", "driver", "--aeron-dir", "/dev/shm/x"}, {"--media-driver", "local", "--kill", "driver", "--zombie"},
+		{"--media-driver", "local", "--driver-timeout", "10ms"}} {
 		if _, err := ParseFlags(bad, nil); !errors.Is(err, ErrUsage) {
 			t.Errorf("%v: %v, want ErrUsage", bad, err)
 		}
