@@ -102,5 +102,8 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	if keyFileDir != "" {
+		os.RemoveAll(keyFileDir)
+	}
 	os.Exit(code)
 }

@@ -163,8 +163,12 @@ func TestK8sScaleDownOnRealPods(t *testing.T) {
 		t.Errorf("steadfast_subscribers_retired_early_total %v after the replacement, want 1: the replaced subscriber-1 was retired", n)
 	}
 	// The publisher's log (read once it stopped) names the retired
-	// subscriber and the values it will not get.
+	// subscriber and the values it will not get; it says where the key
+	// came from (the Secret's file), never the key.
 	pub.stop(t, syscall.SIGTERM)
+	if log := pub.log.String(); strings.Contains(log, keySample) || !strings.Contains(log, "cluster key read from file") {
+		t.Errorf("publisher log: the key appears in it, or no line says it was read from CLUSTER_KEY_FILE")
+	}
 	var retired []string
 	for _, line := range strings.Split(pub.log.String(), "\n") {
 		if strings.Contains(line, "retired early") {

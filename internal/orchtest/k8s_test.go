@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -127,7 +129,7 @@ func decodeManifest(y []byte) (*manifest, error) {
 type checkOpts struct {
 	envVars   map[string]map[string]bool // per role: the variables the pod reads (--help)
 	namespace string                     // every object in it ("" = none set)
-	wantKey   bool                       // CLUSTER_KEY from a Secret on every pod (the pods refuse to start without a key)
+	wantKey   bool                       // CLUSTER_KEY or CLUSTER_KEY_FILE from a Secret on every pod (the pods refuse to start without a key)
 }
 
 // Well-known values the checks compare with.
@@ -159,7 +161,8 @@ func roleOf(s *appsv1.StatefulSet) (string, error) {
 
 // podEnv resolves a container's environment the way the kubelet would for
 // pod ordinal 0 on IP 10.1.2.3 (the Secret's value replaced by a sample
-// key), and checks where each value comes from.
+// key; a key file by a local file holding it), and checks where each value
+// comes from.
 func podEnv(s *appsv1.StatefulSet, c *corev1.Container, vars map[string]bool, o checkOpts) (map[string]string, []error) {
 	var errs []error
 	env := map[string]string{}
@@ -189,6 +192,17 @@ func podEnv(s *appsv1.StatefulSet, c *corev1.Container, vars map[string]bool, o 
 				errs = append(errs, fmt.Errorf("statefulset %s: CLUSTER_KEY's Secret is optional: a pod would start without encryption", s.Name))
 			}
 			env[e.Name] = keySample
+		case e.Name == "CLUSTER_KEY_FILE":
+			if vf != nil || e.Value == "" {
+				errs = append(errs, fmt.Errorf("statefulset %s: CLUSTER_KEY_FILE must be a path where a Secret is mounted", s.Name))
+			} else if err := checkKeyFileMount(s, c, e.Value); err != nil {
+				errs = append(errs, err)
+			}
+			p, err := sampleKeyFile()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			env[e.Name] = p
 		case e.Name == "INSECURE":
 			errs = append(errs, fmt.Errorf("statefulset %s: INSECURE set: the pods would run without authentication", s.Name))
 			env[e.Name] = e.Value
@@ -203,10 +217,90 @@ func podEnv(s *appsv1.StatefulSet, c *corev1.Container, vars map[string]bool, o 
 			errs = append(errs, fmt.Errorf("statefulset %s: env %s missing", s.Name, need))
 		}
 	}
-	if _, ok := env["CLUSTER_KEY"]; o.wantKey && !ok {
-		errs = append(errs, fmt.Errorf("statefulset %s: no CLUSTER_KEY: gossip would be unencrypted", s.Name))
+	_, key := env["CLUSTER_KEY"]
+	_, file := env["CLUSTER_KEY_FILE"]
+	switch {
+	case key && file:
+		errs = append(errs, fmt.Errorf("statefulset %s: both CLUSTER_KEY and CLUSTER_KEY_FILE: the pod refuses a key given both ways", s.Name))
+	case o.wantKey && !key && !file:
+		errs = append(errs, fmt.Errorf("statefulset %s: no CLUSTER_KEY or CLUSTER_KEY_FILE: gossip would be unencrypted", s.Name))
 	}
 	return env, errs
+}
+
+// checkKeyFileMount checks that path is a file of a Secret volume the
+// container mounts read-only, not optional, with a mode the pod accepts
+// (nothing for other users, no group write) and that the pod's user can
+// read (the kubelet gives the files to the pod's fsGroup).
+func checkKeyFileMount(s *appsv1.StatefulSet, c *corev1.Container, path string) error {
+	for _, vm := range c.VolumeMounts {
+		rel, err := filepath.Rel(vm.MountPath, path)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		if !vm.ReadOnly {
+			return fmt.Errorf("statefulset %s: the key file's volume %s is mounted writable", s.Name, vm.Name)
+		}
+		var sec *corev1.SecretVolumeSource
+		for _, v := range s.Spec.Template.Spec.Volumes {
+			if v.Name == vm.Name {
+				sec = v.Secret
+			}
+		}
+		if sec == nil || sec.SecretName == "" {
+			return fmt.Errorf("statefulset %s: CLUSTER_KEY_FILE %s is on volume %s, which is not a Secret", s.Name, path, vm.Name)
+		}
+		if sec.Optional != nil && *sec.Optional {
+			return fmt.Errorf("statefulset %s: the key file's Secret %s is optional: a pod would start without its key", s.Name, sec.SecretName)
+		}
+		mode := corev1.SecretVolumeSourceDefaultMode
+		if sec.DefaultMode != nil {
+			mode = *sec.DefaultMode
+		}
+		found := len(sec.Items) == 0 // then every key of the Secret is a file
+		for _, it := range sec.Items {
+			if it.Path == rel {
+				found = true
+				if it.Mode != nil {
+					mode = *it.Mode
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("statefulset %s: no item of Secret %s is mounted as %s", s.Name, sec.SecretName, path)
+		}
+		if mode&0o027 != 0 {
+			return fmt.Errorf("statefulset %s: key file mode %04o: the pod refuses a key file other users may read or its group write (defaultMode 0440)", s.Name, mode)
+		}
+		psc := s.Spec.Template.Spec.SecurityContext
+		if mode&0o004 == 0 && (psc == nil || psc.FSGroup == nil) && (psc == nil || psc.RunAsUser == nil || *psc.RunAsUser != 0) {
+			return fmt.Errorf("statefulset %s: no fsGroup: the key file (root's, mode %04o) is unreadable for the pod's user", s.Name, mode)
+		}
+		return nil
+	}
+	return fmt.Errorf("statefulset %s: CLUSTER_KEY_FILE %s is on no volume mount of the container", s.Name, path)
+}
+
+var (
+	keyFileOnce sync.Once
+	keyFileDir  string
+	keyFileErr  error
+)
+
+// sampleKeyFile returns a local file holding keySample as the kubelet
+// mounts a Secret's key (mode 0440), made once per test binary (TestMain
+// removes it).
+func sampleKeyFile() (string, error) {
+	keyFileOnce.Do(func() {
+		if keyFileDir, keyFileErr = os.MkdirTemp("", "orchtest-key-"); keyFileErr != nil {
+			return
+		}
+		p := filepath.Join(keyFileDir, "cluster-key")
+		if keyFileErr = os.WriteFile(p, []byte(keySample), 0o600); keyFileErr == nil {
+			keyFileErr = os.Chmod(p, 0o440)
+		}
+	})
+	return filepath.Join(keyFileDir, "cluster-key"), keyFileErr
 }
 
 // portOf returns the port number of a host:port.
@@ -686,6 +780,17 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 	dropEnv := func(c *corev1.Container, name string) {
 		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
 	}
+	// keyVolume: the volume CLUSTER_KEY_FILE is on.
+	keyVolume := func(m *manifest, name string) *corev1.Volume {
+		s := sts(m, name)
+		for i, v := range s.Spec.Template.Spec.Volumes {
+			if v.Secret != nil {
+				return &s.Spec.Template.Spec.Volumes[i]
+			}
+		}
+		t.Fatalf("statefulset %s: no Secret volume", name)
+		return nil
+	}
 	svc := func(m *manifest, name string) *corev1.Service {
 		for _, s := range m.services {
 			if s.Name == name {
@@ -722,14 +827,42 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 		{"key inlined", func(m *manifest) {
 			setEnv(ctr(m, "publisher"), "CLUSTER_KEY", corev1.EnvVar{Name: "CLUSTER_KEY", Value: keySample})
 		}, "CLUSTER_KEY inlined"},
-		{"key optional", func(m *manifest) {
+		{"key optional", func(m *manifest) { keyVolume(m, "publisher").Secret.Optional = &tr }, "optional"},
+		{"key file readable by others", func(m *manifest) {
+			mode := int32(0o644)
+			keyVolume(m, "subscriber").Secret.DefaultMode = &mode
+		}, "refuses a key file"},
+		{"key file item readable by others", func(m *manifest) {
+			mode := int32(0o604)
+			keyVolume(m, "subscriber").Secret.Items[0].Mode = &mode
+		}, "refuses a key file"},
+		{"key file not mounted", func(m *manifest) {
 			c := ctr(m, "publisher")
-			c.Env[slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "CLUSTER_KEY" })].ValueFrom.SecretKeyRef.Optional = &tr
-		}, "optional"},
+			c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool { return vm.MountPath != "/data" })
+		}, "on no volume mount"},
+		{"key file mounted writable", func(m *manifest) {
+			c := ctr(m, "subscriber")
+			for i := range c.VolumeMounts {
+				c.VolumeMounts[i].ReadOnly = false
+			}
+		}, "mounted writable"},
+		{"key file on an emptyDir", func(m *manifest) {
+			keyVolume(m, "subscriber").VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+		}, "not a Secret"},
+		{"key file item elsewhere", func(m *manifest) { keyVolume(m, "publisher").Secret.Items[0].Path = "key" }, "no item of Secret"},
+		{"key file unreadable for the pod's user", func(m *manifest) {
+			mode := int32(0o400)
+			keyVolume(m, "subscriber").Secret.DefaultMode = &mode
+			sts(m, "subscriber").Spec.Template.Spec.SecurityContext.FSGroup = nil
+		}, "unreadable"},
+		{"key both ways", func(m *manifest) {
+			setEnv(ctr(m, "publisher"), "CLUSTER_KEY", corev1.EnvVar{Name: "CLUSTER_KEY", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "steadfast-cluster-key"}, Key: "cluster-key"}}})
+		}, "both CLUSTER_KEY and CLUSTER_KEY_FILE"},
 		{"insecure", func(m *manifest) {
 			setEnv(ctr(m, "subscriber"), "INSECURE", corev1.EnvVar{Name: "INSECURE", Value: "true"})
 		}, "without authentication"},
-		{"key missing", func(m *manifest) { dropEnv(ctr(m, "subscriber"), "CLUSTER_KEY") }, "no CLUSTER_KEY"},
+		{"key missing", func(m *manifest) { dropEnv(ctr(m, "subscriber"), "CLUSTER_KEY_FILE") }, "no CLUSTER_KEY"},
 		{"Secret committed", func(m *manifest) {
 			m.secrets = append(m.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "steadfast-cluster-key"}})
 		}, "contains Secret"},

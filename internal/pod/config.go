@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -42,10 +43,14 @@ type Config struct {
 	Join       []string // --join [JOIN]: memberlist seeds host:port
 	ClusterKey []byte   // --cluster-key [CLUSTER_KEY]: base64 16/24/32 bytes
 	ExtraKeys  [][]byte // further keys after a comma in --cluster-key: accepted, not used to send (key rotation)
-	Insecure   bool     // --insecure [INSECURE]: allow running without ClusterKey
-	Bind       string   // --bind [BIND]: memberlist host:port
-	Advertise  string   // --advertise [ADVERTISE]: host or host:port peers dial
-	Membership string   // --membership [MEMBERSHIP]: lan or local timings
+	// ClusterKeyFile: where ClusterKey and ExtraKeys were read from
+	// (--cluster-key-file [CLUSTER_KEY_FILE]), once, by ParseFlags; empty
+	// when the key came from --cluster-key or no key was given.
+	ClusterKeyFile string
+	Insecure       bool   // --insecure [INSECURE]: allow running without ClusterKey
+	Bind           string // --bind [BIND]: memberlist host:port
+	Advertise      string // --advertise [ADVERTISE]: host or host:port peers dial
+	Membership     string // --membership [MEMBERSHIP]: lan or local timings
 	// StartAloneAfter: with no seed answering this long, start a new
 	// cluster (give it to one pod only, the lowest ordinal); 0: wait for a
 	// seed for ever. See cluster.Config.StartAloneAfter.
@@ -266,6 +271,9 @@ func (boolFlag) IsBoolFlag() bool { return true }
 // the value came from it).
 func ParseFlags(role Role, args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := DefaultConfig(role)
+	// The key's value is taken as given and parsed once every source was
+	// read (parseKey): no error message, which may be logged, ever quotes
+	// it.
 	var key string
 	defs := []flagDef{
 		{"node-id", "NODE_ID", stringVal{&c.NodeID, func(s string) error {
@@ -299,30 +307,9 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 		}},
 		{"cluster-key", "CLUSTER_KEY", funcVal{
 			get: func() string { return "" },
-			set: func(s string) error {
-				// "KEY" or, while a key is rotated, "PRIMARY,OTHER,...".
-				c.ClusterKey, c.ExtraKeys = nil, nil
-				for i, part := range strings.Split(s, ",") {
-					k, err := cluster.ParseKey(part)
-					if err != nil {
-						return fmt.Errorf("key %d: %w", i+1, err)
-					}
-					if len(k) == 0 {
-						if strings.Contains(s, ",") {
-							return fmt.Errorf("key %d is empty", i+1)
-						}
-						continue
-					}
-					if i == 0 {
-						c.ClusterKey = k
-					} else {
-						c.ExtraKeys = append(c.ExtraKeys, k)
-					}
-				}
-				key = s
-				return nil
-			},
+			set: func(s string) error { key = s; return nil },
 		}},
+		{"cluster-key-file", "CLUSTER_KEY_FILE", stringVal{&c.ClusterKeyFile, nil}},
 		{"insecure", "INSECURE", boolFlag{boolVal(&c.Insecure)}},
 		{"bind", "BIND", stringVal{&c.Bind, hostPort}},
 		{"advertise", "ADVERTISE", stringVal{&c.Advertise, func(s string) error {
@@ -427,8 +414,10 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// A key given by a flag, in either form, wins over both variables.
+	keyByFlag := set["cluster-key"] || set["cluster-key-file"]
 	for _, d := range defs {
-		if set[d.name] || getenv == nil {
+		if set[d.name] || getenv == nil || keyByFlag && (d.name == "cluster-key" || d.name == "cluster-key-file") {
 			continue
 		}
 		if v, ok := lookup(getenv, d.env); ok {
@@ -437,7 +426,9 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			}
 		}
 	}
-	_ = key
+	if err := c.parseKey(key, keyByFlag); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
 	if role == Publisher && c.OutboxCapacity < c.Batch {
 		return c, fmt.Errorf("%w: --outbox %d must hold at least one batch (--batch %d)", ErrUsage, c.OutboxCapacity, c.Batch)
 	}
@@ -481,6 +472,100 @@ func formatMemoryLimit(n int64) string {
 	return strconv.FormatInt(n, 10) + "B"
 }
 
+// parseKey fills ClusterKey and ExtraKeys from the value of --cluster-key
+// (CLUSTER_KEY) or from the file --cluster-key-file (CLUSTER_KEY_FILE)
+// names: one base64 key or, while a key is rotated, "PRIMARY,OTHER,...".
+// Its errors name where the key came from, never the key.
+func (c *Config) parseKey(value string, byFlag bool) error {
+	from := "CLUSTER_KEY"
+	if byFlag {
+		from = "--cluster-key"
+	}
+	if c.ClusterKeyFile != "" {
+		if value != "" {
+			if byFlag {
+				return fmt.Errorf("--cluster-key and --cluster-key-file both given: give the key one way")
+			}
+			return fmt.Errorf("CLUSTER_KEY and CLUSTER_KEY_FILE both set: give the key one way")
+		}
+		v, err := readKeyFile(c.ClusterKeyFile)
+		if err != nil {
+			return fmt.Errorf("cluster key file: %v", err)
+		}
+		value, from = v, "cluster key file "+c.ClusterKeyFile
+	}
+	c.ClusterKey, c.ExtraKeys = nil, nil
+	for i, part := range strings.Split(value, ",") {
+		k, err := cluster.ParseKey(part)
+		if err != nil {
+			return fmt.Errorf("%s: key %d: %v", from, i+1, err)
+		}
+		if len(k) == 0 {
+			if strings.Contains(value, ",") || c.ClusterKeyFile != "" {
+				return fmt.Errorf("%s: key %d is empty", from, i+1)
+			}
+			continue
+		}
+		if i == 0 {
+			c.ClusterKey = k
+		} else {
+			c.ExtraKeys = append(c.ExtraKeys, k)
+		}
+	}
+	return nil
+}
+
+// maxKeyFile bounds a cluster key file: a few base64 keys (44 bytes each)
+// while one is rotated.
+const maxKeyFile = 4096
+
+// readKeyFile returns the text of a cluster key file, trimmed of surrounding
+// white space (a trailing newline is usual). The file must be a regular file
+// (symbolic links are followed: Kubernetes mounts a Secret's keys as links)
+// of at most maxKeyFile bytes, holding one line, and must grant nothing to
+// other users and no write to its group: mode 0400 or 0440, as a Secret
+// volume with defaultMode 0440 or a swarm secret with mode 0400 gives. Its
+// errors never quote the file's content.
+func readKeyFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		return "", fmt.Errorf("%s has mode %04o: a key file must grant nothing to other users and no write to its group "+
+			"(chmod 0400; a Kubernetes Secret volume: defaultMode: 0440; a swarm secret: mode: 0400 with the pod's uid)", path, perm)
+	}
+	if fi.Size() > maxKeyFile {
+		return "", fmt.Errorf("%s has %d bytes, more than a key file holds (%d)", path, fi.Size(), maxKeyFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi2, err := f.Stat(); err != nil || !os.SameFile(fi, fi2) {
+		return "", fmt.Errorf("%s changed while it was opened", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", path, err)
+	}
+	if len(b) > maxKeyFile {
+		return "", fmt.Errorf("%s has more than %d bytes", path, maxKeyFile)
+	}
+	v := strings.TrimSpace(string(b))
+	switch {
+	case v == "":
+		return "", fmt.Errorf("%s is empty", path)
+	case strings.ContainsAny(v, "\r\n"):
+		return "", fmt.Errorf("%s has more than one line: while rotating, separate the keys with commas", path)
+	}
+	return v, nil
+}
+
 // lookup treats an empty variable as unset (compose writes VAR= for unset
 // values).
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -502,6 +587,7 @@ func usageOf(name string) string {
 		"data-dir":             "directory for the node id, epoch, own snapshot and peers' replicas",
 		"join":                 "comma-separated memberlist seeds host:port (empty: start a new cluster)",
 		"cluster-key":          "cluster key, base64 of 16, 24 or 32 bytes: encrypts gossip and authenticates every data-plane message; required unless --insecure (make one with: head -c 32 /dev/urandom | base64). While rotating keys, a comma-separated list: the first sends, all are accepted (see the README's Security section)",
+		"cluster-key-file":     "read the cluster key (as --cluster-key: one base64 key, or a comma-separated list while rotating) from this file, once at start: a Kubernetes Secret or Docker secret mounted as a file. It must be a regular file of one line granting nothing to other users and no write to its group (mode 0400 or 0440), else the pod refuses to start. Give the key one way: this or --cluster-key",
 		"insecure":             "run without a cluster key: gossip is not encrypted and data-plane messages are not authenticated, so anyone who can reach the pod's ports can join the cluster and forge its messages (local tests only)",
 		"bind":                 "memberlist gossip address host:port (UDP and TCP)",
 		"advertise":            "address peers use to reach this node, host or host:port (default: the bind address, or a private IP when binding 0.0.0.0); its host is also advertised for the data endpoint",
@@ -562,7 +648,7 @@ var ErrConfig = errors.New("pod: invalid config")
 
 // ErrNoKey: neither a cluster key nor Insecure (--insecure) was given. The
 // pods are secure by default: they refuse to run unauthenticated unless told to.
-var ErrNoKey = errors.New("pod: no cluster key: set --cluster-key (or CLUSTER_KEY), or --insecure to run without authentication")
+var ErrNoKey = errors.New("pod: no cluster key: set --cluster-key (or CLUSTER_KEY) or --cluster-key-file (or CLUSTER_KEY_FILE), or --insecure to run without authentication")
 
 // checkKey returns ErrNoKey when the pod would run unauthenticated without
 // having been told to.

@@ -166,6 +166,9 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	if len(cfg.ClusterKey) == 0 {
 		p.log.Warn("pod: running --insecure, without a cluster key: gossip is not encrypted and data-plane messages are not authenticated; anyone who can reach this pod's ports can join the cluster and forge its messages",
 			"bind", cfg.Bind, "data_endpoint", cfg.DataEndpoint)
+	} else if cfg.ClusterKeyFile != "" {
+		// Where the key came from and how many; never the key.
+		p.log.Info("pod: cluster key read from file", "file", cfg.ClusterKeyFile, "keys", 1+len(cfg.ExtraKeys))
 	}
 	ok := false
 	defer func() {
