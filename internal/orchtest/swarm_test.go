@@ -369,10 +369,26 @@ func TestSwarmStack(t *testing.T) {
 	id := fmt.Sprintf("%d%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	s := &swarm{t: t, stack: "sfo" + id, image: "steadfast-orchtest:" + id}
 	buildImage(t, s.image)
+	// The cluster key: a swarm secret of the test's own, created before
+	// the deploy (the stack names it in CLUSTER_KEY_SECRET) and removed
+	// after the stack (cleanups run last registered first).
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	keyFile := filepath.Join(t.TempDir(), "cluster-key")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := s.stack + "_cluster_key"
+	if out, err := docker(time.Minute, nil, "secret", "create", secret, keyFile); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := docker(time.Minute, nil, "secret", "rm", secret); err != nil {
+			t.Errorf("%v %s", err, out)
+		}
+	})
 	s.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"STEADFAST_IMAGE=" + s.image, "CLUSTER_KEY=" + base64.StdEncoding.EncodeToString(key)}
+		"STEADFAST_IMAGE=" + s.image, "CLUSTER_KEY_SECRET=" + secret}
 	if h := os.Getenv("DOCKER_HOST"); h != "" {
 		s.env = append(s.env, "DOCKER_HOST="+h)
 	}
