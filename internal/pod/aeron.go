@@ -77,6 +77,9 @@ type aeronNet struct {
 	lostAt     atomic.Int64 // unix ns of the current loss (0: attached)
 	pid        atomic.Int64 // the driver's pid, from its cnc.dat
 	lastErr    atomic.Pointer[string]
+	// The client given up at the last loss, and its driver's pid (run's
+	// goroutine only).
+	staleID, stalePid int64
 
 	stop chan struct{} // closed by Close
 	done chan struct{} // closed when run returns
@@ -154,6 +157,7 @@ func (n *aeronNet) run() {
 func (n *aeronNet) lose(err error) {
 	n.mu.Lock()
 	old := n.detachLocked()
+	n.staleID, n.stalePid = old.ClientID(), old.DriverPid()
 	n.lostAt.Store(time.Now().UnixNano())
 	n.attached.Store(false)
 	n.losses.Add(1)
@@ -231,6 +235,17 @@ func (n *aeronNet) reattach() error {
 	n.attached.Store(true)
 	n.log.Info("pod: media driver back; reattached", "aeron_dir", n.cfg.Dir, "driver_pid", c.DriverPid(),
 		"lost_for", lostFor.Round(time.Millisecond), "publications", len(pubs), "subscriptions", len(subs))
+	if c.DriverPid() == n.stalePid {
+		// The same driver, only stalled past the timeout: it still holds
+		// the client given up on, whose subscriptions no longer poll (and
+		// would hold back their images once a window ahead of them) until
+		// its client liveness timeout.
+		if err := c.CloseClient(n.staleID); err != nil {
+			n.log.Warn("pod: could not close the earlier client on the media driver", "client_id", n.staleID, "err", err)
+		} else {
+			n.log.Info("pod: the media driver was only stalled; closed the earlier client", "client_id", n.staleID)
+		}
+	}
 	return nil
 }
 

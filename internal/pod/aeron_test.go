@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -64,10 +65,24 @@ func buildMediaDriver(t *testing.T) string {
 
 // runMediaDriver runs the driver binary on dir until the test ends.
 func runMediaDriver(t *testing.T, bin, dir string, args ...string) *exec.Cmd {
+	cmd, _ := runMediaDriverOut(t, bin, dir, args...)
+	return cmd
+}
+
+// runMediaDriverOut is runMediaDriver that also returns the driver's
+// output so far (a file: the process writes it while the test reads).
+func runMediaDriverOut(t *testing.T, bin, dir string, args ...string) (*exec.Cmd, func() string) {
 	t.Helper()
-	var out bytes.Buffer
+	out, err := os.Create(filepath.Join(t.TempDir(), "mediadriver.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		b, _ := os.ReadFile(out.Name())
+		return string(b)
+	}
 	cmd := exec.Command(bin, append([]string{"--dir", dir, "--client-liveness-timeout", "2s"}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +90,11 @@ func runMediaDriver(t *testing.T, bin, dir string, args ...string) *exec.Cmd {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("mediadriver (pid %d) output:\n%s", cmd.Process.Pid, out.String())
+			t.Logf("mediadriver (pid %d) output:\n%s", cmd.Process.Pid, read())
 		}
+		out.Close()
 	})
-	return cmd
+	return cmd, read
 }
 
 // TestPodOnMediaDriver: a pod attached to a mediadriver process and a pod
@@ -135,11 +151,12 @@ func TestPodOnMediaDriver(t *testing.T) {
 // process, with the stream under way (values applied, more to come: 6 s of
 // beats at 2 ms).
 type drivenPods struct {
-	bin, dir string
-	timeout  time.Duration
-	drv      *exec.Cmd
-	pc       Config
-	pub, sub *testPod
+	bin, dir  string
+	timeout   time.Duration
+	drv       *exec.Cmd
+	driverOut func() string
+	pc        Config
+	pub, sub  *testPod
 }
 
 func startDrivenPods(t *testing.T, driverArgs ...string) *drivenPods {
@@ -148,7 +165,7 @@ func startDrivenPods(t *testing.T, driverArgs ...string) *drivenPods {
 		t.Skip("real processes")
 	}
 	d := &drivenPods{bin: buildMediaDriver(t), dir: filepath.Join(t.TempDir(), "aeron"), timeout: time.Second}
-	d.drv = runMediaDriver(t, d.bin, d.dir, append([]string{"--driver-timeout", d.timeout.String()}, driverArgs...)...)
+	d.drv, d.driverOut = runMediaDriverOut(t, d.bin, d.dir, append([]string{"--driver-timeout", d.timeout.String()}, driverArgs...)...)
 	d.pc = baseConfig(t, Publisher, "pub-1", freeUDP(t))
 	d.pc.Beats, d.pc.Batch = 3000, 20
 	sc := baseConfig(t, Subscriber, "sub-1", freeUDP(t))
@@ -263,11 +280,12 @@ func freeUDP(t *testing.T) string {
 
 // TestPodRidesOutDriverStall: the driver is frozen (SIGSTOP) past the
 // pods' driver timeout, so they count it lost, and then resumed (SIGCONT):
-// the pods reattach to the same driver, whose old registrations of theirs
-// time out meanwhile, and the stream completes exactly once. This is what
-// a loaded machine does to a live driver now and then.
+// the pods reattach to the same driver and close their earlier clients on
+// it (not timed out: the driver's client liveness timeout is a minute
+// here), and the stream completes exactly once. This is what a loaded machine does to a live driver now
+// and then.
 func TestPodRidesOutDriverStall(t *testing.T) {
-	d := startDrivenPods(t, "-v")
+	d := startDrivenPods(t, "-v", "--client-liveness-timeout", "1m")
 	if err := d.drv.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -280,5 +298,10 @@ func TestPodRidesOutDriverStall(t *testing.T) {
 		if pid := tp.p.Status().MediaDriver.Pid; pid != int64(d.drv.Process.Pid) {
 			t.Errorf("%s attached to driver pid %d, want the same one, %d", tp.p.ID(), pid, d.drv.Process.Pid)
 		}
+	}
+	// Both earlier clients were closed by command, none timed out.
+	out := d.driverOut()
+	if closed := strings.Count(out, "client gone") - strings.Count(out, "timed_out=true"); closed < 2 || strings.Contains(out, "timed_out=true") {
+		t.Errorf("the driver closed %d earlier clients by command, want 2 and no timeouts:\n%s", closed, out)
 	}
 }

@@ -278,6 +278,18 @@ func (c *Client) Dir() string { return c.cfg.Dir }
 // DriverPid is the driver process id from cnc.dat.
 func (c *Client) DriverPid() int64 { return c.cnc.Meta.Pid }
 
+// CloseClient tells the driver that client id is gone (CLIENT_CLOSE on its
+// behalf), so it releases that client's publications and subscriptions now
+// rather than after its client liveness timeout. For an earlier client of
+// this process that gave up on a driver that was only stalled: its
+// subscriptions, no longer polled, would otherwise limit the images they
+// share with the new client once those are a window ahead of them.
+func (c *Client) CloseClient(id int64) error {
+	return c.send(cnc.CmdClientClose, func(b []byte) []byte {
+		return cnc.Correlated{ClientID: id, CorrelationID: c.cnc.ToDriver.NextCorrelationID()}.Encode(b)
+	})
+}
+
 // Err returns the terminal error once the client is no longer usable
 // (driver timeout, client timeout, closed), else nil.
 func (c *Client) Err() error {
