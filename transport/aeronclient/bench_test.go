@@ -37,7 +37,7 @@ func childSubscriber() int {
 	var start time.Time
 	deadline := time.Now().Add(2 * time.Minute)
 	idle := 0
-	for got < n && time.Now().Before(deadline) {
+	for i := 0; got < n && (i&1023 != 0 || time.Now().Before(deadline)); i++ {
 		k := sub.Poll(func([]byte, transport.Header) {}, 256)
 		if k > 0 && got == 0 {
 			start = time.Now()

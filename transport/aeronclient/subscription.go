@@ -174,7 +174,7 @@ func (img *image) poll(handler func([]byte, transport.Header), limit int) (int, 
 	before := img.rd.Position()
 	n, err := img.rd.Poll(func(msg []byte, m cnc.Message) { handler(msg, transport.Header(m)) }, limit)
 	if pos := img.rd.Position(); pos != before {
-		cnc.StoreInt64(img.subPos, 0, pos)
+		cnc.StoreRelease64(img.subPos, 0, pos)
 	}
 	return n, err
 }

@@ -155,11 +155,12 @@ func RotateLog(l *Log, termID int32) {
 
 // writeHeader stores -length first (marking the frame as being written),
 // then the rest of the header from the log's default header; the final
-// length is stored afterwards. Both length stores must be atomic: a plain
-// store may be done byte by byte (it is under -race), and a reader that
-// saw one byte of -length would take it for a short padding frame.
+// length is stored afterwards. Both length stores must be single 4-byte
+// release stores (StoreRelease32): a plain Go store may be done byte by
+// byte (it is under -race), and a reader that saw one byte of -length
+// would take it for a short padding frame.
 func (a *Appender) writeHeader(term []byte, off, length int, termID int32, flags uint8) {
-	StoreInt32(term, off, int32(-length))
+	StoreRelease32(term, off, int32(-length))
 	h := term[off : off+DataHeaderLength]
 	copy(h[4:], a.Log.DefaultHeader()[4:])
 	h[FrameOffFlags] = flags
@@ -178,7 +179,7 @@ func (a *Appender) appendUnfragmented(idx, tailOff int, msg []byte) int64 {
 	term := a.Log.Terms[idx]
 	a.writeHeader(term, off, frameLen, termID, FlagsUnfrag)
 	copy(term[off+DataHeaderLength:], msg)
-	StoreInt32(term, off, int32(frameLen))
+	StoreRelease32(term, off, int32(frameLen))
 	return pos
 }
 
@@ -203,7 +204,7 @@ func (a *Appender) appendFragmented(idx, tailOff int, msg []byte) int64 {
 		frameLen := n + DataHeaderLength
 		a.writeHeader(term, off, frameLen, termID, flags)
 		copy(term[off+DataHeaderLength:], remaining[:n])
-		StoreInt32(term, off, int32(frameLen))
+		StoreRelease32(term, off, int32(frameLen))
 		off += alignFrame(frameLen)
 		remaining = remaining[n:]
 		flags = 0

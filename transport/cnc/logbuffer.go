@@ -335,5 +335,5 @@ func WriteFrames(term []byte, off int, frames []byte) {
 		return
 	}
 	copy(term[off+4:off+len(frames)], frames[4:])
-	StoreInt32(term, off, int32(le.Uint32(frames)))
+	StoreRelease32(term, off, int32(le.Uint32(frames)))
 }

@@ -60,6 +60,16 @@ func LoadInt32(b []byte, off int) int32 { return atomic.LoadInt32(i32p(b, off)) 
 // StoreInt32 is a release store of the int32 at off.
 func StoreInt32(b []byte, off int, v int32) { atomic.StoreInt32(i32p(b, off), v) }
 
+// StoreRelease32 stores v at off with release ordering only (earlier
+// writes are visible before it), without StoreInt32's full fence: for the
+// hot paths of the log protocol (frame lengths, tails of exclusive
+// publications, subscriber positions), where nothing relies on a later
+// load seeing the store first.
+func StoreRelease32(b []byte, off int, v int32) { storeRelease32(i32p(b, off), v) }
+
+// StoreRelease64 is StoreRelease32 for an int64.
+func StoreRelease64(b []byte, off int, v int64) { storeRelease64(i64p(b, off), v) }
+
 // CasInt32 compares-and-swaps the int32 at off.
 func CasInt32(b []byte, off int, old, nw int32) bool {
 	return atomic.CompareAndSwapInt32(i32p(b, off), old, nw)
