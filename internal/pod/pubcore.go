@@ -16,9 +16,10 @@ import (
 // send next to whom (values, replays, end of stream, "released"), when the
 // outbox may release values, and when a subscriber gone for good is
 // retired: after the retention, or earlier (after the grace) when the
-// outbox is full and only departed subscribers hold it. It touches no socket, clock or goroutine: the publishing actor
-// feeds it events with the time and carries out what it returns, and the
-// simulation test drives the same code with a virtual clock.
+// outbox is full and only departed subscribers hold it. It touches no
+// socket, clock or goroutine: the publishing actor feeds it events with the
+// time and carries out what it returns, and the simulation test drives the
+// same code with a virtual clock.
 //
 // Every inbound event is checked before it changes anything: an ack or
 // hello must come from a live subscriber at exactly its member epoch and
@@ -465,8 +466,9 @@ type Retirement struct {
 
 // Tick retires subscribers gone longer than the retention, and those gone
 // longer than the grace that hold a full outbox back (returned: those of
-// the retention first, each group sorted by id), and releases what every remaining subscriber has acknowledged. It
-// returns the number of values released.
+// the retention first, each group sorted by id), and releases what every
+// remaining subscriber has acknowledged. It returns the number of values
+// released.
 func (c *PubCore) Tick(now time.Time) (retired []Retirement, released int) {
 	for _, id := range slices.Sorted(maps.Keys(c.st.Subs)) {
 		r := c.st.Subs[id]
