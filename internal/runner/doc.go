@@ -31,7 +31,8 @@
 // live driver's; it retries if refused), and the pods reattach to it by
 // themselves (internal/pod/aeron.go says why they do not restart). The
 // report counts driver kills apart and times each from the kill to the
-// subscribers delivering again.
+// subscribers delivering again. A local driver that stops without being
+// killed by the runner fails the run at once (a problem naming it).
 //
 // The run ends when every subscriber has exited 0 (it does so once every
 // publisher's stream is delivered and its final snapshot is durable); the

@@ -146,6 +146,22 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
+// driverDied says why the local driver exited when the runner did not
+// kill it ("" while it runs, or when none runs).
+func (r *Runner) driverDied() string {
+	if r.driver == nil {
+		return ""
+	}
+	select {
+	case <-r.driverExited:
+	default:
+		return ""
+	}
+	cmd := r.driver
+	r.driver = nil
+	return fmt.Sprintf("mediadriver (pid %d) stopped by itself (%v); see %s", cmd.Process.Pid, cmd.ProcessState, r.driverLog())
+}
+
 // stopDriver stops the local media driver (SIGTERM: it removes what it
 // created), SIGKILL after 10 s.
 func (r *Runner) stopDriver() {

@@ -626,6 +626,13 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			}
 		}
 
+		// A local driver that died without being killed: a fault the run
+		// did not ask for.
+		if why := r.driverDied(); why != "" {
+			rep.Problems = append(rep.Problems, why)
+			stop = true
+		}
+
 		// Replacement of a killed pod.
 		if pending != nil && now.After(pendingAt) {
 			if err := r.replace(pending, rep); err != nil {

@@ -16,8 +16,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/steadfast-pods/steadfast/transport/cnc"
 )
 
 // binDir holds the pod binaries, built once (without -race, to keep the
@@ -290,6 +293,52 @@ func TestDriverKills(t *testing.T) {
 		t.Errorf("the driver log shows %d reclaims, want 2:\n%s", n, b)
 	}
 	checkDriverCleanedUp(t, work)
+}
+
+// TestDriverDiesByItself: the local driver is SIGKILLed from outside the
+// runner (as a crash would end it): the run stops at once and fails with a
+// problem naming the driver, instead of waiting for its timeout with the
+// pods waiting for a driver that nobody restarts.
+func TestDriverDiesByItself(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run with real processes; skipped with -short")
+	}
+	cfg := DefaultConfig()
+	cfg.BinDir, cfg.WorkDir, cfg.MediaDriver = binDir, t.TempDir(), "local"
+	cfg.Beats, cfg.Rate = 1000000, 5*time.Millisecond // never ends by itself
+	var out bytes.Buffer
+	r, err := New(context.Background(), cfg, &out, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(true)
+	done := make(chan *Report, 1)
+	go func() {
+		rep, err := r.Run(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	var pid int64
+	for pid == 0 {
+		time.Sleep(50 * time.Millisecond)
+		if m, err := cnc.MapFile(filepath.Join(cfg.WorkDir, "aeron", cnc.FileName)); err == nil {
+			if c, err := cnc.Open(m.Data); err == nil {
+				pid = c.Meta.Pid
+			}
+			m.Close()
+		}
+	}
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rep := <-done
+	if rep == nil || rep.OK || rep.TimedOut || !slices.ContainsFunc(rep.Problems, func(p string) bool {
+		return strings.Contains(p, "mediadriver") && strings.Contains(p, "killed")
+	}) {
+		t.Fatalf("report after the driver died: %+v\n%s", rep, out.String())
+	}
 }
 
 // TestKillAnyIncludesTheDriver: with a local driver, --kill any picks among
