@@ -328,7 +328,7 @@ func checkPrometheus(p *types.Project, file string) []error {
 
 // dashboardTopics are the subjects the provisioned dashboard must show: each
 // needs a panel whose title contains the word and that has a query.
-var dashboardTopics = []string{"throughput", "delivered", "restarts", "dead letters", "breaker", "outbox", "membership", "restore"}
+var dashboardTopics = []string{"throughput", "delivered", "restarts", "dead letters", "breaker", "outbox", "membership", "restore", "latency"}
 
 type dashboard struct {
 	Title  string  `json:"title"`
@@ -355,7 +355,9 @@ func flattenPanels(ps []panel) []panel {
 }
 
 var (
-	counterRE  = regexp.MustCompile(`\bsteadfast_[a-z0-9_]+_total\b`)
+	// Counters, and a histogram's buckets (counters too).
+	counterRE  = regexp.MustCompile(`\bsteadfast_[a-z0-9_]+_(total|bucket)\b`)
+	quantileRE = regexp.MustCompile(`histogram_quantile\(\s*0\.99\s*,.*\brate\(\s*steadfast_delivery_latency_seconds_bucket\b`)
 	rateOpenRE = regexp.MustCompile(`\b(rate|irate|increase)\(\s*$`)
 )
 
@@ -383,6 +385,18 @@ func checkDashboard(file string) []error {
 		if !found {
 			errs = append(errs, fmt.Errorf("dashboard: no panel with a query about %q", topic))
 		}
+	}
+	// The delivery latency as quantiles: histogram_quantile over the
+	// buckets' rate (a raw histogram only shows what accumulated since the
+	// pod started).
+	if !slices.ContainsFunc(panels, func(p panel) bool {
+		return slices.ContainsFunc(p.Targets, func(tg struct {
+			Expr string `json:"expr"`
+		}) bool {
+			return quantileRE.MatchString(tg.Expr)
+		})
+	}) {
+		errs = append(errs, fmt.Errorf("dashboard: no p99 of steadfast_delivery_latency_seconds (histogram_quantile over rate of its buckets)"))
 	}
 	for _, p := range panels {
 		if p.Type != "row" && len(p.Targets) == 0 {
@@ -520,6 +534,10 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		{"prometheus misses a pod", []edit{{"deploy/prometheus/prometheus.yml", `["subscriber-2:9090"]`, `["subscriber-3:9090"]`}}, `no scrape target "subscriber-2:9090"`},
 		{"dashboard misses a topic", []edit{{"deploy/grafana/dashboards/steadfast.json", `"title": "Outbox depth`, `"title": "Queue depth`}}, `"outbox"`},
 		{"dashboard plots a raw counter", []edit{{"deploy/grafana/dashboards/steadfast.json", `rate(steadfast_duplicates_dropped_total[1m])`, `steadfast_duplicates_dropped_total`}}, "plots counter steadfast_duplicates_dropped_total raw"},
+		{"dashboard has no latency p99", []edit{{"deploy/grafana/dashboards/steadfast.json", `histogram_quantile(0.99, `, `histogram_quantile(0.9, `}}, "no p99 of steadfast_delivery_latency_seconds"},
+		{"dashboard latency over raw buckets", []edit{{"deploy/grafana/dashboards/steadfast.json",
+			`histogram_quantile(0.99, sum by (service, le) (rate(steadfast_delivery_latency_seconds_bucket[1m])))`,
+			`histogram_quantile(0.99, sum by (service, le) (steadfast_delivery_latency_seconds_bucket))`}}, "plots counter steadfast_delivery_latency_seconds_bucket raw"},
 		{"grafana starts before prometheus is healthy", []edit{{"docker-compose.yml", "condition: service_healthy", "condition: service_started"}}, "grafana must wait for prometheus"},
 		{"short cluster key", []edit{{"deploy/local.env", "\nCLUSTER_KEY=", "\nCLUSTER_KEY=c2hvcnQ=\n# "}}, "CLUSTER_KEY"},
 	}

@@ -58,12 +58,15 @@
 // (repeatable; .svg for plots) chooses, --report none turns them off. The
 // exit status is 1 when a report cannot be written. The SVG plots
 // throughput over time with the kills marked, kill → delivering times and
-// the subscribers' latency histogram. The JSON report has version,
+// the subscribers' beat-to-logger latency histogram with its p50 and p99
+// marked (the summary prints them too; estimated from the buckets as
+// Prometheus's histogram_quantile does). The JSON report has version,
 // start_time, config (the flags), warnings (e.g. fewer kills than asked
 // because the streams ended first), timeline, kill_times, ok, published, delivered, lost,
 // duplicated, dead_letters, kills, replacements, restarts,
 // values_per_second, elapsed_seconds, delivery_values_per_second,
-// kill_to_delivering_seconds, outbox_full_seen, per pod (node id, role,
+// kill_to_delivering_seconds, outbox_full_seen, latency_seconds and
+// replication_round_trip_seconds (buckets, count, sum, p50, p99), per pod (node id, role,
 // incarnations, epochs, restore sources, restarts, exit codes, peak RSS)
 // and per (subscriber, publisher) check (with the dead-lettered values);
 // work_dir only if the pods' data dirs and logs were kept (a failed run or

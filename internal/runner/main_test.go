@@ -107,8 +107,17 @@ func TestMainReports(t *testing.T) {
 	if rtt, _ := rep["replication_round_trip_seconds"].(map[string]any); rtt == nil || rtt["count"].(float64) < 1 {
 		t.Fatalf("no replication round trips in the report: %v", rep["replication_round_trip_seconds"])
 	}
-	if c := checkSVG(t, svgPath); c[".latency-bucket"] == 0 {
-		t.Fatalf("no histogram bars in the SVG: %v", c)
+	// The beat-to-logger latency: samples and quantiles in the JSON, the
+	// summary and the SVG.
+	lat, _ := rep["latency_seconds"].(map[string]any)
+	if lat == nil || lat["count"].(float64) < 1 || !(lat["p50"].(float64) > 0) || !(lat["p99"].(float64) >= lat["p50"].(float64)) {
+		t.Fatalf("no latency quantiles in the report: %v", rep["latency_seconds"])
+	}
+	if !regexp.MustCompile(`latency +beat → logger p50 [0-9.]+(µs|ms|s), p99 [0-9.]+(µs|ms|s), mean`).MatchString(out.String()) {
+		t.Fatalf("no latency line in the summary:\n%s", out.String())
+	}
+	if c := checkSVG(t, svgPath); c[".latency-bucket"] == 0 || c[".quantile"] != 4 {
+		t.Fatalf("no histogram bars or quantile marks in the SVG: %v", c)
 	}
 
 	out.Reset()

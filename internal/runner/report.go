@@ -135,6 +135,11 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 	r.mu.Unlock()
 	rep.Latency = r.histogram(latencyMetric, pod.Subscriber)
 	rep.ReplicationRoundTrip = r.histogram(rttMetric)
+	for _, h := range []*Histogram{rep.Latency, rep.ReplicationRoundTrip} {
+		if h != nil && h.Count > 0 {
+			h.P50, h.P99 = h.Quantile(0.5), h.Quantile(0.99)
+		}
+	}
 	if rep.ElapsedSeconds > 0 {
 		rep.ValuesPerSecond = float64(rep.Delivered) / rep.ElapsedSeconds
 	}
@@ -311,6 +316,14 @@ func PrintSummary(w io.Writer, rep *Report) {
 	if rep.Zombies > 0 {
 		fmt.Fprintf(w, "  zombies     %d frozen and resumed, %d fenced by epoch\n", rep.Zombies, rep.ZombiesFenced)
 	}
+	if h := rep.Latency; h != nil && h.Count > 0 {
+		note := ""
+		if rep.Kills > 0 {
+			note = "; values replayed after a kill count from their first beat"
+		}
+		fmt.Fprintf(w, "  latency     beat → logger p50 %s, p99 %s, mean %s (%d batches%s)\n",
+			quantileText(h, 0.5), quantileText(h, 0.99), seconds(h.Sum/float64(h.Count)), h.Count, note)
+	}
 	if len(rep.KillToDelivery) > 0 {
 		s := append([]float64(nil), rep.KillToDelivery...)
 		sort.Float64s(s)
@@ -342,6 +355,15 @@ func PrintSummary(w io.Writer, rep *Report) {
 	if !rep.OK && rep.WorkDir != "" {
 		fmt.Fprintf(w, "  pods' logs and data dirs kept in %s\n", rep.WorkDir)
 	}
+}
+
+// quantileText is h's q-quantile for people: "1.2ms", or "> 30s" when it
+// lies beyond the last bucket.
+func quantileText(h *Histogram, q float64) string {
+	if h.overflows(q) {
+		return "> " + seconds(h.Quantile(q))
+	}
+	return seconds(h.Quantile(q))
 }
 
 // Close removes the work dir the runner created, unless keep.

@@ -99,6 +99,38 @@ type Histogram struct {
 	Buckets []LatencyBucket `json:"buckets"` // cumulative, finite upper bounds
 	Count   uint64          `json:"count"`   // all samples (the +Inf bucket)
 	Sum     float64         `json:"sum"`
+	// P50 and P99: Quantile(0.5) and Quantile(0.99), as Prometheus's
+	// histogram_quantile estimates them from the buckets (0 without
+	// samples).
+	P50 float64 `json:"p50,omitempty"`
+	P99 float64 `json:"p99,omitempty"`
+}
+
+// Quantile estimates the q-quantile (0 <= q <= 1) from the buckets as
+// Prometheus's histogram_quantile does: it finds the bucket holding the
+// rank q×Count and interpolates linearly inside it (from 0 for the first
+// bucket). A rank beyond the last finite bucket returns that bucket's
+// upper bound (the estimate is then a lower bound). It returns NaN without
+// samples or buckets.
+func (h *Histogram) Quantile(q float64) float64 {
+	if h == nil || h.Count == 0 || len(h.Buckets) == 0 || q < 0 || q > 1 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	rank := q * float64(h.Count)
+	lo, below := 0.0, uint64(0)
+	for _, b := range h.Buckets {
+		if float64(b.Count) >= rank && b.Count > below {
+			return lo + (b.UpperBound-lo)*(rank-float64(below))/float64(b.Count-below)
+		}
+		lo, below = b.UpperBound, b.Count
+	}
+	return h.Buckets[len(h.Buckets)-1].UpperBound
+}
+
+// overflows reports whether the q-quantile lies beyond the last finite
+// bucket (Quantile then returns that bucket's bound).
+func (h *Histogram) overflows(q float64) bool {
+	return h != nil && len(h.Buckets) > 0 && float64(h.Buckets[len(h.Buckets)-1].Count) < q*float64(h.Count)
 }
 
 // TimelinePoint is the progress at one moment of the run.

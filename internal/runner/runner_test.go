@@ -142,6 +142,10 @@ func TestDefaultRun(t *testing.T) {
 	if rep.Delivered != 64000 || rep.Kills != 0 || len(rep.Pods) != 2 {
 		t.Fatalf("report %+v", rep)
 	}
+	if h := rep.Latency; h == nil || h.Count == 0 || h.P50 <= 0 || h.P99 < h.P50 {
+		t.Fatalf("beat-to-logger latency %+v", h)
+	}
+	t.Logf("beat-to-logger latency: p50 %s, p99 %s over %d batches", seconds(rep.Latency.P50), seconds(rep.Latency.P99), rep.Latency.Count)
 	for _, p := range rep.Pods {
 		if len(p.RestoreSources) != 1 || p.RestoreSources[0] != "none" || len(p.Epochs) != 1 || p.Epochs[0] != 1 {
 			t.Errorf("%s: restore %v epochs %v", p.NodeID, p.RestoreSources, p.Epochs)

@@ -31,7 +31,7 @@ func ReportSVG(rep *Report) string {
 	body(func(top int) int { return w.throughput(top, rep) })
 	body(func(top int) int { return w.killTimes(top, rep) })
 	body(func(top int) int {
-		return w.histogram(top, "Beat-to-logger latency (values per bucket)", "the pods exported no beat-to-logger latency histogram", rep.Latency)
+		return w.histogram(top, "Beat-to-logger latency (batches per bucket; includes replays after kills and clock skew across hosts)", "the pods exported no beat-to-logger latency histogram", rep.Latency)
 	})
 	body(func(top int) int {
 		return w.histogram(top, "Snapshot replication round trip, push to acknowledgement (pushes per bucket)", "no replication round trips recorded", rep.ReplicationRoundTrip)
@@ -225,9 +225,43 @@ func (w *svgWriter) histogram(top int, title, none string, h *Histogram) int {
 		fmt.Fprintf(w.b, `<text x="%.1f" y="%d" text-anchor="end" font-size="10" transform="rotate(-45 %.1f %d)">%s</text>`+"\n",
 			x+bw/2, top+height+12, x+bw/2, top+height+12, esc(b.label))
 	}
+	// p50 and p99 marked where they fall (linear inside their bucket, as
+	// histogram_quantile estimates them).
+	for k, q := range []struct {
+		q     float64
+		name  string
+		color string
+	}{{0.5, "p50", "#2e9e44"}, {0.99, "p99", "#d03b3b"}} {
+		i, frac := quantilePos(h, q.q)
+		x := float64(svgLeft) + bw*(float64(i)+frac)
+		fmt.Fprintf(w.b, `<line class="quantile" x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="4,3"/>`+"\n",
+			x, top, x, top+height, q.color)
+		w.text(x+3, float64(top+12+14*k), "start", ` font-size="10" fill="`+q.color+`"`, q.name+" "+quantileText(h, q.q))
+	}
 	mean := h.Sum / float64(h.Count)
-	w.text(float64(svgLeft+plotWidth), float64(top-8), "end", ` fill="#555"`, fmt.Sprintf("%d samples, mean %s", h.Count, seconds(mean)))
+	w.text(float64(svgLeft+plotWidth), float64(top-8), "end", ` fill="#555"`,
+		fmt.Sprintf("%d samples, p50 %s, p99 %s, mean %s", h.Count, quantileText(h, 0.5), quantileText(h, 0.99), seconds(mean)))
 	return 24 + height + 56
+}
+
+// quantilePos places h's q-quantile on the bar chart: the bar's index (the
+// overflow bar after the last bucket) and the fraction inside it.
+func quantilePos(h *Histogram, q float64) (int, float64) {
+	v := h.Quantile(q)
+	if h.overflows(q) {
+		return len(h.Buckets), 0
+	}
+	lo := 0.0
+	for i, b := range h.Buckets {
+		if v <= b.UpperBound {
+			if b.UpperBound <= lo {
+				return i, 0
+			}
+			return i, (v - lo) / (b.UpperBound - lo)
+		}
+		lo = b.UpperBound
+	}
+	return len(h.Buckets), 0
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.

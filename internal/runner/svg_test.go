@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -90,7 +91,7 @@ func TestReportSVG(t *testing.T) {
 		ReplicationRoundTrip: &Histogram{Buckets: []LatencyBucket{{0.001, 40}, {0.01, 50}}, Count: 50, Sum: 0.2},
 	}
 	c := svgElems(t, ReportSVG(rep))
-	want := map[string]int{".published": 1, ".delivered": 1, ".kill": 2, ".recovery": 1, ".kill-to-delivering": 1, ".latency-bucket": 4 + 3}
+	want := map[string]int{".published": 1, ".delivered": 1, ".kill": 2, ".recovery": 1, ".kill-to-delivering": 1, ".latency-bucket": 4 + 3, ".quantile": 2 + 2}
 	for k, v := range want {
 		if c[k] != v {
 			t.Errorf("%s: %d elements, want %d (all: %v)", k, c[k], v, c)
@@ -99,9 +100,52 @@ func TestReportSVG(t *testing.T) {
 	if !strings.Contains(ReportSVG(rep), "v1.2.3 &lt;dev&gt; &amp; co") {
 		t.Error("text not escaped")
 	}
+	// The latency quantiles are written out: p50 at rank 1490 of the 2490
+	// samples in (1 ms, 10 ms], p99 at rank 470 of the 490 in (10 ms, 100 ms].
+	for _, want := range []string{"3000 samples, p50 6.39ms, p99 96.33ms, mean 4.17ms", ">p50 6.39ms<", ">p99 96.33ms<"} {
+		if !strings.Contains(ReportSVG(rep), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
 
 	empty := svgElems(t, ReportSVG(&Report{}))
 	if empty[".kill"] != 0 || empty[".latency-bucket"] != 0 || empty["svg"] != 1 {
 		t.Errorf("empty report: %v", empty)
+	}
+}
+
+// TestHistogramQuantile checks the estimate against histogram_quantile's
+// rules: linear inside the bucket holding the rank, from 0 in the first
+// bucket, the last finite bound for a rank in the overflow, NaN without
+// samples.
+func TestHistogramQuantile(t *testing.T) {
+	h := &Histogram{Buckets: []LatencyBucket{{0.001, 0}, {0.002, 50}, {0.005, 50}, {0.01, 90}}, Count: 100}
+	for _, tc := range []struct {
+		q, want float64
+		over    bool
+	}{
+		{0.25, 0.0015, false}, // rank 25 of 50 in (1 ms, 2 ms]
+		{0.5, 0.002, false},   // rank 50: the end of (1 ms, 2 ms], not the empty bucket after it
+		{0.7, 0.0075, false},  // rank 70: half of (5 ms, 10 ms]
+		{0.95, 0.01, true},    // rank 95: beyond the last bucket
+	} {
+		if got := h.Quantile(tc.q); math.Abs(got-tc.want) > 1e-12 || h.overflows(tc.q) != tc.over {
+			t.Errorf("q %v: %v (overflow %v), want %v (%v)", tc.q, got, h.overflows(tc.q), tc.want, tc.over)
+		}
+	}
+	if got := quantileText(h, 0.95); got != "> 10ms" {
+		t.Errorf("overflowing quantile printed %q", got)
+	}
+	first := &Histogram{Buckets: []LatencyBucket{{0.004, 4}}, Count: 4}
+	if got := first.Quantile(0.5); got != 0.002 {
+		t.Errorf("first bucket: %v, want 0.002 (interpolated from 0)", got)
+	}
+	for _, e := range []*Histogram{nil, {}, {Buckets: h.Buckets}} {
+		if !math.IsNaN(e.Quantile(0.5)) {
+			t.Errorf("%+v: a quantile without samples", e)
+		}
+	}
+	if !math.IsNaN(h.Quantile(1.5)) {
+		t.Error("q > 1 accepted")
 	}
 }
