@@ -117,6 +117,9 @@ func TestScribbledUDPPublicationLog(t *testing.T) {
 	}
 	offer(pub2, "three")
 	poll(sub2, 3, "other stream")
+	if n := cnc.LoadInt64(d.sys.errors, 0) - errs; n != 1 {
+		t.Errorf("the malformed frame counted %d times, want once", n)
+	}
 	if sub.Poll(func(m []byte, _ transport.Header) { got = append(got, string(m)) }, 16) != 0 || fmt.Sprint(got) != "[one two three]" {
 		t.Fatalf("got %q", got)
 	}

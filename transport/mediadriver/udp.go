@@ -266,12 +266,12 @@ func (d *Driver) bridgePublication(p *publication, now time.Time) int {
 		if n > 0 {
 			work++
 		}
-		if errors.Is(err, transport.ErrBadFrame) {
+		if errors.Is(err, transport.ErrBadFrame) && p.readErr != p.bridged {
+			// Counted and logged once per place: the stream stops there
+			// and the next cycles find the same frame.
 			incr(d.sys.errors)
-			if p.readErr != p.bridged {
-				p.readErr = p.bridged
-				d.cfg.Logger.Warn("mediadriver: publication log unreadable", "channel", p.channel, "stream", p.streamID, "position", p.bridged, "err", err)
-			}
+			p.readErr = p.bridged
+			d.cfg.Logger.Warn("mediadriver: publication log unreadable", "channel", p.channel, "stream", p.streamID, "position", p.bridged, "err", err)
 		}
 		if err != nil || end-off > n {
 			break
