@@ -328,8 +328,8 @@ func InitLog(b []byte, p LogParams) (*Log, error) {
 // receiver writes a run of received frames: every byte but the first
 // frame's length first, then that length with an atomic store, so a reader
 // at off sees the run only once all of it is there (a reader reaches the
-// later frames only through the first). The term must be clean from off to
-// off+len(frames), and the run must fit in it.
+// later frames only through the first). The length slot at off must read
+// as not written (≤ 0) until then, and the run must fit in the term.
 func WriteFrames(term []byte, off int, frames []byte) {
 	if len(frames) < DataHeaderLength {
 		return

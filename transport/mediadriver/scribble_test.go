@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steadfast-pods/steadfast/internal/freeport"
 	"github.com/steadfast-pods/steadfast/transport"
 	"github.com/steadfast-pods/steadfast/transport/aeronclient"
 	"github.com/steadfast-pods/steadfast/transport/cnc"
@@ -17,22 +16,8 @@ import (
 // nothing of it onto the wire: the driver counts an error, the stream
 // stops there, and the driver goes on serving other streams.
 func TestScribbledUDPPublicationLog(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "aeron")
-	d, err := New(Config{Dir: dir, TermLength: 64 << 10, IPCTermLength: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	c, err := aeronclient.Connect(aeronclient.Config{Dir: dir, ConnectTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	port, err := freeport.TCPUDP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	channel := fmt.Sprintf("aeron:udp?endpoint=127.0.0.1:%d|mtu=1408", port)
+	d, c, channel := clientOnDriver(t, "|mtu=1408")
+	dir := d.Dir()
 	var got []string
 	poll := func(sub *aeronclient.Subscription, n int, what string) {
 		t.Helper()
@@ -50,15 +35,7 @@ func TestScribbledUDPPublicationLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := c.AddExclusivePublication(channel, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !pub.IsConnected(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
-		}
-	}
+	pub := connectedPublication(t, c, channel, 5)
 	offer := func(pub *aeronclient.Publication, m string) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -106,15 +83,7 @@ func TestScribbledUDPPublicationLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub2, err := c.AddExclusivePublication(channel, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !pub2.IsConnected(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("second stream not connected")
-		}
-	}
+	pub2 := connectedPublication(t, c, channel, 6)
 	offer(pub2, "three")
 	poll(sub2, 3, "other stream")
 	if n := cnc.LoadInt64(d.sys.errors, 0) - errs; n != 1 {

@@ -66,7 +66,6 @@ type udpImage struct {
 	posID    int32
 	posSlot  []byte
 	window   int64
-	cleaned  int64
 	start    int64
 	written  int64
 	gone     bool
@@ -212,8 +211,7 @@ func (d *Driver) newUDPImage(s *subscription, img transport.Image, pos int64) *u
 	}
 	cnc.StoreInt64(slot, 0, pos)
 	ui := &udpImage{corrID: corr, session: img.SessionID, source: img.Source, mapping: m, log: l, path: path,
-		posID: id, posSlot: slot, window: int64(termLen / 2), cleaned: pos>>l.PositionBitsToShift() - 1,
-		start: pos, written: pos}
+		posID: id, posSlot: slot, window: int64(termLen / 2), start: pos, written: pos}
 	s.udpImages[img.SessionID] = ui
 	d.scratch = cnc.ImageReady{CorrelationID: corr, SessionID: img.SessionID, StreamID: s.streamID,
 		SubscriptionID: s.regID, SubscriberPositionID: id, LogFile: path, SourceIdentity: img.Source}.Encode(d.scratch[:0])
@@ -366,7 +364,6 @@ func (d *Driver) bridgeData(g *udpSubGroup, now time.Time) int {
 	work := 0
 	for s := range g.subs {
 		for _, ui := range s.udpImages {
-			work += cleanBehind(ui.log, &ui.cleaned, ui.subscriberPosition())
 			if ui.gone {
 				cnc.StoreInt64(ui.log.Meta, cnc.LogOffEndOfStream, ui.written)
 				if ui.subscriberPosition() >= ui.written || now.After(ui.deadline) {
@@ -411,10 +408,7 @@ func (d *Driver) bridgeBlock(g *udpSubGroup, b transport.FrameBlock, now time.Ti
 		if ui == nil {
 			continue
 		}
-		shift := ui.log.PositionBitsToShift()
-		term := ui.log.Terms[(b.Position>>shift)%cnc.PartitionCount]
-		cnc.WriteFrames(term, int(b.Position&int64(ui.log.TermLength-1)), frames)
-		ui.written += int64(n)
+		ui.write(b.Position, frames)
 	}
 	g.pos[b.SessionID] = b.Position + int64(n)
 	return n
@@ -471,14 +465,29 @@ func frameBoundary(frames []byte, n int) int {
 	return end
 }
 
-// limit is how far the bridge may write: the subscriber position plus
-// the window, after cleaning every term behind that position (writing
-// must never reach a partition that still holds an old term).
-func (ui *udpImage) limit() int64 {
-	pos := ui.subscriberPosition()
-	cleanBehind(ui.log, &ui.cleaned, pos)
-	return pos + ui.window
+// write puts a run of frames at pos (= written) into the image's log. The
+// bridge is the log's only writer and writes it in order, so its terms
+// are not cleaned: only the length slot just past the run, which may hold
+// a frame of three terms ago, is zeroed before the run appears (readers
+// stop at a length that is not positive, and reach that slot only through
+// the run).
+func (ui *udpImage) write(pos int64, frames []byte) {
+	l := ui.log
+	idx := int((pos >> l.PositionBitsToShift()) % cnc.PartitionCount)
+	off := int(pos & int64(l.TermLength-1))
+	if end := off + len(frames); end < l.TermLength {
+		cnc.StoreRelease32(l.Terms[idx], end, 0)
+	} else {
+		cnc.StoreRelease32(l.Terms[(idx+1)%cnc.PartitionCount], 0, 0)
+	}
+	cnc.WriteFrames(l.Terms[idx], off, frames)
+	ui.written = pos + int64(len(frames))
 }
+
+// limit is how far the bridge may write: the subscriber position plus
+// the window (half a term: a reader is never in the partition after the
+// one being written).
+func (ui *udpImage) limit() int64 { return ui.subscriberPosition() + ui.window }
 
 // subscriberPosition is the client's position, kept within [start,
 // written] (the client writes the counter).
