@@ -36,6 +36,7 @@ type PubCore struct {
 	st      *pubState
 	conns   map[string]*pubConn
 	members map[string]Peer
+	ids     []string  // members' ids, sorted (Subscribers)
 	viewAt  time.Time // the first SetMembers of this core (zero: none yet)
 	genDone bool
 	full    bool
@@ -280,6 +281,7 @@ func (c *PubCore) SetMembers(now time.Time, subs []Peer, out []ConnChange) []Con
 		}
 	}
 	c.members = next
+	c.ids = slices.Sorted(maps.Keys(next))
 	return out
 }
 
@@ -571,8 +573,10 @@ func (c *PubCore) Complete() bool {
 	return true
 }
 
-// Subscribers returns the ids of the live subscribers, sorted.
-func (c *PubCore) Subscribers() []string { return slices.Sorted(maps.Keys(c.members)) }
+// Subscribers returns the ids of the live subscribers, sorted. The slice
+// is the core's (the publishing actor asks for it at every turn of its
+// loop): read it, do not change it; SetMembers replaces it.
+func (c *PubCore) Subscribers() []string { return c.ids }
 
 // Status returns the core's state for metrics.
 func (c *PubCore) Status() pubStatus {

@@ -198,7 +198,7 @@ func (pb *publisher) build(g *actors.Graph, states map[string][]byte) error {
 func (pb *publisher) heartbeat(ctx *actors.Context) error {
 	st := actors.StateOf[hbState](ctx)
 	limit := pb.p.cfg.Beats
-	t := time.NewTicker(pb.p.cfg.Rate)
+	t := time.NewTicker(max(pb.p.cfg.Rate, minBeatTick))
 	defer t.Stop()
 	stopping := actors.Signal(ctx.Stopping())
 	// Beats are due at start + k×Rate. Timers on an idle process wake with
@@ -567,6 +567,12 @@ func (pb *publisher) applyConns(changes []ConnChange, members []cluster.Member) 
 		}
 	}
 }
+
+// minBeatTick is the heartbeat's shortest wake-up period: below it (e.g.
+// --rate 1us) each wake-up emits every beat that is due, as it does when a
+// timer wakes late. A 1 us ticker woke the heartbeat as often as the
+// runtime could: a fifth of the publisher's CPU at batch 1, in timers.
+const minBeatTick = 100 * time.Microsecond
 
 // sourceCheckpoint: how often the heartbeat and the generator publish
 // their states. Nothing restores from them (their positions are derived
