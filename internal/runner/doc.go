@@ -67,7 +67,8 @@
 // values_per_second, elapsed_seconds, delivery_values_per_second,
 // kill_to_delivering_seconds, outbox_full_seen, latency_seconds and
 // replication_round_trip_seconds (buckets, count, sum, p50, p99), per pod (node id, role,
-// incarnations, epochs, restore sources, restarts, exit codes, peak RSS)
+// incarnations, epochs, restore sources, restarts, exit codes, peak RSS,
+// CPU seconds)
 // and per (subscriber, publisher) check (with the dead-lettered values);
 // work_dir only if the pods' data dirs and logs were kept (a failed run or
 // --work-dir).

@@ -72,6 +72,7 @@ func (r *Runner) finishReport(rep *Report, firstDelivery time.Time) {
 			pr.Restarts += p.restarts
 			r.mu.Lock()
 			pr.ExitCodes = append(pr.ExitCodes, p.exitCode)
+			pr.CPUSeconds += p.cpu.Seconds()
 			r.mu.Unlock()
 			pr.PeakRSSBytes = max(pr.PeakRSSBytes, p.peakRSS)
 			pr.MediaDriverLosses += p.drvLoss
@@ -339,8 +340,8 @@ func PrintSummary(w io.Writer, rep *Report) {
 		if p.MediaDriverLosses > 0 {
 			drv = fmt.Sprintf("  media driver lost %d, reattached %d", p.MediaDriverLosses, p.MediaDriverReattaches)
 		}
-		fmt.Fprintf(w, "  %-14s %-10s incarnations %d  epochs %v  restored from %v  restarts %d  peak RSS %.1f MiB%s\n",
-			p.NodeID, p.Role, p.Incarnations, p.Epochs, p.RestoreSources, p.Restarts, float64(p.PeakRSSBytes)/(1<<20), drv)
+		fmt.Fprintf(w, "  %-14s %-10s incarnations %d  epochs %v  restored from %v  restarts %d  peak RSS %.1f MiB  CPU %.2fs%s\n",
+			p.NodeID, p.Role, p.Incarnations, p.Epochs, p.RestoreSources, p.Restarts, float64(p.PeakRSSBytes)/(1<<20), p.CPUSeconds, drv)
 	}
 	for _, c := range rep.Checks {
 		fmt.Fprintf(w, "  %s ← %s: delivered %d, lost %d, duplicated %d, dead letters %d%s\n",

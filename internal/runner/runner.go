@@ -204,6 +204,10 @@ type PodReport struct {
 	Restarts       int      `json:"restarts"`
 	ExitCodes      []int    `json:"exit_codes"`
 	PeakRSSBytes   uint64   `json:"peak_rss_bytes"`
+	// CPUSeconds: user + system CPU time of its processes, summed over
+	// incarnations (every pod has exited when the report is made). Less
+	// sensitive to a loaded machine than throughput: compare CPU per value.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// MediaDriverLosses, MediaDriverReattaches: summed over incarnations,
 	// as their /status last reported (pods on a media driver only).
 	MediaDriverLosses     uint64 `json:"media_driver_losses,omitempty"`
@@ -243,6 +247,7 @@ type proc struct {
 	// Guarded by Runner.mu (written by the goroutine waiting for exit).
 	exitCode  int
 	exitError error
+	cpu       time.Duration // user + system CPU time, once exited
 
 	// Written by scrapeAll (one goroutine per proc), read after it.
 	st       *pod.Status // last /status
@@ -491,6 +496,7 @@ func (r *Runner) start(n *node) (*proc, error) {
 		r.mu.Lock()
 		p.exitError = err
 		p.exitCode = p.cmd.ProcessState.ExitCode()
+		p.cpu = p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 		r.mu.Unlock()
 		f.Close()
 		close(p.exited)

@@ -150,6 +150,9 @@ func TestDefaultRun(t *testing.T) {
 		if len(p.RestoreSources) != 1 || p.RestoreSources[0] != "none" || len(p.Epochs) != 1 || p.Epochs[0] != 1 {
 			t.Errorf("%s: restore %v epochs %v", p.NodeID, p.RestoreSources, p.Epochs)
 		}
+		if p.CPUSeconds <= 0 || p.CPUSeconds > 10*rep.ElapsedSeconds {
+			t.Errorf("%s: CPU %.3fs over a %.1fs run", p.NodeID, p.CPUSeconds, rep.ElapsedSeconds)
+		}
 	}
 }
 
