@@ -325,7 +325,7 @@ func (g *Graph) watch(ctx context.Context, allDone chan struct{}) {
 	case <-timer.C:
 	}
 	busy := g.busy()
-	g.log.Error("actors: shutdown timed out; aborting", "timeout", g.cfg.ShutdownTimeout, "busy", busy)
+	g.log.Error("actors: shutdown timed out; aborting", "timeout_seconds", g.cfg.ShutdownTimeout.Seconds(), "busy", busy)
 	g.abortOnce.Do(func() { close(g.abort) })
 	grace := time.NewTimer(g.cfg.AbortGrace)
 	defer grace.Stop()

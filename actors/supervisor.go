@@ -401,7 +401,7 @@ func (a *actor) restart(f *failure) bool {
 	a.restarts++
 	n := a.restarts
 	a.mu.Unlock()
-	a.log.Warn("actors: actor failed; restarting", "restart", n, "backoff", d, "err", f.err)
+	a.log.Warn("actors: actor failed; restarting", "restart", n, "backoff_seconds", d.Seconds(), "err", f.err)
 
 	if d > 0 {
 		select {

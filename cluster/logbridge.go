@@ -79,6 +79,9 @@ func (c *Cluster) logLimited(kind, msg string, args ...any) {
 // slog records at the matching level. memberlist writes one line per call.
 // Warnings and errors are rate-limited per kind (the first words of the
 // message): 100k junk datagrams make a few lines with counts, not 100k.
+// The lines carry the cluster logger's attributes (component=cluster from
+// the pod) and no component of their own, which would repeat that key;
+// the message says "memberlist: ...".
 type slogWriter struct {
 	log *slog.Logger
 	lim *limiter
@@ -100,6 +103,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	if !w.log.Enabled(context.Background(), level) {
 		return len(p), nil
 	}
+	if !bytes.HasPrefix(line, []byte("memberlist: ")) { // a few of its lines lack it
+		line = append([]byte("memberlist: "), line...)
+	}
 	var args []any
 	if level >= slog.LevelWarn && w.lim != nil {
 		ok, n := w.lim.allow("memberlist " + logKindOf(line))
@@ -110,7 +116,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 			args = append(args, "suppressed", n)
 		}
 	}
-	w.log.Log(context.Background(), level, string(line), append(args, "component", "memberlist")...)
+	w.log.Log(context.Background(), level, string(line), args...)
 	return len(p), nil
 }
 

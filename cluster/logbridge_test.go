@@ -44,3 +44,28 @@ func TestLimiterBoundsKinds(t *testing.T) {
 		t.Fatalf("%d kinds tracked, want at most %d", len(lim.kinds), maxLogKinds+1)
 	}
 }
+
+// TestMemberlistLinesRepeatNoKey: memberlist's lines went out with
+// component=memberlist on a logger that already had component=cluster
+// (the pod's), a key twice in one record. They now carry the logger's
+// attributes only, and every message says where it comes from.
+func TestMemberlistLinesRepeatNoKey(t *testing.T) {
+	var out bytes.Buffer
+	lg := slog.New(slog.NewJSONHandler(&out, nil)).With("node_id", "n1", "component", "cluster")
+	w := slogWriter{log: lg, lim: newLimiter()}
+	fmt.Fprintf(w, "2026/01/01 00:00:00 [ERR] memberlist: Failed to send gossip to 127.0.0.1:1: closed\n")
+	fmt.Fprintf(w, "[ERR] Failed to shutdown transport: boom\n")
+	fmt.Fprintf(w, "[INFO] memberlist: Suspect x has failed, no acks received\n")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), out.String())
+	}
+	for _, l := range lines {
+		if n := strings.Count(l, `"component":`); n != 1 {
+			t.Errorf("component %d times in %s", n, l)
+		}
+		if !strings.Contains(l, `"component":"cluster"`) || !strings.Contains(l, `"msg":"memberlist: `) {
+			t.Errorf("line %s: want component cluster and a memberlist: message", l)
+		}
+	}
+}

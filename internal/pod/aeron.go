@@ -146,7 +146,7 @@ func (n *aeronNet) run() {
 				if now.Sub(lastLog) >= aeronWaitLog {
 					lastLog = now
 					n.log.Warn("pod: still waiting for the media driver", "aeron_dir", n.cfg.Dir,
-						"lost_for", time.Since(time.Unix(0, n.lostAt.Load())).Round(time.Millisecond), "err", err)
+						"lost_for_seconds", time.Since(time.Unix(0, n.lostAt.Load())).Seconds(), "err", err)
 				}
 			}
 		}
@@ -234,7 +234,7 @@ func (n *aeronNet) reattach() error {
 	n.reattaches.Add(1)
 	n.attached.Store(true)
 	n.log.Info("pod: media driver back; reattached", "aeron_dir", n.cfg.Dir, "driver_pid", c.DriverPid(),
-		"lost_for", lostFor.Round(time.Millisecond), "publications", len(pubs), "subscriptions", len(subs))
+		"lost_for_seconds", lostFor.Seconds(), "publications", len(pubs), "subscriptions", len(subs))
 	if c.DriverPid() == n.stalePid {
 		// The same driver, only stalled past the timeout: it still holds
 		// the client given up on, whose subscriptions no longer poll (and

@@ -109,11 +109,50 @@ func addrInUse(err error) bool {
 	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
 
-// NewLogger returns the pods' slog logger: text or JSON on w.
+// NewLogger returns the pods' slog logger: text or JSON on w. Every
+// record goes through logAttr: durations in seconds, errors on one line.
 func NewLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logAttr}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logAttr is the pods' slog ReplaceAttr. A time.Duration value (which
+// slog writes as Go's "1.5ms", or integer nanoseconds in JSON) becomes a
+// number of seconds under the key with "_seconds" appended (unless it has
+// it), so every duration a pod logs reads and parses alike. An error
+// becomes its text on one line: a multi-line error (memberlist's
+// multierror, "2 errors occurred:\n\t* a\n\t* b") becomes
+// "2 errors occurred: a; b".
+func logAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		if !strings.HasSuffix(a.Key, "_seconds") {
+			a.Key += "_seconds"
+		}
+		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok && err != nil {
+			a.Value = slog.StringValue(flatLines(err.Error()))
+		}
+	case slog.KindString:
+		if s := a.Value.String(); strings.ContainsAny(s, "\n\r") {
+			a.Value = slog.StringValue(flatLines(s))
+		}
+	}
+	return a
+}
+
+// flatLines puts a multi-line text on one line: the items of a multierror
+// list ("\n\t* ") are joined with "; ", other runs of white space become
+// one space.
+func flatLines(s string) string {
+	parts := strings.Split(s, "\n\t* ")
+	s = parts[0]
+	if len(parts) > 1 {
+		s += " " + strings.Join(parts[1:], "; ")
+	}
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -383,7 +383,7 @@ func (p *Pod) Run(ctx context.Context) error {
 	if boot.Snapshot != nil {
 		states = boot.Snapshot.States
 	}
-	p.log.Info("pod: restore", "source", boot.Source, "epoch", boot.Epoch, "took", boot.Took, "peers", boot.Peers)
+	p.log.Info("pod: restore", "source", boot.Source, "epoch", boot.Epoch, "took_seconds", boot.Took.Seconds(), "peers", boot.Peers)
 
 	gcfg := actors.DefaultConfig()
 	gcfg.Logger = p.log.With("component", "actors")

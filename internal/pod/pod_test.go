@@ -26,11 +26,21 @@ type testPod struct {
 	dir  string
 }
 
+// testLogger returns a pod's logger for a test: every record at info and
+// above is checked as logCheck says (the test fails on a problem), and
+// written to stderr with POD_TEST_LOG set.
 func testLogger(t *testing.T, name string) *slog.Logger {
+	var next slog.Handler = slog.NewTextHandler(io.Discard, nil)
 	if os.Getenv("POD_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("pod", name)
+		next = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}).WithAttrs([]slog.Attr{slog.String("pod", name)})
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	lc := &logCheck{next: next, rec: &logProblems{}}
+	t.Cleanup(func() {
+		for _, p := range lc.rec.list() {
+			t.Errorf("%s logged %s", name, p)
+		}
+	})
+	return slog.New(lc)
 }
 
 // startPod runs a pod over mn (nil: the real transport, as cfg says).

@@ -514,11 +514,11 @@ func (pb *publisher) logRetired(r Retirement) {
 	}
 	if r.Early {
 		pb.log.Warn("publish: subscriber retired early: the outbox is full and only this subscriber, out of the live view longer than the grace, held it (a scaled-down subscriber); it no longer holds the outbox, and if it returns it is told which values were released",
-			"subscriber", r.ID, "acked", r.Acked, "gone_for", r.Gone.Round(time.Millisecond).String(), "grace", pb.p.cfg.SubscriberGrace.String(), "values_it_will_not_get", never)
+			"subscriber", r.ID, "acked", r.Acked, "gone_for_seconds", r.Gone.Seconds(), "grace_seconds", pb.p.cfg.SubscriberGrace.Seconds(), "values_it_will_not_get", never)
 		return
 	}
 	pb.log.Warn("publish: subscriber retired (gone longer than the retention); it no longer holds the outbox",
-		"subscriber", r.ID, "acked", r.Acked, "gone_for", r.Gone.Round(time.Millisecond).String(), "retention", pb.p.cfg.SubscriberRetention.String(), "values_it_will_not_get", never)
+		"subscriber", r.ID, "acked", r.Acked, "gone_for_seconds", r.Gone.Seconds(), "retention_seconds", pb.p.cfg.SubscriberRetention.Seconds(), "values_it_will_not_get", never)
 }
 
 // subscribers returns the live subscribers in members.
