@@ -237,8 +237,11 @@ func (s *subscriber) collect(e emitter) {
 	for reason, n := range *s.rejects.Load() {
 		e.counter("steadfast_core_rejects_total", "Inbound messages the delivery core refused before they changed any state, by reason (unknown-sender, stale-epoch, future-epoch, implausible).", float64(n), "reason", reason)
 	}
-	for reason, n := range *s.beatDrops.Load() {
-		e.counter("steadfast_delivery_latency_dropped_total", "Batches applied without a latency sample because their beat time was missing or implausible, by reason (missing, future, too-old).", float64(n), "reason", reason)
+	// Every reason is exported from the start (0 until it happens), so
+	// rate() sees the series begin.
+	drops := *s.beatDrops.Load()
+	for _, reason := range []string{BeatMissing, BeatFuture, BeatTooOld} {
+		e.counter("steadfast_delivery_latency_dropped_total", "Batches applied without a latency sample because their beat time was missing or implausible, by reason (missing, future, too-old).", float64(drops[reason]), "reason", reason)
 	}
 	e.counter("steadfast_delivery_latency_clamped_total", "Latency samples clamped to 0 because the publisher's clock was ahead of this pod's.", float64(s.latencyClamped.Load()))
 	e.counter("steadfast_acks_sent_total", "Acks sent to publishers.", float64(s.acksOut.Load()))

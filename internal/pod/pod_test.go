@@ -196,7 +196,10 @@ func TestPodsInProcess(t *testing.T) {
 			if latency.GetSampleCount() == 0 || latency.GetSampleSum() <= 0 {
 				t.Fatalf("no delivery latency samples: %v", latency)
 			}
-			if m := scrape(t, sub.p); strings.Contains(m, "steadfast_delivery_latency_dropped_total") || !strings.Contains(m, "steadfast_delivery_latency_clamped_total 0") {
+			if m := scrape(t, sub.p); !strings.Contains(m, `steadfast_delivery_latency_dropped_total{reason="missing"} 0`) ||
+				!strings.Contains(m, `steadfast_delivery_latency_dropped_total{reason="future"} 0`) ||
+				!strings.Contains(m, `steadfast_delivery_latency_dropped_total{reason="too-old"} 0`) ||
+				!strings.Contains(m, "steadfast_delivery_latency_clamped_total 0") {
 				t.Errorf("beat times dropped or clamped on one host:\n%s", grepLines(m, "steadfast_delivery_latency_"))
 			}
 			// Every metric passes the Prometheus linter (what promtool
