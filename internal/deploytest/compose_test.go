@@ -328,7 +328,13 @@ func checkPrometheus(p *types.Project, file string) []error {
 
 // dashboardTopics are the subjects the provisioned dashboard must show: each
 // needs a panel whose title contains the word and that has a query.
-var dashboardTopics = []string{"throughput", "delivered", "restarts", "dead letters", "breaker", "outbox", "membership", "restore", "latency"}
+var dashboardTopics = []string{"throughput", "delivered", "restarts", "dead letters", "breaker", "outbox", "membership", "restore", "latency",
+	"snapshot", "replicas", "transport"}
+
+// dashboardQuantiles are the histograms the dashboard must show as p99
+// (histogram_quantile over the rate of their buckets).
+var dashboardQuantiles = []string{"steadfast_delivery_latency_seconds", "steadfast_snapshot_duration_seconds",
+	"steadfast_replication_round_trip_seconds", "steadfast_restore_seconds"}
 
 type dashboard struct {
 	Title  string  `json:"title"`
@@ -357,7 +363,6 @@ func flattenPanels(ps []panel) []panel {
 var (
 	// Counters, and a histogram's buckets (counters too).
 	counterRE  = regexp.MustCompile(`\bsteadfast_[a-z0-9_]+_(total|bucket)\b`)
-	quantileRE = regexp.MustCompile(`histogram_quantile\(\s*0\.99\s*,.*\brate\(\s*steadfast_delivery_latency_seconds_bucket\b`)
 	rateOpenRE = regexp.MustCompile(`\b(rate|irate|increase)\(\s*$`)
 )
 
@@ -386,17 +391,20 @@ func checkDashboard(file string) []error {
 			errs = append(errs, fmt.Errorf("dashboard: no panel with a query about %q", topic))
 		}
 	}
-	// The delivery latency as quantiles: histogram_quantile over the
+	// The duration histograms as quantiles: histogram_quantile over the
 	// buckets' rate (a raw histogram only shows what accumulated since the
 	// pod started).
-	if !slices.ContainsFunc(panels, func(p panel) bool {
-		return slices.ContainsFunc(p.Targets, func(tg struct {
-			Expr string `json:"expr"`
-		}) bool {
-			return quantileRE.MatchString(tg.Expr)
-		})
-	}) {
-		errs = append(errs, fmt.Errorf("dashboard: no p99 of steadfast_delivery_latency_seconds (histogram_quantile over rate of its buckets)"))
+	for _, h := range dashboardQuantiles {
+		re := regexp.MustCompile(`histogram_quantile\(\s*0\.99\s*,.*\brate\(\s*` + h + `_bucket\b`)
+		if !slices.ContainsFunc(panels, func(p panel) bool {
+			return slices.ContainsFunc(p.Targets, func(tg struct {
+				Expr string `json:"expr"`
+			}) bool {
+				return re.MatchString(tg.Expr)
+			})
+		}) {
+			errs = append(errs, fmt.Errorf("dashboard: no p99 of %s (histogram_quantile over rate of its buckets)", h))
+		}
 	}
 	for _, p := range panels {
 		if p.Type != "row" && len(p.Targets) == 0 {
@@ -535,6 +543,16 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		{"dashboard misses a topic", []edit{{"deploy/grafana/dashboards/steadfast.json", `"title": "Outbox depth`, `"title": "Queue depth`}}, `"outbox"`},
 		{"dashboard plots a raw counter", []edit{{"deploy/grafana/dashboards/steadfast.json", `rate(steadfast_duplicates_dropped_total[1m])`, `steadfast_duplicates_dropped_total`}}, "plots counter steadfast_duplicates_dropped_total raw"},
 		{"dashboard has no latency p99", []edit{{"deploy/grafana/dashboards/steadfast.json", `histogram_quantile(0.99, `, `histogram_quantile(0.9, `}}, "no p99 of steadfast_delivery_latency_seconds"},
+		{"dashboard has no round-trip p99", []edit{{"deploy/grafana/dashboards/steadfast.json",
+			`histogram_quantile(0.99, sum by (service, le) (rate(steadfast_replication_round_trip_seconds_bucket[5m])))`,
+			`histogram_quantile(0.5, sum by (service, le) (rate(steadfast_replication_round_trip_seconds_bucket[5m])))`}}, "no p99 of steadfast_replication_round_trip_seconds"},
+		{"dashboard has no restore p99", []edit{{"deploy/grafana/dashboards/steadfast.json",
+			`histogram_quantile(0.99, sum by (service, le) (rate(steadfast_restore_seconds_bucket[1h])))`,
+			`max by (service) (steadfast_restore_seconds_sum)`}}, "no p99 of steadfast_restore_seconds"},
+		{"dashboard misses the transport", []edit{{"deploy/grafana/dashboards/steadfast.json", `"title": "Transport bytes`, `"title": "Bytes`},
+			{"deploy/grafana/dashboards/steadfast.json", `"title": "Transport NAKs`, `"title": "NAKs`},
+			{"deploy/grafana/dashboards/steadfast.json", `"title": "Transport drops`, `"title": "Drops`}}, `"transport"`},
+		{"dashboard plots the outbox full events raw", []edit{{"deploy/grafana/dashboards/steadfast.json", `rate(steadfast_outbox_full_total[5m])`, `steadfast_outbox_full_total`}}, "plots counter steadfast_outbox_full_total raw"},
 		{"dashboard latency over raw buckets", []edit{{"deploy/grafana/dashboards/steadfast.json",
 			`histogram_quantile(0.99, sum by (service, le) (rate(steadfast_delivery_latency_seconds_bucket[1m])))`,
 			`histogram_quantile(0.99, sum by (service, le) (steadfast_delivery_latency_seconds_bucket))`}}, "plots counter steadfast_delivery_latency_seconds_bucket raw"},

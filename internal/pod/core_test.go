@@ -405,6 +405,16 @@ func TestPubCoreAppendSeqs(t *testing.T) {
 	if err := c.AppendSeqs(t0, 8, 3); err != nil || ob.Free() != 0 || c.FullEvents() != 1 {
 		t.Fatalf("fill: %v, free %d, full events %d", err, ob.Free(), c.FullEvents())
 	}
+	// The generator retries while the outbox stays full: one event, not
+	// one per attempt (steadfast_outbox_full_total counts events).
+	for range 5 {
+		if err := c.AppendSeqs(t0, 11, 1); err == nil {
+			t.Fatal("append to a full outbox accepted")
+		}
+	}
+	if c.FullEvents() != 1 {
+		t.Fatalf("full events %d after retries while full, want 1", c.FullEvents())
+	}
 	if got := ob.Range(nil, 1, 20); !equal(got, seqs(1, 10)) || ob.Runs() != 1 {
 		t.Fatalf("values %v in %d runs", got, ob.Runs())
 	}
