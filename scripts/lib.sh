@@ -100,7 +100,7 @@ duration_s() {
 # breaks it, at any moment, also mid-stream. Prints one line; fails when
 # broken (or when the subscriber has no tally for PUBLISHER yet).
 tally_check() {
-  local pub=$1 m sel l first count fizz buzz fb plain sum dead ooo skipped
+  local pub=$1 m sel l first count fizz buzz fb plain sum dead ooo lost
   m=$(cat)
   sel="publisher=\"$pub\""
   l=$(metric_sum "$M_T_LAST" "$sel" <<<"$m") || { echo "no tally for $pub"; return 1; }
@@ -113,7 +113,7 @@ tally_check() {
   sum=$(metric_sum "$M_T_SUM" "$sel" <<<"$m")
   dead=$(metric_sum "$M_T_DEAD" "$sel" <<<"$m")
   ooo=$(metric_sum "$M_T_OOO" "$sel" <<<"$m")
-  skipped=$(metric_sum "$M_LOST" "$sel" <<<"$m")
+  lost=$(metric_sum "$M_LOST" "$sel" <<<"$m")
   local t=$((l * (l + 1) / 2)) a=$((l / 3)) b=$((l / 5)) c=$((l / 15))
   local want_sum=$((t - 3 * (a * (a + 1) / 2) - 5 * (b * (b + 1) / 2) + 15 * (c * (c + 1) / 2)))
   local lost=0 dup=0 problems=()
@@ -128,7 +128,7 @@ tally_check() {
   fi
   ((dead == 0)) || problems+=("$dead dead-lettered")
   ((ooo == 0)) || problems+=("$ooo out of order")
-  ((skipped == 0)) || problems+=("$skipped skipped")
+  ((lost == 0)) || problems+=("$lost lost")
   if ((lost == 0 && dup == 0 && ${#problems[@]} == 0)); then
     echo "publisher $pub: values 1..$l each applied exactly once (count $count, sum $sum)"
     return 0

@@ -264,7 +264,7 @@ type StatusStream struct {
 	End       uint64 `json:"end,omitempty"`
 	Count     uint64 `json:"count,omitempty"`
 	Dead      uint64 `json:"dead_lettered,omitempty"`
-	Skipped   uint64 `json:"skipped,omitempty"`
+	Lost      uint64 `json:"lost,omitempty"`
 }
 
 // StatusPublisher is a publisher's own progress.
@@ -341,7 +341,7 @@ func (p *Pod) Status() Status {
 		t := sb.tallyPub.Load()
 		for id, pt := range t.Pubs {
 			s.Streams = append(s.Streams, StatusStream{Peer: id, Direction: "in", Epoch: pt.Epoch, Applied: pt.LastSeq,
-				Committed: committed[id].Seq, End: pt.EndSeq, Count: pt.Count, Dead: pt.DeadCount, Skipped: pt.Skipped})
+				Committed: committed[id].Seq, End: pt.EndSeq, Count: pt.Count, Dead: pt.DeadCount, Lost: pt.Skipped})
 			s.Subscriber.DeadLetters = append(s.Subscriber.DeadLetters, pt.DeadLettered...)
 		}
 		slices.Sort(s.Subscriber.DeadLetters)
@@ -449,7 +449,7 @@ func WriteStatusText(w io.Writer, s Status) error {
 		} else {
 			fmt.Fprintln(tw, "  FROM\tEPOCH\tAPPLIED\tCOMMITTED\tEND\tCOUNT\tDEAD\tLOST\t")
 			for _, st := range s.Streams {
-				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Peer, st.Epoch, st.Applied, st.Committed, st.End, st.Count, st.Dead, st.Skipped)
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Peer, st.Epoch, st.Applied, st.Committed, st.End, st.Count, st.Dead, st.Lost)
 			}
 		}
 		_ = tw.Flush()

@@ -346,3 +346,16 @@ func flagKnown(name string) bool {
 	_, err := ParseFlags(Subscriber, []string{"--" + name}, func(string) string { return "" }, io.Discard)
 	return err == nil || !strings.Contains(err.Error(), "not defined")
 }
+
+// TestStatusStreamNamesLostValues: /status calls values the publisher no
+// longer had "lost", as its text form (LOST) and the metric
+// (steadfast_logger_lost_values) do; the JSON said "skipped".
+func TestStatusStreamNamesLostValues(t *testing.T) {
+	b, err := json.Marshal(StatusStream{Peer: "pub-1", Direction: "in", Dead: 2, Lost: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, `"dead_lettered":2`) || !strings.Contains(s, `"lost":3`) || strings.Contains(s, "skipped") {
+		t.Fatalf("status stream JSON %s, want dead_lettered 2 and lost 3", s)
+	}
+}
