@@ -175,7 +175,7 @@ func New(cfg Config) (*Cluster, error) {
 		mlc.Keyring = kr
 	}
 	mlc.LogOutput = nil
-	mlc.Logger = log.New(slogWriter{log: lg, lim: c.lim}, "", 0)
+	mlc.Logger = log.New(slogWriter{log: lg, lim: c.lim, done: c.done}, "", 0)
 	d := &delegate{c: c}
 	mlc.Delegate = d
 	mlc.Events = d

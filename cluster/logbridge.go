@@ -82,9 +82,29 @@ func (c *Cluster) logLimited(kind, msg string, args ...any) {
 // The lines carry the cluster logger's attributes (component=cluster from
 // the pod) and no component of their own, which would repeat that key;
 // the message says "memberlist: ...".
+//
+// Once the cluster is closing (done closed), memberlist's errors about its
+// own closed sockets ("use of closed network connection": its gossip
+// goroutine still runs after its transport shut down) are debug lines,
+// not an ERROR at every clean stop.
 type slogWriter struct {
-	log *slog.Logger
-	lim *limiter
+	log  *slog.Logger
+	lim  *limiter
+	done <-chan struct{} // the cluster's; nil: never closing
+}
+
+var closedConn = []byte("use of closed network connection")
+
+func (w slogWriter) closing() bool {
+	if w.done == nil {
+		return false
+	}
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -99,6 +119,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 			line = bytes.TrimSpace(line[i+len(l.tag):])
 			break
 		}
+	}
+	if level >= slog.LevelWarn && bytes.Contains(line, closedConn) && w.closing() {
+		level = slog.LevelDebug
 	}
 	if !w.log.Enabled(context.Background(), level) {
 		return len(p), nil

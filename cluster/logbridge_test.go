@@ -69,3 +69,25 @@ func TestMemberlistLinesRepeatNoKey(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedSocketErrorsAfterClose: memberlist's gossip goroutine outlives
+// its transport and logged an ERROR ("Failed to send gossip ...: use of
+// closed network connection") after every clean stop. Once the cluster is
+// closing that is a debug line; before, it stays an error.
+func TestClosedSocketErrorsAfterClose(t *testing.T) {
+	var out bytes.Buffer
+	done := make(chan struct{})
+	w := slogWriter{log: slog.New(slog.NewJSONHandler(&out, nil)), lim: newLimiter(), done: done}
+	line := "[ERR] memberlist: Failed to send gossip to 127.0.0.1:7946: write udp 127.0.0.1:7947->127.0.0.1:7946: use of closed network connection\n"
+	fmt.Fprint(w, line)
+	if !strings.Contains(out.String(), `"level":"ERROR"`) {
+		t.Fatalf("before close: %q, want an error", out.String())
+	}
+	out.Reset()
+	close(done)
+	fmt.Fprint(w, strings.Replace(line, "Failed to send gossip", "Failed to send ping", 1))
+	fmt.Fprint(w, "[ERR] memberlist: Failed fallback TCP ping: EOF\n")
+	if got := out.String(); strings.Contains(got, "closed network") || !strings.Contains(got, "fallback TCP ping") {
+		t.Fatalf("after close: %q, want only the other error", got)
+	}
+}
