@@ -249,3 +249,34 @@ func TestNoPathOutsideTheRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestREADMEExitStatuses: every paragraph of the README that lists the
+// pods' exit statuses lists all of them (one said fenced pods exit 1 after
+// ExitFenced became 3).
+func TestREADMEExitStatuses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{"ok": pod.ExitOK, "failure": pod.ExitFailure, "usage": pod.ExitUsage,
+		"fenced": pod.ExitFenced, "address in use": pod.ExitAddrInUse, "crash": pod.ExitCrash}
+	n := 0
+	for _, para := range strings.Split(string(b), "\n\n") {
+		if !strings.Contains(strings.ToLower(para), "exit statuses") {
+			continue
+		}
+		n++
+		flat := strings.Join(strings.Fields(para), " ")
+		for what, code := range codes {
+			if !regexp.MustCompile(`(^|[ :,(])` + fmt.Sprint(code) + ` [a-z]`).MatchString(flat) {
+				t.Errorf("README paragraph on exit statuses does not give %d (%s):\n%s", code, what, flat)
+			}
+		}
+		if !strings.Contains(flat, fmt.Sprintf("%d fenced", pod.ExitFenced)) {
+			t.Errorf("README paragraph on exit statuses does not say fenced is %d:\n%s", pod.ExitFenced, flat)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("%d README paragraphs on the pods' exit statuses, want 2 (Observing a pod, Security)", n)
+	}
+}
