@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -288,4 +289,41 @@ func slicesContainsName(ms []Member, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestJoinNoAnswerLogged: a seed address nobody answers on. Every attempt
+// is an info line naming the address, the reason (memberlist's multierror
+// on one line) and the retry delay in seconds; after StartAloneAfter the
+// node starts alone and says so.
+func TestJoinNoAnswerLogged(t *testing.T) {
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens there
+	cfg := podConfig(t, "b", "127.0.0.1", freePort(t), &fakeDNS{}, dead)
+	cfg.StartAloneAfter = 400 * time.Millisecond
+	var logs syncBuf
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	_, done := startAsync(t, cfg, &fakeDNS{}, "")
+	if err := <-done; err != nil {
+		t.Fatalf("start alone after the wait: %v", err)
+	}
+	var tries, alone int
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		switch m["msg"] {
+		case "cluster: no seed answered":
+			tries++
+			reason, _ := m["reason"].(string)
+			if m["level"] != "INFO" || fmt.Sprint(m["addresses"]) != "["+dead+"]" || !strings.Contains(reason, dead) ||
+				strings.ContainsAny(reason, "\n\t") || m["attempt"] != float64(tries) || m["retry_in_seconds"] == nil {
+				t.Errorf("retry line %s: want INFO, the address, a one-line reason naming it, attempt %d, retry_in_seconds", line, tries)
+			}
+		case "cluster: no seed answered within the start-alone wait, starting a new cluster":
+			alone++
+		}
+	}
+	if tries < 2 || alone != 1 {
+		t.Fatalf("%d retry lines (want at least 2) and %d start-alone lines (want 1):\n%s", tries, alone, logs.String())
+	}
 }
