@@ -214,7 +214,7 @@ func (n *aeronNet) reattach() error {
 		subs = append(subs, sub{h, s})
 	}
 	for h := range n.pubs {
-		p, err := c.AddPublication(h.channel, h.stream)
+		p, err := h.add(c)
 		if err != nil {
 			_ = c.Close()
 			return fmt.Errorf("publication %s stream %d: %w", h.channel, h.stream, err)
@@ -265,7 +265,7 @@ func (n *aeronNet) attachMissing() {
 	}
 	for h := range n.pubs {
 		if h.missing() {
-			if p, err := n.c.AddPublication(h.channel, h.stream); err == nil {
+			if p, err := h.add(n.c); err == nil {
 				h.set(p)
 			}
 		}
@@ -305,11 +305,17 @@ func (n *aeronNet) status() *MediaDriverStatus {
 // AddPublication adds a publication on the current driver; while the
 // driver is lost it returns a handle that attaches when it is back.
 func (n *aeronNet) AddPublication(channel string, streamID int32) (publication, error) {
+	return n.addPublication(channel, streamID, false)
+}
+
+// addPublication adds a shared publication, or an exclusive one (its own
+// log, which no other publication appends to: ipcNet's).
+func (n *aeronNet) addPublication(channel string, streamID int32, exclusive bool) (publication, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	h := &aeronPub{n: n, channel: channel, stream: streamID}
+	h := &aeronPub{n: n, channel: channel, stream: streamID, exclusive: exclusive}
 	if n.c != nil {
-		p, err := n.c.AddPublication(channel, streamID)
+		p, err := h.add(n.c)
 		if err != nil && refused(err) {
 			return nil, err
 		}
@@ -375,12 +381,21 @@ func ignoreLost(err error) error {
 // aeronPub is a publication that survives a reattach. Its lock keeps the
 // client's publication mapped while an Offer uses it.
 type aeronPub struct {
-	n       *aeronNet
-	channel string
-	stream  int32
-	mu      sync.RWMutex
-	p       *aeronclient.Publication // nil: driver lost, or closed
-	closed  bool
+	n         *aeronNet
+	channel   string
+	stream    int32
+	exclusive bool // on every driver it is added to
+	mu        sync.RWMutex
+	p         *aeronclient.Publication // nil: driver lost, or closed
+	closed    bool
+}
+
+// add adds h's publication on client c.
+func (h *aeronPub) add(c *aeronclient.Client) (*aeronclient.Publication, error) {
+	if h.exclusive {
+		return c.AddExclusivePublication(h.channel, h.stream)
+	}
+	return c.AddPublication(h.channel, h.stream)
 }
 
 func (h *aeronPub) missing() bool {
@@ -463,6 +478,8 @@ func mediaDriverStatus(n network) *MediaDriverStatus {
 			return v.status()
 		case paramNet:
 			n = v.network
+		case ipcNet:
+			n = v.n
 		default:
 			return nil
 		}

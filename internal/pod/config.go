@@ -69,6 +69,9 @@ type Config struct {
 	// lost (the pod waits for it to come back, aeron.go).
 	AeronDriverTimeout time.Duration // --aeron-driver-timeout [AERON_DRIVER_TIMEOUT]
 	ChannelParams      string        // --channel-params [CHANNEL_PARAMS]: appended to every channel URI (see aeron.go)
+	// AeronIPC: with AeronDir, exchange the streams with the other pods
+	// on the same driver over aeron:ipc instead of UDP (ipc.go).
+	AeronIPC bool // --aeron-ipc [AERON_IPC]
 	// Pprof: serve net/http/pprof on this loopback host:port (empty: off).
 	Pprof string // --pprof [PPROF]
 	// MemoryLimit: the Go runtime's soft memory limit in bytes (0: off).
@@ -367,6 +370,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			},
 		}},
 		{"channel-params", "CHANNEL_PARAMS", stringVal{&c.ChannelParams, parseChannelParams}},
+		{"aeron-ipc", "AERON_IPC", boolFlag{boolVal(&c.AeronIPC)}},
 		{"pprof", "PPROF", stringVal{&c.Pprof, checkPprofAddr}},
 		{"memory-limit", "GOMEMLIMIT", funcVal{
 			get: func() string { return formatMemoryLimit(c.MemoryLimit) },
@@ -601,6 +605,7 @@ func usageOf(name string) string {
 		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
 		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; if that driver is lost the pod keeps running, reports it (/status media_driver) and reattaches when a driver runs there again (empty: embedded driver)",
 		"aeron-driver-timeout": "with --aeron-dir: a driver whose heartbeat is older than this is lost (Aeron's aeron.driver.timeout; give the driver the same figure)",
+		"aeron-ipc":            "with --aeron-dir: exchange the data and ack streams with the other pods on the same media driver over aeron:ipc instead of UDP; every pod on that driver must use it and have its own data endpoint port (the port and stream make the IPC stream id)",
 		"channel-params":       "channel parameters appended to every transport channel (unless the pod sets that key on a stream itself), key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
 		"pprof":                "serve Go's runtime profiles (net/http/pprof: CPU, heap, allocs, goroutines) at http://ADDR/debug/pprof/; ADDR must be a loopback host:port (port 0: any free port, logged at start) (empty: off)",
 		"memory-limit":         "the Go runtime's soft memory limit, in GOMEMLIMIT's syntax: bytes with an optional B, KiB, MiB, GiB or TiB suffix, at least 1MiB, or off. The collector works harder as the heap nears it; it bounds the Go heap and runtime, not the binary's own pages. The variable is Go's own",
@@ -694,6 +699,14 @@ func (c Config) validate() error {
 	}
 	if err := parseChannelParams(c.ChannelParams); err != nil {
 		bad("channel params: %v", err)
+	}
+	if c.AeronIPC {
+		if c.AeronDir == "" {
+			bad("--aeron-ipc needs --aeron-dir (IPC goes through a shared media driver)")
+		}
+		if err := ipcPort(c.DataEndpoint); err != nil {
+			bad("--aeron-ipc: data endpoint %q: %v", c.DataEndpoint, err)
+		}
 	}
 	if err := checkPprofAddr(c.Pprof); err != nil {
 		bad("pprof address %q: %v", c.Pprof, err)

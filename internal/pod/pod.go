@@ -181,7 +181,11 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 		if nw, err = newAeronNet(cfg.AeronDir, "steadfast "+id, cfg.AeronDriverTimeout, p.log); err != nil {
 			return nil, fmt.Errorf("pod: media driver: %w", err)
 		}
-		p.log.Info("pod: attached to media driver", "aeron_dir", cfg.AeronDir, "driver_pid", nw.(*aeronNet).pid.Load())
+		an := nw.(*aeronNet)
+		p.log.Info("pod: attached to media driver", "aeron_dir", cfg.AeronDir, "driver_pid", an.pid.Load(), "ipc", cfg.AeronIPC)
+		if cfg.AeronIPC {
+			nw = ipcNet{an}
+		}
 	}
 	if nw == nil {
 		tcfg := transport.DefaultConfig()

@@ -55,7 +55,11 @@ type Config struct {
 	// MediaDriver: "embedded" (each pod its own driver) or "local" (one
 	// mediadriver process in the work dir, every pod attached to it).
 	MediaDriver string
-	AeronDir    string // attach every pod to the media driver already running here
+	// LocalTransport: with --media-driver local, "ipc" (the pods exchange
+	// their streams over aeron:ipc through the driver, pod --aeron-ipc)
+	// or "udp" (UDP datagrams the driver sends to itself).
+	LocalTransport string
+	AeronDir       string // attach every pod to the media driver already running here
 	// DriverTimeout is the driver timeout (Aeron's aeron.driver.timeout)
 	// of the local driver and of the pods attached to a driver: a driver
 	// whose heartbeat is older is lost, and its directory may be
@@ -73,7 +77,7 @@ func DefaultConfig() Config {
 		Beats: 1000, Batch: 64, Rate: 10 * time.Millisecond,
 		Outbox: 1 << 16, Snapshot: 200 * time.Millisecond,
 		KillEvery: 3 * time.Second, Kills: 3,
-		Timeout: 5 * time.Minute, Seed: 1, MediaDriver: "embedded", DriverTimeout: 2 * time.Second, LogLevel: "info", Status: 500 * time.Millisecond,
+		Timeout: 5 * time.Minute, Seed: 1, MediaDriver: "embedded", LocalTransport: "ipc", DriverTimeout: 2 * time.Second, LogLevel: "info", Status: 500 * time.Millisecond,
 	}
 }
 
@@ -112,6 +116,7 @@ func ParseFlags(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.Status, "status-every", c.Status, "status line period")
 	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no live status line")
 	fs.StringVar(&c.MediaDriver, "media-driver", c.MediaDriver, "embedded: every pod runs its own transport driver; local: start one mediadriver process in the work dir and attach every pod to it (stopped at the end)")
+	fs.StringVar(&c.LocalTransport, "local-transport", c.LocalTransport, "with --media-driver local: ipc: the pods exchange their streams over aeron:ipc through the driver (pod --aeron-ipc; each pod gets a data port no other pod of the run ever had); udp: as UDP datagrams the driver sends to itself")
 	fs.StringVar(&c.AeronDir, "aeron-dir", c.AeronDir, "attach every pod to the media driver already running in this directory (mediadriver or Aeron's aeronmd)")
 	fs.DurationVar(&c.DriverTimeout, "driver-timeout", c.DriverTimeout, "with a media driver: the pods count it lost when its heartbeat is this old (Aeron's aeron.driver.timeout, 10s in Aeron; shorter here so driver kills recover fast), and the local driver uses it to judge a directory's previous driver dead")
 	if err := fs.Parse(args); err != nil {
@@ -167,6 +172,8 @@ func (c Config) validate() error {
 		return bad("--status-every must be > 0")
 	case c.MediaDriver != "embedded" && c.MediaDriver != "local":
 		return bad("--media-driver %q: want embedded or local", c.MediaDriver)
+	case c.LocalTransport != "ipc" && c.LocalTransport != "udp":
+		return bad("--local-transport %q: want ipc or udp", c.LocalTransport)
 	case c.MediaDriver == "local" && c.AeronDir != "":
 		return bad("--aeron-dir names a running driver; it cannot be combined with --media-driver local")
 	}

@@ -183,8 +183,19 @@ func (r *Runner) driverArgs() []string {
 	if r.aeronDir == "" {
 		return nil
 	}
-	return []string{"--aeron-dir", r.aeronDir, "--aeron-driver-timeout", r.cfg.DriverTimeout.String()}
+	args := []string{"--aeron-dir", r.aeronDir, "--aeron-driver-timeout", r.cfg.DriverTimeout.String()}
+	if r.ipc() {
+		args = append(args, "--aeron-ipc")
+	}
+	return args
 }
+
+// ipc reports whether the pods talk over IPC through the local driver.
+// Their IPC stream ids are made from their data ports, so start gives
+// every incarnation a data port no other one of the run had: a killed
+// pod's publications and subscriptions stay on the driver until its
+// client liveness timeout, and must not meet a newcomer's.
+func (r *Runner) ipc() bool { return r.cfg.MediaDriver == "local" && r.cfg.LocalTransport == "ipc" }
 
 // driverKill kills the local driver as the run's next fault.
 func (r *Runner) driverKill(rep *Report, t0 time.Time) {

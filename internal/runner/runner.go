@@ -300,6 +300,7 @@ type Runner struct {
 	killSeq int // kills so far (alternate mode)
 
 	aeronDir     string        // pods attach to this media driver ("": embedded)
+	dataPorts    map[int]bool  // every data port handed out (start's goroutine)
 	driver       *exec.Cmd     // the local media driver (--media-driver local); nil while killed
 	driverExited chan struct{} // closed when driver exited
 	driverStarts int           // driver processes started
@@ -342,7 +343,7 @@ func New(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (*Run
 		con = NewConsole(out, IsTerminal(out))
 	}
 	r := &Runner{cfg: cfg, con: con, log: log, client: &http.Client{Timeout: 3 * time.Second},
-		rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed)), aeronDir: cfg.AeronDir}
+		rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed)), aeronDir: cfg.AeronDir, dataPorts: map[int]bool{}}
 	if cfg.BinDir == "" {
 		if err := checkRepo(ctx); err != nil {
 			return nil, err
@@ -433,7 +434,7 @@ func (r *Runner) start(n *node) (*proc, error) {
 		if err != nil {
 			return nil, err
 		}
-		for slices.Contains(ports[:i], port) {
+		for slices.Contains(ports[:i], port) || (i == 1 && r.ipc() && r.dataPorts[port]) {
 			if port, err = freePort(); err != nil {
 				return nil, err
 			}
@@ -441,6 +442,7 @@ func (r *Runner) start(n *node) (*proc, error) {
 		ports[i] = port
 	}
 	p.gossip, p.data, p.metrics = addr(ports[0]), addr(ports[1]), addr(ports[2])
+	r.dataPorts[ports[1]] = true
 	n.starts++
 	p.dataDir = filepath.Join(r.workDir, fmt.Sprintf("%s.%d", n.id, n.starts))
 	p.logPath = p.dataDir + ".log"

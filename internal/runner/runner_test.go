@@ -211,32 +211,51 @@ func TestKillAndReplaceUnderLoad(t *testing.T) {
 }
 
 // TestLocalMediaDriver: --media-driver local runs one mediadriver process,
-// every pod (replacements too) attaches to it, pods are killed and
+// every pod (replacements too) attaches to it, pods are SIGKILLed and
 // replaced, the stream is delivered exactly once (run checks), and the
-// driver removes its directory when the runner stops it.
+// driver removes its directory when the runner stops it. Over IPC (the
+// default) the victims alternate between subscriber and publisher (whose
+// dead clients stay on the driver until their liveness timeout, their
+// publications and subscriptions with them), and then are any pod or the
+// driver itself (with seed 1: the publisher twice and the driver once);
+// over UDP they alternate.
 func TestLocalMediaDriver(t *testing.T) {
-	var work string
-	rep := run(t, func(c *Config) {
-		c.MediaDriver = "local"
-		c.Beats, c.Batch, c.Rate = 2000, 64, 5*time.Millisecond
-		c.Kill, c.Kills, c.KillEvery = "alternate", 2, 2*time.Second
-		work = c.WorkDir
-	})
-	if rep.Kills != 2 || rep.Replacements != 2 {
-		t.Fatalf("kills %d replacements %d, want 2 and 2", rep.Kills, rep.Replacements)
-	}
-	for _, p := range rep.Pods {
-		for i := 1; i <= p.Incarnations; i++ {
-			b, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("%s.%d.log", p.NodeID, i)))
-			if err != nil {
-				t.Fatal(err)
+	for _, tc := range []struct {
+		transport, kill string
+		kills           int
+	}{{"ipc", "alternate", 3}, {"ipc", "any", 3}, {"udp", "alternate", 2}} {
+		t.Run(tc.transport+"-"+tc.kill, func(t *testing.T) {
+			var work string
+			rep := run(t, func(c *Config) {
+				c.MediaDriver = "local"
+				if tc.transport != "ipc" { // ipc: the default
+					c.LocalTransport = tc.transport
+				}
+				c.Beats, c.Batch, c.Rate = 2000, 64, 5*time.Millisecond
+				c.Kill, c.Kills, c.KillEvery = tc.kill, tc.kills, 2*time.Second
+				work = c.WorkDir
+			})
+			if rep.Kills != tc.kills || rep.Replacements != tc.kills-rep.DriverKills || rep.Replacements == 0 {
+				t.Fatalf("kills %d (driver %d), replacements %d; want %d kills, a replacement for each pod killed",
+					rep.Kills, rep.DriverKills, rep.Replacements, tc.kills)
 			}
-			if !strings.Contains(string(b), "attached to media driver") {
-				t.Errorf("%s.%d did not attach to the media driver", p.NodeID, i)
+			want := fmt.Sprintf("ipc=%v", tc.transport == "ipc")
+			for _, p := range rep.Pods {
+				for i := 1; i <= p.Incarnations; i++ {
+					b, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("%s.%d.log", p.NodeID, i)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, line, ok := strings.Cut(string(b), "attached to media driver")
+					line, _, _ = strings.Cut(line, "\n")
+					if !ok || !strings.Contains(line, want) {
+						t.Errorf("%s.%d: attached to the media driver %v, %q; want %s", p.NodeID, i, ok, line, want)
+					}
+				}
 			}
-		}
+			checkDriverCleanedUp(t, work)
+		})
 	}
-	checkDriverCleanedUp(t, work)
 }
 
 // checkDriverCleanedUp: the local driver, stopped by the runner, removed
@@ -623,13 +642,19 @@ func TestMediaDriverFlags(t *testing.T) {
 	if err != nil || c.MediaDriver != "local" {
 		t.Fatalf("--media-driver local: %v %q", err, c.MediaDriver)
 	}
+	if c.LocalTransport != "ipc" {
+		t.Errorf("--local-transport defaults to %q, want ipc", c.LocalTransport)
+	}
+	if c, err := ParseFlags([]string{"--media-driver", "local", "--local-transport", "udp"}, nil); err != nil || c.LocalTransport != "udp" {
+		t.Errorf("--local-transport udp: %v %q", err, c.LocalTransport)
+	}
 	c, err = ParseFlags([]string{"--media-driver", "local", "--kill", "driver", "--driver-timeout", "5s"}, nil)
 	if err != nil || c.Kill != "driver" || c.DriverTimeout != 5*time.Second {
 		t.Fatalf("--kill driver: %v %+v", err, c)
 	}
 	for _, bad := range [][]string{{"--media-driver", "remote"}, {"--media-driver", ""}, {"--media-driver", "local", "--aeron-dir", "/dev/shm/x"},
 		{"--kill", "driver"}, {"--kill", "driver", "--aeron-dir", "/dev/shm/x"}, {"--media-driver", "local", "--kill", "driver", "--zombie"},
-		{"--media-driver", "local", "--driver-timeout", "10ms"}} {
+		{"--media-driver", "local", "--driver-timeout", "10ms"}, {"--media-driver", "local", "--local-transport", "shm"}} {
 		if _, err := ParseFlags(bad, nil); !errors.Is(err, ErrUsage) {
 			t.Errorf("%v: %v, want ErrUsage", bad, err)
 		}
