@@ -19,7 +19,8 @@ import (
 // publications and subscriptions live in that driver's log buffers, and the
 // driver carries the UDP streams. The pod's channels stay the same
 // (aeron:udp?endpoint=...), so a pod on an external driver and a pod with
-// an embedded one talk to each other.
+// an embedded one talk to each other. With --aeron-ipc the pods on one
+// driver talk over aeron:ipc through it instead (ipc.go).
 //
 // Losing the driver is not fatal. The client notices (the driver's
 // heartbeat is older than --aeron-driver-timeout, or it announced its

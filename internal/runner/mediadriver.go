@@ -14,8 +14,10 @@ import (
 
 // With --media-driver local the runner starts one mediadriver process
 // (cmd/mediadriver) in the work dir and every pod attaches to it
-// (--aeron-dir); the pods' UDP streams then go through that driver. With
-// --aeron-dir the pods attach to a driver the user already runs.
+// (--aeron-dir). With --local-transport ipc (the default) the pods also
+// get --aeron-ipc and exchange their streams over aeron:ipc through it
+// (internal/pod/ipc.go); with udp their UDP streams go through it. With
+// --aeron-dir the pods attach to a driver the user already runs, over UDP.
 //
 // --kill driver (or any) SIGKILLs the local driver. The pods notice its
 // silent heartbeat after --driver-timeout and wait for it; the runner
