@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -378,6 +379,122 @@ func TestSubCoreSchedule(t *testing.T) {
 	}
 	if _, err := NewSubCore(SubCoreConfig{}, &SubCoreState{Pubs: map[string]SubPubState{"p": {Taken: 9, End: 5}}}); err == nil {
 		t.Fatal("taken beyond the end accepted")
+	}
+}
+
+// Reordering: batches above a gap are held (a copy, within the window) and
+// handed out in order once the gap is filled, each value once; nothing held
+// is taken in (the watermark, and so acks and the persistent state, move
+// only as batches are handed on); a new incarnation drops what is held.
+func TestSubCoreHoldsReorderedBatches(t *testing.T) {
+	c, _ := NewSubCore(SubCoreConfig{MaxValues: 8, ReorderWindow: 6}, nil)
+	c.SetMembers(t0, []Peer{{ID: "pub-1", Epoch: 1}})
+	in := func(first, n uint64) Verdict {
+		t.Helper()
+		v, _ := c.OnBatch(t0, "pub-1", 1, first, int(n))
+		if v == Gap {
+			c.Hold("pub-1", 1, first, seqs(first, n), int64(first))
+		}
+		return v
+	}
+	// 1..2 is late; 3..4, 5..6 and (overlapping) 4..5 arrive first.
+	for _, b := range [][2]uint64{{3, 2}, {5, 2}, {4, 2}} {
+		if v := in(b[0], b[1]); v != Gap {
+			t.Fatalf("batch %v: %v, want gap", b, v)
+		}
+	}
+	// 7..8 would exceed the window (6 values held): not held.
+	if v := in(7, 2); v != Gap || c.HeldValues("pub-1") != 6 {
+		t.Fatalf("over the window: %v, held %d", v, c.HeldValues("pub-1"))
+	}
+	if _, _, ok := c.Held("pub-1"); ok || c.Taken("pub-1") != 0 {
+		t.Fatal("held batch handed out above a gap, or taken in")
+	}
+	// Hold admits nothing OnBatch would not.
+	if c.Hold("pub-1", 2, 9, seqs(9, 1), 0) || c.Hold("ghost", 1, 9, seqs(9, 1), 0) || c.Hold("pub-1", 1, 1, seqs(1, 1), 0) {
+		t.Fatal("held a batch from a wrong epoch, an unknown sender, or at the watermark")
+	}
+	if v := in(1, 2); v != Accept {
+		t.Fatalf("late batch: %v", v)
+	}
+	c.Advance("pub-1", 1, 2)
+	var got []uint64
+	for {
+		h, skip, ok := c.Held("pub-1")
+		if !ok {
+			break
+		}
+		if h.Beat != int64(h.First) || h.Epoch != 1 {
+			t.Fatalf("held batch %+v lost its beat or epoch", h)
+		}
+		got = append(got, h.Values[skip:]...)
+		c.Advance("pub-1", h.Epoch, h.Last())
+	}
+	if want := seqs(3, 4); !slices.Equal(got, want) || c.Taken("pub-1") != 6 || c.HeldValues("pub-1") != 0 {
+		t.Fatalf("handed out %v (taken %d, held %d), want %v once each", got, c.Taken("pub-1"), c.HeldValues("pub-1"), want)
+	}
+	// A held batch whose hand-off failed (no Advance) stays held; a new
+	// incarnation of the publisher drops it.
+	in(8, 1)
+	if h, _, ok := c.Held("pub-1"); ok {
+		t.Fatalf("%+v handed out above the gap at 7", h)
+	}
+	if c.HeldValues("pub-1") != 1 {
+		t.Fatal("batch 8 not held")
+	}
+	c.SetMembers(t0, []Peer{{ID: "pub-1", Epoch: 2}})
+	if c.HeldValues("pub-1") != 0 {
+		t.Fatal("held values of a previous incarnation kept")
+	}
+}
+
+// A gap asks for a replay once it has lasted HelloRetry (a batch merely
+// reordered fills it before), and again every HelloRetry while it lasts:
+// a lost hello costs one retry, not QuietHello.
+func TestSubCoreGapHello(t *testing.T) {
+	c, _ := NewSubCore(SubCoreConfig{HelloRetry: 100 * time.Millisecond, QuietHello: time.Hour}, nil)
+	c.SetMembers(t0, []Peer{{ID: "pub-1", Epoch: 1}})
+	for _, e := range c.Tick(t0, nil) { // the new incarnation's hello
+		c.Sent(t0, e)
+	}
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	hellos := func(ms int) int {
+		n := 0
+		for _, e := range c.Tick(at(ms), nil) {
+			if e.Kind == SendHello {
+				if e.Seq != c.Taken("pub-1") {
+					t.Fatalf("hello after %d, taken %d", e.Seq, c.Taken("pub-1"))
+				}
+				c.Sent(at(ms), e)
+				n++
+			}
+		}
+		return n
+	}
+	// Reordered: 2 before 1, the gap filled within HelloRetry: no hello.
+	c.OnBatch(at(200), "pub-1", 1, 2, 1)
+	if n := hellos(250); n != 0 {
+		t.Fatalf("%d hellos for a gap of 50 ms", n)
+	}
+	c.OnBatch(at(260), "pub-1", 1, 1, 1)
+	c.Advance("pub-1", 1, 1)
+	c.OnBatch(at(260), "pub-1", 1, 2, 1)
+	c.Advance("pub-1", 1, 2)
+	if n := hellos(400); n != 0 {
+		t.Fatalf("%d hellos after the gap was filled", n)
+	}
+	// Lost: 3 never comes; hellos every HelloRetry until it does.
+	c.OnBatch(at(500), "pub-1", 1, 4, 1)
+	if n := hellos(550); n != 0 {
+		t.Fatal("hello before HelloRetry")
+	}
+	if hellos(600) != 1 || hellos(650) != 0 || hellos(700) != 1 || hellos(800) != 1 {
+		t.Fatal("want a hello every HelloRetry while the gap lasts")
+	}
+	c.OnBatch(at(810), "pub-1", 1, 3, 2)
+	c.Advance("pub-1", 1, 4)
+	if n := hellos(1000); n != 0 {
+		t.Fatalf("%d hellos after the gap was filled", n)
 	}
 }
 

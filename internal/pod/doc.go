@@ -74,8 +74,12 @@
 // polls only as many messages as the items channel has room for, and SubCore
 // takes values in two phases: OnBatch says what is new, the segment is
 // handed on, and only then Advance moves the watermark, so a crash in
-// between loses nothing. A batch that starts beyond the watermark (a gap)
-// makes the core send a hello (replay from the watermark). The worker
+// between loses nothing. A batch that starts beyond the watermark (a gap:
+// a message lost or only reordered) is held, a copy within a bounded reorder
+// window, and handed on once the gap is filled; a gap that lasts
+// HelloRetry makes the core send a hello (replay from the watermark), again
+// every HelloRetry while it lasts. Held values are not taken in (not in the
+// watermark, the state or the acks). The worker
 // injects failures (--panic-every: at most one injected panic per segment;
 // --showstopper); logger keeps the Tally, the subscriber's source of truth:
 // its last seq per publisher is the core's watermark, restored from the
@@ -249,7 +253,7 @@
 //   - steadfast_values_processed_total (counter): Values through the FizzBuzz worker.
 //   - steadfast_duplicates_dropped_total (counter): Values dropped at or below the dedup watermark.
 //   - steadfast_stale_epoch_dropped_total (counter): Values and controls dropped from a stale publisher epoch.
-//   - steadfast_gaps_total (counter): Batches dropped because they started beyond the watermark (a replay is requested).
+//   - steadfast_gaps_total (counter): Batches that started beyond the watermark (held until the gap is filled, within the reorder window; a replay is requested if the gap lasts).
 //   - steadfast_bad_messages_total (counter): Undecodable data-stream messages.
 //   - steadfast_worker_injected_panics_total (counter): Panics injected by --panic-every.
 //   - steadfast_core_rejects_total{reason} (counter): the same for the subscriber's core.

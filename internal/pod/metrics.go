@@ -231,7 +231,7 @@ func (s *subscriber) collect(e emitter) {
 	e.counter("steadfast_values_processed_total", "Values through the FizzBuzz worker.", float64(s.processed.Load()))
 	e.counter("steadfast_duplicates_dropped_total", "Values dropped at or below the dedup watermark.", float64(s.dups.Load()))
 	e.counter("steadfast_stale_epoch_dropped_total", "Values and controls dropped from a stale publisher epoch.", float64(s.stale.Load()))
-	e.counter("steadfast_gaps_total", "Batches dropped because they started beyond the watermark (a replay is requested).", float64(s.gaps.Load()))
+	e.counter("steadfast_gaps_total", "Batches that started beyond the watermark (held until the gap is filled, within the reorder window; a replay is requested if the gap lasts).", float64(s.gaps.Load()))
 	e.counter("steadfast_bad_messages_total", "Undecodable data-stream messages.", float64(s.bad.Load()))
 	e.counter("steadfast_worker_injected_panics_total", "Panics injected by --panic-every.", float64(s.panics.Load()))
 	for reason, n := range *s.rejects.Load() {

@@ -647,23 +647,23 @@ func (s *sim) subIn(sb *simSub, now time.Time, m []byte) {
 			return
 		}
 		v, skip := sb.core.OnBatch(now, b.Publisher, b.Epoch, b.FirstSeq, len(b.Values))
-		if v != Accept {
+		switch v {
+		case Gap:
+			sb.core.Hold(b.Publisher, b.Epoch, b.FirstSeq, b.Values, b.Beat)
+			return
+		case Accept:
+		default:
 			return
 		}
-		bt := sb.core.CheckBeat(now, b.Beat)
-		w := s.gen[b.Publisher][b.FirstSeq]
-		d, clamped, ok := deliveryLatency(now, bt)
-		if s.beatErr == nil && (!ok || clamped || d < 0 || b.Beat < w[0] || b.Beat > w[1]) {
-			s.beatErr = fmt.Errorf("step %d: %s←%s batch at %d beat %d (generated between %d and %d), latency %v clamped %v ok %v",
-				s.step, sb.id, b.Publisher, b.FirstSeq, b.Beat, w[0], w[1], d, clamped, ok)
+		s.takeIn(sb, now, b.Publisher, HeldBatch{Epoch: b.Epoch, First: b.FirstSeq, Values: b.Values, Beat: b.Beat}, skip)
+		// Batches held above the gap this one filled follow it.
+		for {
+			h, skip, ok := sb.core.Held(b.Publisher)
+			if !ok {
+				break
+			}
+			s.takeIn(sb, now, b.Publisher, h, skip)
 		}
-		it := simItem{kind: itemValue, pub: b.Publisher, epoch: b.Epoch}
-		for i, val := range b.Values[skip:] {
-			it.seqs = append(it.seqs, b.FirstSeq+uint64(skip+i))
-			it.values = append(it.values, val)
-		}
-		sb.queue = append(sb.queue, it)
-		sb.core.Advance(b.Publisher, b.Epoch, b.LastSeq())
 	case codec.KindControl:
 		var c codec.Control
 		if codec.DecodeControl(m, &c) != nil {
@@ -681,6 +681,25 @@ func (s *sim) subIn(sb *simSub, now time.Time, m []byte) {
 			}
 		}
 	}
+}
+
+// takeIn hands a batch's values from index skip on to the pipeline, and
+// advances the core's watermark past it.
+func (s *sim) takeIn(sb *simSub, now time.Time, pub string, b HeldBatch, skip int) {
+	bt := sb.core.CheckBeat(now, b.Beat)
+	w := s.gen[pub][b.First]
+	d, clamped, ok := deliveryLatency(now, bt)
+	if s.beatErr == nil && (!ok || clamped || d < 0 || b.Beat < w[0] || b.Beat > w[1]) {
+		s.beatErr = fmt.Errorf("step %d: %s←%s batch at %d beat %d (generated between %d and %d), latency %v clamped %v ok %v",
+			s.step, sb.id, pub, b.First, b.Beat, w[0], w[1], d, clamped, ok)
+	}
+	it := simItem{kind: itemValue, pub: pub, epoch: b.Epoch}
+	for i, val := range b.Values[skip:] {
+		it.seqs = append(it.seqs, b.First+uint64(skip+i))
+		it.values = append(it.values, val)
+	}
+	sb.queue = append(sb.queue, it)
+	sb.core.Advance(pub, b.Epoch, b.Last())
 }
 
 // --- end --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -63,6 +64,11 @@ type SubCoreConfig struct {
 	// MaxBeatAge: a beat time older than this is dropped (an absurd stamp
 	// would swamp the latency histogram's sum). Default 24 h.
 	MaxBeatAge time.Duration
+	// ReorderWindow: the most values per publisher held above a gap (see
+	// Hold) until the gap is filled. Default 4 × MaxValues. Held values
+	// are not taken in: they are not in the persistent state and not
+	// acknowledged, so a crash loses only a copy the publisher still has.
+	ReorderWindow int
 }
 
 func (c *SubCoreConfig) fill() {
@@ -83,6 +89,9 @@ func (c *SubCoreConfig) fill() {
 	}
 	if c.MaxBeatAge <= 0 {
 		c.MaxBeatAge = 24 * time.Hour
+	}
+	if c.ReorderWindow <= 0 {
+		c.ReorderWindow = 4 * c.MaxValues
 	}
 }
 
@@ -120,6 +129,13 @@ type subPub struct {
 	wantHello bool
 	lastHello time.Time
 	lastData  time.Time
+	// Reordering: seen is the highest seq of a batch that arrived above a
+	// gap (since gapAt), held the batches kept from those (sorted by First,
+	// at most ReorderWindow values, heldN of them).
+	seen  uint64
+	gapAt time.Time
+	held  []HeldBatch
+	heldN int
 	// Durable watermark (what acks report) and what was last acked.
 	committed      uint64
 	committedEpoch uint64
@@ -185,6 +201,9 @@ func (c *SubCore) SetMembers(now time.Time, pubs []Peer) {
 		}
 		p := c.pub(m.ID)
 		p.wantHello, p.lastHello, p.lastData, p.ackedVer = true, time.Time{}, now, 0
+		// A new incarnation resends what it holds: nothing held from the
+		// previous one is kept, and its gap is no longer known.
+		p.held, p.heldN, p.seen = nil, 0, 0
 	}
 	c.members = next
 }
@@ -246,7 +265,14 @@ func (c *SubCore) OnBatch(now time.Time, pub string, epoch, first uint64, n int)
 	case last <= p.Taken:
 		return Duplicate, 0
 	case first > p.Taken+1:
-		p.wantHello = true
+		// Something in between is missing, or only reordered: a hello
+		// (replay after Taken) goes once the gap has lasted HelloRetry,
+		// and again every HelloRetry while it lasts (a lost hello costs
+		// one retry, not QuietHello).
+		if p.seen <= p.Taken {
+			p.gapAt = now
+		}
+		p.seen = max(p.seen, last)
 		return Gap, 0
 	}
 	return Accept, int(p.Taken + 1 - first)
@@ -301,10 +327,99 @@ func deliveryLatency(now, beat time.Time) (d time.Duration, clamped, ok bool) {
 }
 
 // Advance records that pub's values up to seq, from epoch, were handed on.
+// Held batches it covers are dropped.
 func (c *SubCore) Advance(pub string, epoch, seq uint64) {
 	p := c.pub(pub)
 	p.Taken = max(p.Taken, seq)
 	p.Epoch = max(p.Epoch, epoch)
+	p.prune()
+}
+
+// HeldBatch is a batch kept above a gap (see Hold).
+type HeldBatch struct {
+	Epoch  uint64
+	First  uint64
+	Values []uint64
+	Beat   int64 // as the batch carried it (unix ns)
+}
+
+// Last is the seq of the batch's last value.
+func (h HeldBatch) Last() uint64 { return h.First + uint64(len(h.Values)) - 1 }
+
+// prune drops the held batches at or below the watermark.
+func (p *subPub) prune() {
+	i := 0
+	for _, h := range p.held {
+		if h.Last() > p.Taken {
+			p.held[i] = h
+			i++
+		} else {
+			p.heldN -= len(h.Values)
+		}
+	}
+	clear(p.held[i:])
+	p.held = p.held[:i]
+}
+
+// Hold keeps a copy of a batch OnBatch just called a Gap (values first..,
+// from pub at epoch, beat as it carried) until the gap below it is filled,
+// so a reordered network costs no replay of what already arrived. It
+// reports whether the batch is held: not when the reorder window is full,
+// when pub is not a live member at exactly epoch, or when the batch does
+// not lie above the watermark (the same checks as OnBatch: Hold admits
+// nothing OnBatch would not). A held batch is not taken in: Held hands it
+// out once it follows the watermark.
+func (c *SubCore) Hold(pub string, epoch, first uint64, values []uint64, beat int64) bool {
+	n := len(values)
+	p := c.pubs[pub]
+	if p == nil || n <= 0 || n > c.cfg.MaxValues || first <= p.Taken+1 || first+uint64(n)-1 < first ||
+		(p.End > 0 && first+uint64(n)-1 > p.End) {
+		return false
+	}
+	if me, ok := c.members[pub]; !ok || me != epoch || epoch < p.Epoch {
+		return false
+	}
+	i, found := slices.BinarySearchFunc(p.held, first, func(h HeldBatch, f uint64) int { return cmp.Compare(h.First, f) })
+	if found && p.held[i].Last() >= first+uint64(n)-1 {
+		return true // already held
+	}
+	if p.heldN+n > c.cfg.ReorderWindow {
+		return false
+	}
+	h := HeldBatch{Epoch: epoch, First: first, Values: slices.Clone(values), Beat: beat}
+	if found {
+		p.heldN -= len(p.held[i].Values)
+		p.held[i] = h
+	} else {
+		p.held = slices.Insert(p.held, i, h)
+	}
+	p.heldN += n
+	return true
+}
+
+// Held returns pub's held batch that now follows the watermark, if any,
+// and skip: its values from index skip on are new. Hand them on and call
+// Advance(pub, h.Epoch, h.Last()) (which drops it); then call Held again.
+// If the hand-off fails, the batch stays held.
+func (c *SubCore) Held(pub string) (h HeldBatch, skip int, ok bool) {
+	p := c.pubs[pub]
+	if p == nil {
+		return HeldBatch{}, 0, false
+	}
+	p.prune()
+	if len(p.held) == 0 || p.held[0].First > p.Taken+1 {
+		return HeldBatch{}, 0, false
+	}
+	h = p.held[0]
+	return h, int(p.Taken + 1 - h.First), true
+}
+
+// HeldValues returns how many values are held above a gap for pub.
+func (c *SubCore) HeldValues(pub string) int {
+	if p := c.pubs[pub]; p != nil {
+		return p.heldN
+	}
+	return 0
 }
 
 // OnEnd handles pub's end of stream at seq. Accept: everything up to seq was
@@ -426,7 +541,8 @@ func (c *SubCore) Tick(now time.Time, out []SubEffect) []SubEffect {
 	for _, id := range ids {
 		p := c.pub(id)
 		quiet := !c.Ended(id) && now.Sub(p.lastData) > c.cfg.QuietHello && now.Sub(p.lastHello) > c.cfg.QuietHello
-		if (p.wantHello && now.Sub(p.lastHello) >= c.cfg.HelloRetry) || quiet {
+		gap := p.seen > p.Taken && now.Sub(p.gapAt) >= c.cfg.HelloRetry
+		if ((p.wantHello || gap) && now.Sub(p.lastHello) >= c.cfg.HelloRetry) || quiet {
 			out = append(out, SubEffect{Kind: SendHello, To: id, Seq: p.Taken})
 		}
 		if c.durVer > 0 && (p.ackedVer != c.durVer || now.Sub(p.lastAck) >= c.cfg.AckRepeat) {

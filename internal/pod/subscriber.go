@@ -218,8 +218,9 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 	defer timer.Stop()
 	hand := func(seg segment, n uint64) bool {
 		if !s.items.TrySend(seg) {
-			// Cannot happen (polls are bounded by the room left); the
-			// watermark did not move, so the values come again.
+			// Rare: polls are bounded by the room left, but held
+			// batches a message releases take room too. The watermark
+			// did not move, so the values come again (or stay held).
 			s.pool.put(seg.Values)
 			return false
 		}
@@ -256,11 +257,29 @@ func (s *subscriber) receive(ctx *actors.Context) error {
 				if hand(seg, uint64(len(vals))) {
 					c.Advance(b.Publisher, b.Epoch, b.LastSeq())
 					s.dups.Add(uint64(skip))
+					// Batches held above the gap this one filled follow it
+					// (one that cannot be handed on stays held).
+					for {
+						h, skip, ok := c.Held(b.Publisher)
+						if !ok {
+							break
+						}
+						vals := s.pool.get(len(h.Values) - skip)
+						copy(vals, h.Values[skip:])
+						seg := segment{Kind: itemValue, Pub: b.Publisher, Epoch: h.Epoch, First: h.First + uint64(skip), Last: h.Last(), Values: vals,
+							Beat: unixNano(c.CheckBeat(now, h.Beat))}
+						if !hand(seg, uint64(len(vals))) {
+							break
+						}
+						c.Advance(b.Publisher, h.Epoch, h.Last())
+						s.dups.Add(uint64(skip))
+					}
 				}
 			case Duplicate:
 				s.dups.Add(uint64(len(b.Values)))
 			case Gap:
 				s.gaps.Add(1)
+				c.Hold(b.Publisher, b.Epoch, b.FirstSeq, b.Values, b.Beat)
 			case Rejected:
 				s.stale.Add(uint64(len(b.Values)))
 			}
