@@ -40,6 +40,8 @@ import (
 // the driver releases (an unavailable image; the client drops it) once
 // that client misses its liveness timeout and the publication's linger
 // ends; what it held is replayed by the pods' acks from their outboxes.
+// TestIPCTornAppend shows both: the hole stalls a shared log, not another
+// publisher's exclusive one.
 //
 // The pods rely on no image event: a subscription polls every image it
 // has (on the pods' timer), and a publication with no subscriber image

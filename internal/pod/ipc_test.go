@@ -2,9 +2,16 @@ package pod
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/steadfast-pods/steadfast/transport"
+	"github.com/steadfast-pods/steadfast/transport/cnc"
 )
 
 // TestIPCStreamIDs: the IPC stream id is a bijection of (port, stream)
@@ -130,5 +137,92 @@ func TestPodsOverIPC(t *testing.T) {
 	// Data to each subscriber, acks from each.
 	if added < 4 {
 		t.Errorf("%d publications added, want at least 4:\n%s", added, out)
+	}
+}
+
+// TestIPCTornAppend: why ipcNet's publications are exclusive. Publisher A
+// claims room in its log and dies before writing it (simulated: its tail
+// moves on, the frame stays unwritten, as when a SIGKILL lands between
+// the claim and the length store). Then publisher B (A's replacement, or
+// another pod) publishes on the same IPC stream. With exclusive
+// publications B has a log of its own and the subscriber gets its message;
+// with a shared one B's message sits behind A's hole, already in the log
+// the subscriber reads, and a thousand polls do not deliver it.
+func TestIPCTornAppend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	dir, _ := startMediaDriver(t)
+	var nets [3]*aeronNet
+	for i := range nets {
+		n, err := newAeronNet(dir, fmt.Sprintf("torn-%d", i), 0, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		nets[i] = n
+	}
+	for i, exclusive := range []bool{true, false} {
+		udp := channelURI(fmt.Sprintf("127.0.0.1:%d", 4000+i)) + dataTerm
+		ipcCh, id, err := ipcChannel(udp, DataStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := func(n *aeronNet) *aeronPub {
+			var p publication
+			var err error
+			if exclusive {
+				p, err = ipcNet{n}.AddPublication(udp, DataStream)
+			} else {
+				p, err = n.addPublication(ipcCh, id, false)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.(*aeronPub)
+		}
+		sub, err := ipcNet{nets[2]}.AddSubscription(udp, DataStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		poll := func() {
+			sub.Poll(func(m []byte, _ transport.Header) { got = append(got, string(m)) }, 10)
+		}
+		offer := func(p *aeronPub, msg string) {
+			waitFor(t, "an offer to be taken", 30*time.Second, func() bool { _, err := p.Offer([]byte(msg)); return err == nil })
+		}
+		a := add(nets[0])
+		offer(a, "a")
+		waitFor(t, "a delivered", 30*time.Second, func() bool { poll(); return slices.Contains(got, "a") })
+
+		m, err := cnc.MapFile(filepath.Join(dir, "publications", fmt.Sprintf("%d.logbuffer", a.p.OriginalRegistrationID())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := cnc.OpenLog(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cnc.AddInt64(l.Meta, cnc.LogOffTailCounters+8*int(l.ActiveTermCount()%cnc.PartitionCount), 64)
+		_ = m.Close()
+
+		b := add(nets[1])
+		if shared := b.p.OriginalRegistrationID() == a.p.OriginalRegistrationID(); shared == exclusive {
+			t.Fatalf("exclusive %v: B shares A's log: %v", exclusive, shared)
+		}
+		offer(b, "b")
+		if exclusive {
+			waitFor(t, "b delivered past A's torn log", 30*time.Second, func() bool { poll(); return slices.Contains(got, "b") })
+		} else {
+			for range 1000 {
+				poll()
+			}
+			if slices.Contains(got, "b") {
+				t.Error("shared log: b delivered past A's hole; the driver pads holes now, and exclusive publications may no longer be needed")
+			}
+		}
+		_ = a.Close()
+		_ = b.Close()
 	}
 }
