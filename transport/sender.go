@@ -167,7 +167,13 @@ func (s *sender) onSM(b []byte, now int64) {
 		return
 	}
 	smPos, ok := s.log.position(getI32(b, 16), getI32(b, 20))
-	if !ok {
+	if !ok || smPos > s.pos {
+		// A receiver cannot have consumed what was never sent: a status
+		// message past the sender position is forged (status messages are
+		// not authenticated; it takes only the session id and this
+		// socket's port). Believed, it would lift the limit for good and
+		// the sender would overrun the real receiver's window, beyond what
+		// it can retransmit.
 		s.c.invalid++
 		return
 	}

@@ -97,7 +97,16 @@ func TestSenderHandshakeAndFlowControl(t *testing.T) {
 	if r.s.limit != 1024 {
 		t.Fatalf("limit decreased to %d", r.s.limit)
 	}
-	r.sm(330e6, 0, 1024, 64*1024, 1)
+	// A status message past the sender position (nothing sent there:
+	// forged) is ignored and counted: it neither lifts the limit nor
+	// counts for liveness.
+	invalid := r.s.c.invalid
+	r.sm(325e6, 0, r.s.pos+32, 64*1024, 2)
+	r.sm(325e6, 0, 1<<40, 64*1024, 2)
+	if r.s.limit != 1024 || r.s.c.invalid != invalid+2 || len(r.s.receivers) != 1 {
+		t.Fatalf("forged SM ahead of the sender: limit %d, invalid %d, receivers %d", r.s.limit, r.s.c.invalid-invalid, len(r.s.receivers))
+	}
+	r.sm(330e6, 0, r.s.pos, 64*1024, 1)
 	r.work(330e6)
 	if r.s.pos != r.app.pos {
 		t.Fatalf("not drained: %d vs %d", r.s.pos, r.app.pos)

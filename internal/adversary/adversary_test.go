@@ -194,18 +194,25 @@ const (
 
 func startPair(t *testing.T, keyed bool) *pair {
 	t.Helper()
-	pr := &pair{total: beats * batch}
+	return startPairSized(t, keyed, beats, batch, "1ms")
+}
+
+// startPairSized starts a pair streaming nBeats beats of nBatch values, one
+// beat every rate, with pubExtra added to the publisher's flags.
+func startPairSized(t *testing.T, keyed bool, nBeats, nBatch int, rate string, pubExtra ...string) *pair {
+	t.Helper()
+	pr := &pair{total: uint64(nBeats * nBatch)}
 	sec := []string{"--insecure"}
 	if keyed {
 		pr.key = make([]byte, 32)
 		_, _ = rand.Read(pr.key)
 		sec = []string{"--cluster-key", base64.StdEncoding.EncodeToString(pr.key)}
 	}
-	pr.pub = startProc(t, "publisher", "publisher-1", append([]string{"--beats", strconv.Itoa(beats), "--batch", strconv.Itoa(batch),
-		"--rate", "1ms", "--min-subscribers", "1"}, sec...)...)
+	pr.pub = startProc(t, "publisher", "publisher-1", append(append([]string{"--beats", strconv.Itoa(nBeats), "--batch", strconv.Itoa(nBatch),
+		"--rate", rate, "--min-subscribers", "1"}, sec...), pubExtra...)...)
 	pr.sub = startProc(t, "subscriber", "subscriber-1", append([]string{"--join", pr.pub.gossip}, sec...)...)
 	waitFor(t, "the stream under way", 60*time.Second, func() bool {
-		return pr.sub.metric(t, `steadfast_logger_last_seq{publisher="publisher-1"}`) > 2000
+		return pr.sub.metric(t, `steadfast_logger_last_seq{publisher="publisher-1"}`) > float64(pr.total/20)
 	})
 	return pr
 }

@@ -36,4 +36,12 @@
 //     SIGKILLed and replaced; the stream ends exactly once, memory stays
 //     bounded. The transport's own test: transport/flood_test.go.
 //   - HTTP limits (§5): internal/pod's HTTP tests (ops engineer).
+//   - The transport's unauthenticated control frames, here:
+//     TestForgedStatusMessages (status messages claiming a position past
+//     anything sent, from a receiver that does not exist, while the
+//     subscriber is stopped: refused and counted, the stream ends exactly
+//     once; before, the sender believed them and the stream stalled) and
+//     TestForgedNAKStorm (NAKs with the term id read off the wire:
+//     retransmissions to the subscriber only, the stream ends exactly once;
+//     skipped where a packet socket cannot be opened).
 package adversary
