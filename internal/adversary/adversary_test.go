@@ -212,6 +212,11 @@ func startPairSized(t *testing.T, keyed bool, nBeats, nBatch int, rate string, p
 		"--rate", rate, "--min-subscribers", "1"}, sec...), pubExtra...)...)
 	pr.sub = startProc(t, "subscriber", "subscriber-1", append([]string{"--join", pr.pub.gossip}, sec...)...)
 	waitFor(t, "the stream under way", 60*time.Second, func() bool {
+		for _, p := range []*proc{pr.pub, pr.sub} {
+			if p.exited() { // e.g. a port taken between freePort and the bind
+				t.Fatalf("%s exited before the stream got under way: %v", p.name, p.exitErr)
+			}
+		}
 		return pr.sub.metric(t, `steadfast_logger_last_seq{publisher="publisher-1"}`) > float64(pr.total/20)
 	})
 	return pr
@@ -286,6 +291,14 @@ func TestDataPlaneAttacks(t *testing.T) {
 	for _, keyed := range []bool{true, false} {
 		t.Run(map[bool]string{true: "key", false: "insecure"}[keyed], func(t *testing.T) {
 			pr := startPair(t, keyed)
+			if !keyed {
+				// §6: no key, no silence: each pod says what it exposes.
+				for _, p := range []*proc{pr.pub, pr.sub} {
+					if b, _ := os.ReadFile(p.logPath); !bytes.Contains(b, []byte(`level=WARN msg="pod: running --insecure`)) {
+						t.Fatalf("%s runs --insecure without a warning", p.name)
+					}
+				}
+			}
 			pe := uint64(pr.pub.metric(t, "steadfast_epoch"))
 			se := uint64(pr.sub.metric(t, "steadfast_epoch"))
 			if pe < 1 || se < 1 {
