@@ -30,7 +30,10 @@
 //     memberlist nodes (TestAttackForgedPushDoesNotFence,
 //     TestAttackPushCannotWriteOutsideDataDir, TestAttackEpochCannotWrap,
 //     TestAttackGatherNoReflectionNoLeak); node-id validation in nodeid;
-//     restore panics (§3): internal/pod's restore fuzzers.
+//     restore panics (§3): internal/pod's restore fuzzers, and
+//     internal/pod TestPoisonedLocalSnapshotRefused (both poisoned states
+//     in the pods' own snapshot files: refused by the pods' check, counted,
+//     the stream exactly once).
 //   - SETUP flood (§4): here, TestSetupFloodAtLivePods — 64 fake sessions
 //     announcing 64 MiB terms flood the subscriber while the publisher is
 //     SIGKILLed and replaced; the stream ends exactly once, memory stays
