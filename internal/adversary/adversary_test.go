@@ -272,6 +272,14 @@ func hello(id string, epoch, seq uint64) []byte {
 	return must(codec.AppendControl(nil, &codec.Control{Type: codec.ControlHello, NodeID: id, Epoch: epoch, Seq: seq}))
 }
 
+// released is a publisher's notice that it no longer holds its values up
+// to seq: believed, the subscriber gives up the values it lacks below seq
+// as lost (what a forged hello did in issue 14 §1, before this notice had
+// its own type).
+func released(id string, epoch, seq uint64) []byte {
+	return must(codec.AppendControl(nil, &codec.Control{Type: codec.ControlReleased, NodeID: id, Epoch: epoch, Seq: seq}))
+}
+
 func ack(subEpoch, pubEpoch, committed uint64) []byte {
 	return must(codec.AppendAck(nil, &codec.Ack{Subscriber: "subscriber-1", SubscriberEpoch: subEpoch, Publisher: "publisher-1", PublisherEpoch: pubEpoch, Committed: committed}))
 }
@@ -314,6 +322,7 @@ func TestDataPlaneAttacks(t *testing.T) {
 			toSub := [][]byte{
 				seal(forgedBatch),                             // §1: a batch with epoch 1000 (would freeze the stream)
 				seal(hello("publisher-1", pe+1, 1e8)),         // a hello from a newer, not live, incarnation
+				seal(released("publisher-1", pe+1, 1e8)),      // a release notice from a newer, not live, incarnation
 				seal(hello("intruder", 1, 1e8)),               // an unknown node
 				[]byte("\x03garbage that decodes as nothing"), // garbage
 			}
@@ -321,11 +330,12 @@ func TestDataPlaneAttacks(t *testing.T) {
 				seal(ack(se+5, pe, 1e9)),               // an ack from a not live incarnation
 				seal(hello("subscriber-1", se+5, 1e9)), // a hello from it
 			}
-			wantSub, wantPub := map[string]float64{"unknown_sender": 3}, map[string]float64{"unknown_sender": 2}
+			wantSub, wantPub := map[string]float64{"unknown_sender": 4}, map[string]float64{"unknown_sender": 2}
 			if keyed {
 				// The live incarnations' own ids and epochs, with forged tags.
 				toSub = append(toSub,
-					seal(hello("publisher-1", pe, 1e8)), // §1: a hello with seq 1e8 (would skip the stream)
+					seal(hello("publisher-1", pe, 1e8)),    // §1: a hello with seq 1e8
+					seal(released("publisher-1", pe, 1e8)), // §1: its effect today: would give up the stream as lost
 					seal(codec.AppendBatch(nil, &codec.Batch{Publisher: "publisher-1", Epoch: pe, FirstSeq: 1 << 40, Values: []uint64{1}})))
 				toPub = append(toPub,
 					seal(ack(se, pe, 1e9)),               // §1: an ack releasing the whole outbox
@@ -341,7 +351,7 @@ func TestDataPlaneAttacks(t *testing.T) {
 				sealer, _ := keys.NewSealer(auth.Peer{ID: "publisher-1", Epoch: pe})
 				genuine := must(sealer.Seal(hello("publisher-1", pe, 0), auth.Peer{ID: "subscriber-1", Epoch: se}))
 				toSub = append(toSub, genuine, genuine)
-				wantSub["unauthenticated"], wantPub["unauthenticated"] = 3, 2
+				wantSub["unauthenticated"], wantPub["unauthenticated"] = 4, 2
 			}
 			a := newAttacker(t)
 			a.send(pr.sub.data, pod.DataStream, toSub...)
