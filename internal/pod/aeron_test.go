@@ -131,14 +131,7 @@ func TestPodOnMediaDriver(t *testing.T) {
 			pub := startPod(t, nil, pc, "pub")
 			sc.Join = []string{pub.p.GossipAddr()}
 			sub := startPod(t, nil, sc, "sub")
-			select {
-			case <-sub.done:
-			case <-time.After(60 * time.Second):
-				t.Fatal("subscriber did not finish")
-			}
-			if sub.err != nil {
-				t.Fatalf("subscriber: %v", sub.err)
-			}
+			sub.finished(t, 60*time.Second)
 			n := pc.Beats * uint64(pc.Batch)
 			if r := Check(readFinal(t, sub.dir).Tally["pub-1"], n, nil); !r.OK() {
 				t.Fatalf("check: %+v", r)

@@ -55,6 +55,10 @@ type Config struct {
 	// cluster (give it to one pod only, the lowest ordinal); 0: wait for a
 	// seed for ever. See cluster.Config.StartAloneAfter.
 	StartAloneAfter time.Duration // --start-alone-after [START_ALONE_AFTER]
+	// ReplicaAcks: how many peers must have persisted a snapshot before
+	// it counts as durable (and the values it holds are acknowledged); see
+	// cluster.Config.MinAcks for the trade-off. 1 or 2.
+	ReplicaAcks int // --replica-acks [REPLICA_ACKS]
 
 	// Data transport and observability.
 	DataEndpoint string     // --data-endpoint [DATA_ENDPOINT]: UDP host:port
@@ -114,6 +118,7 @@ func DefaultConfig(r Role) Config {
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
 		SnapshotInterval:    500 * time.Millisecond,
+		ReplicaAcks:         1,
 		MTU:                 transport.DefaultConfig().MTU,
 		AeronDriverTimeout:  aeronDriverTimeout,
 		Rate:                10 * time.Millisecond,
@@ -328,6 +333,7 @@ func ParseFlags(role Role, args []string, getenv func(string) string, out io.Wri
 			return nil
 		}}},
 		{"start-alone-after", "START_ALONE_AFTER", nonNegativeDuration(&c.StartAloneAfter)},
+		{"replica-acks", "REPLICA_ACKS", intVal(&c.ReplicaAcks, 1, 2)},
 		{"data-endpoint", "DATA_ENDPOINT", stringVal{&c.DataEndpoint, hostPort}},
 		{"metrics-addr", "METRICS_ADDR", stringVal{&c.MetricsAddr, func(s string) error {
 			if s == "" {
@@ -605,6 +611,7 @@ func usageOf(name string) string {
 		"mtu":                  "largest transport datagram in bytes, headers included, a multiple of 32 (1408 fits a 1500-byte network without IP fragmentation)",
 		"aeron-dir":            "attach to the Aeron media driver in this directory (cmd/mediadriver or Aeron's aeronmd) instead of embedding one; if that driver is lost the pod keeps running, reports it (/status media_driver) and reattaches when a driver runs there again (empty: embedded driver)",
 		"aeron-driver-timeout": "with --aeron-dir: a driver whose heartbeat is older than this is lost (Aeron's aeron.driver.timeout; give the driver the same figure)",
+		"replica-acks":         "how many peers must have persisted a snapshot before it counts as durable and the values it holds are acknowledged (1 or 2; each snapshot goes to 2 peers). 1: the fastest peer's fsync suffices, lowest latency, but until the second copy lands (or the keeper re-replicates) losing that peer and then this node, disks included, loses the snapshot. 2: waits for both (about one more round trip and fsync); any single loss in any order is survived. With fewer live peers, all of them",
 		"aeron-ipc":            "with --aeron-dir: exchange the data and ack streams with the other pods on the same media driver over aeron:ipc instead of UDP; every pod on that driver must use it and have its own data endpoint port (the port and stream make the IPC stream id)",
 		"channel-params":       "channel parameters appended to every transport channel (unless the pod sets that key on a stream itself), key=value pairs separated by |: mtu (a multiple of 32 in 64..65504) and term-length (a power of two in 64k..1g, k/m/g suffixes), e.g. mtu=1408|term-length=16m",
 		"pprof":                "serve Go's runtime profiles (net/http/pprof: CPU, heap, allocs, goroutines) at http://ADDR/debug/pprof/; ADDR must be a loopback host:port (port 0: any free port, logged at start) (empty: off)",
@@ -699,6 +706,9 @@ func (c Config) validate() error {
 	}
 	if err := parseChannelParams(c.ChannelParams); err != nil {
 		bad("channel params: %v", err)
+	}
+	if c.ReplicaAcks < 0 || c.ReplicaAcks > 2 { // 0: the cluster's default (1)
+		bad("replica acks %d: want 1 or 2", c.ReplicaAcks)
 	}
 	if c.AeronIPC {
 		if c.AeronDir == "" {

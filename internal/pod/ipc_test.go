@@ -112,14 +112,7 @@ func TestPodsOverIPC(t *testing.T) {
 	}
 	n := pc.Beats * uint64(pc.Batch)
 	for _, sub := range subs {
-		select {
-		case <-sub.done:
-		case <-time.After(120 * time.Second):
-			t.Fatal("subscriber did not finish")
-		}
-		if sub.err != nil {
-			t.Fatalf("subscriber: %v", sub.err)
-		}
+		sub.finished(t, 120*time.Second)
 		if r := Check(readFinal(t, sub.dir).Tally["pub-1"], n, nil); !r.OK() {
 			t.Fatalf("check: %+v", r)
 		}

@@ -263,6 +263,9 @@ func newPod(cfg Config, log *slog.Logger, nw network) (*Pod, error) {
 	}
 	ccfg.Seeds = cfg.Join
 	ccfg.StartAloneAfter = cfg.StartAloneAfter
+	if cfg.ReplicaAcks > 0 { // a Config built by hand may leave it 0
+		ccfg.MinAcks = cfg.ReplicaAcks
+	}
 	ccfg.ClusterKey = cfg.ClusterKey
 	ccfg.ValidateSnapshot = validateSnapshot(cfg.OutboxCapacity)
 	ccfg.ExtraKeys = cfg.ExtraKeys

@@ -72,6 +72,20 @@ func startPod(t *testing.T, mn *memNet, cfg Config, name string) *testPod {
 	return tp
 }
 
+// finished waits for a subscriber pod to finish its stream (at most
+// within) and fails the test if it does not or ends with an error.
+func (tp *testPod) finished(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case <-tp.done:
+	case <-time.After(within):
+		t.Fatal("subscriber did not finish")
+	}
+	if tp.err != nil {
+		t.Fatalf("subscriber: %v", tp.err)
+	}
+}
+
 func baseConfig(t *testing.T, role Role, id string, endpoint string) Config {
 	c := DefaultConfig(role)
 	c.NodeID = id
@@ -155,14 +169,7 @@ func TestPodsInProcess(t *testing.T) {
 			sc.Join = []string{pub.p.GossipAddr()}
 			sc.PanicEvery, sc.Showstopper = tc.panicEvery, tc.showstopper
 			sub := startPod(t, mn, sc, "sub")
-			select {
-			case <-sub.done:
-			case <-time.After(60 * time.Second):
-				t.Fatal("subscriber did not finish")
-			}
-			if sub.err != nil {
-				t.Fatalf("subscriber: %v", sub.err)
-			}
+			sub.finished(t, 60*time.Second)
 			n := pc.Beats * uint64(pc.Batch)
 			f := readFinal(t, sub.dir)
 			var allowed []uint64
