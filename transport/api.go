@@ -125,8 +125,8 @@ type DriverStats struct {
 	Retransmits    uint64
 	HeartbeatsSent uint64
 	BackPressure   uint64
-	// InvalidDatagrams counts malformed datagrams by reason ("short",
-	// "version", "unknown-type", "truncated", "oversized", "bad-length").
+	// InvalidDatagrams counts malformed datagrams by reason (one of
+	// InvalidDatagramReasons).
 	InvalidDatagrams map[string]uint64
 	// UnknownStream counts well-formed datagrams for streams nobody
 	// subscribed to on that endpoint (dropped, as Aeron does).
@@ -150,3 +150,10 @@ type DriverStats struct {
 	// charged against Config.ReceiveBufferBudget.
 	ReceiveBufferBytes int64
 }
+
+// InvalidDatagramReasons are the keys of Stats.InvalidDatagrams: malformed
+// frames ("short", "version", "unknown-type", "truncated", "oversized",
+// "bad-length") and frames or status messages a publication refused
+// ("publication"). Exporters list every reason from the start, so a rate
+// over them works before the first drop.
+var InvalidDatagramReasons = []string{"short", "version", "unknown-type", "truncated", "oversized", "bad-length", "publication"}

@@ -1,10 +1,13 @@
 package pod
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/steadfast-pods/steadfast/cluster"
+	"github.com/steadfast-pods/steadfast/transport"
 )
 
 // registerMetrics registers the pod's collector and the Go/process
@@ -167,8 +170,13 @@ func (c *podCollector) Collect(ch chan<- prometheus.Metric) {
 		e.counter("steadfast_transport_status_messages_received_total", "Status messages received.", float64(ds.SMsReceived))
 		e.counter("steadfast_transport_heartbeats_sent_total", "Transport heartbeats sent.", float64(ds.HeartbeatsSent))
 		e.counter("steadfast_transport_unknown_stream_total", "Datagrams for streams nobody subscribed to.", float64(ds.UnknownStream))
+		for _, reason := range transport.InvalidDatagramReasons { // each from the start
+			e.counter("steadfast_transport_invalid_datagrams_total", "Malformed datagrams dropped, by reason.", float64(ds.InvalidDatagrams[reason]), "reason", reason)
+		}
 		for reason, n := range ds.InvalidDatagrams {
-			e.counter("steadfast_transport_invalid_datagrams_total", "Malformed datagrams dropped, by reason.", float64(n), "reason", reason)
+			if !slices.Contains(transport.InvalidDatagramReasons, reason) {
+				e.counter("steadfast_transport_invalid_datagrams_total", "Malformed datagrams dropped, by reason.", float64(n), "reason", reason)
+			}
 		}
 		e.gauge("steadfast_transport_images", "Current transport images (publishing sessions received).", float64(ds.Images))
 		e.gauge("steadfast_transport_publications", "Current transport publications.", float64(ds.Publications))
