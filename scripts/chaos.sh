@@ -27,16 +27,15 @@
 # scripts/lib.sh. Exit 0 when every check passes.
 set -euo pipefail
 
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
+
 usage() {
   echo "usage: $0 [DURATION]   (DURATION: whole seconds, or a number with s, m or h: 90, 90s, 5m, 1h; default 5m)"
   echo "       $0 --help"
 }
-case ${1:-} in
-  -h | --help)
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-    ;;
-esac
+help_if_asked "$0" "${1:-}"
 if [[ $# -gt 1 ]]; then
   usage >&2
   exit 2
@@ -54,9 +53,6 @@ for v in TIMEOUT PAUSE; do
   fi
 done
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$SCRIPT_DIR/lib.sh"
 cd "$SCRIPT_DIR/.."
 
 DURATION=$(duration_s "$((10#${DURATION_ARG%[smh]}))${DURATION_ARG##*[0-9]}")

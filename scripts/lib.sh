@@ -136,3 +136,14 @@ tally_check() {
   echo "publisher $pub: BROKEN at last seq $l: count $count (lost $lost, duplicated $dup) ${problems[*]}"
   return 1
 }
+
+# help_if_asked SCRIPT ARG: when ARG is -h or --help, prints SCRIPT's header
+# comment (from line 2 to its `set -euo` line) and exits 0.
+help_if_asked() {
+  case $2 in
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$1" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+  esac
+}

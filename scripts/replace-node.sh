@@ -45,12 +45,7 @@ usage() {
   echo "usage: $0 SERVICE   (a pod service of docker-compose.yml: publisher, subscriber-1, subscriber-2)"
   echo "       $0 --help"
 }
-case ${1:-} in
-  -h | --help)
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-    ;;
-esac
+help_if_asked "$0" "${1:-}"
 [[ $# -eq 1 && -n $1 && $1 != -* ]] || {
   usage >&2
   exit 2

@@ -176,14 +176,7 @@ func TestDataPlaneAttacksInProcess(t *testing.T) {
 			if st := pub.p.pubSide.status.Load(); st.Subs[0].Acked > 15000 || st.Subs[0].Epoch != se {
 				t.Fatalf("publisher's view of the subscriber changed: %+v", st.Subs[0])
 			}
-			select {
-			case <-sub.done:
-				if sub.err != nil {
-					t.Fatal(sub.err)
-				}
-			case <-time.After(60 * time.Second):
-				t.Fatal("subscriber did not finish")
-			}
+			sub.finished(t, 60*time.Second)
 			f := readFinal(t, sub.dir)
 			if r := Check(f.Tally["pub-1"], 15000, nil); !r.OK() || f.Tally["pub-1"].Skipped != 0 {
 				t.Fatalf("check: %+v, skipped %d", r, f.Tally["pub-1"].Skipped)
@@ -213,14 +206,7 @@ func TestKeyRotation(t *testing.T) {
 	sc.Insecure, sc.ClusterKey, sc.ExtraKeys = false, oldKey, [][]byte{newKey}
 	sc.Join = []string{pub.p.GossipAddr()}
 	sub := startPod(t, mn, sc, "sub")
-	select {
-	case <-sub.done:
-		if sub.err != nil {
-			t.Fatal(sub.err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("subscriber did not finish")
-	}
+	sub.finished(t, 60*time.Second)
 	if r := Check(readFinal(t, sub.dir).Tally["pub-1"], 1000, nil); !r.OK() {
 		t.Fatalf("check: %+v", r)
 	}

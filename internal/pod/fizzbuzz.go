@@ -81,17 +81,23 @@ func (t *Tally) pub(p string) *PubTally {
 }
 
 func (pt *PubTally) step(epoch, seq uint64) {
-	if epoch > pt.Epoch {
-		pt.Epoch = epoch
-	}
-	if pt.FirstSeq == 0 {
-		pt.FirstSeq = seq
-	}
+	pt.begin(epoch, seq)
 	if seq != pt.LastSeq+1 {
 		pt.OutOfOrder++
 	}
 	if seq > pt.LastSeq {
 		pt.LastSeq = seq
+	}
+}
+
+// begin notes a newer epoch and, on the first value ever seen, the first
+// seq.
+func (pt *PubTally) begin(epoch, first uint64) {
+	if epoch > pt.Epoch {
+		pt.Epoch = epoch
+	}
+	if pt.FirstSeq == 0 {
+		pt.FirstSeq = first
 	}
 }
 
@@ -124,12 +130,7 @@ func (t *Tally) ApplyBatch(pub string, epoch, first, last uint64, k fizzbuzz.Cou
 		return
 	}
 	pt := t.pub(pub)
-	if epoch > pt.Epoch {
-		pt.Epoch = epoch
-	}
-	if pt.FirstSeq == 0 {
-		pt.FirstSeq = first
-	}
+	pt.begin(epoch, first)
 	if first != pt.LastSeq+1 {
 		pt.OutOfOrder += last - first + 1
 	}
@@ -159,12 +160,7 @@ func (t *Tally) Skip(pub string, epoch, from, to uint64) {
 		return
 	}
 	pt := t.pub(pub)
-	if epoch > pt.Epoch {
-		pt.Epoch = epoch
-	}
-	if pt.FirstSeq == 0 {
-		pt.FirstSeq = from
-	}
+	pt.begin(epoch, from)
 	pt.Skipped += to - from + 1
 	if to > pt.LastSeq {
 		pt.LastSeq = to

@@ -44,14 +44,7 @@ func TestPoisonedLocalSnapshotRefused(t *testing.T) {
 	pub := startPod(t, mn, pc, "pub")
 	sc.Join = []string{pub.p.GossipAddr()}
 	sub := startPod(t, mn, sc, "sub")
-	select {
-	case <-sub.done:
-		if sub.err != nil {
-			t.Fatal(sub.err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("subscriber did not finish")
-	}
+	sub.finished(t, 60*time.Second)
 	f := readFinal(t, sub.dir)
 	if r := Check(f.Tally["pub-1"], 1000, nil); !r.OK() || f.RestoreSource != "none" {
 		t.Fatalf("check: %+v, restored from %q", r, f.RestoreSource)
